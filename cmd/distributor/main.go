@@ -1,0 +1,4 @@
+// Command distributor is pyrodist's data plane. The ingest work (issue 3) owns this file.
+package main
+
+func main() {}

@@ -1,0 +1,32 @@
+// Package distributor is the data-plane pipeline: validate -> split by
+// service_name -> place -> send. The ingest server calls it; it calls a Sender.
+package distributor
+
+import (
+	"context"
+
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+)
+
+// Profile is one outgoing segment-writer request: one tenant, one service.
+type Profile struct {
+	Tenant  string
+	Service string // the service_name label's value
+	// Labels are the series labels, sorted by name, with service_name and
+	// __name__ present and no __profile_type__.
+	Labels []*typesv1.LabelPair
+	// Fingerprint is the series-label hash of spec §2.1, computed once.
+	Fingerprint uint64
+	// Pprof is the uncompressed pprof. It belongs to the Sender until Send returns.
+	Pprof []byte
+	// ID is a fresh random UUID v4.
+	ID [16]byte
+}
+
+// Sender delivers one profile to a segment-writer. Send returns only when a
+// writer acknowledged it or every candidate failed; errors are gRPC status
+// errors classified as spec §2.7 says, and the ingest layer maps them to
+// client codes.
+type Sender interface {
+	Send(ctx context.Context, p *Profile) error
+}
