@@ -1,0 +1,13 @@
+package config
+
+import "flag"
+
+// InstanceLimits bound what one distributor process holds, whatever the
+// tenants send. Owned by the pipeline work (issue 3); extend here.
+type InstanceLimits struct {
+	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
+}
+
+func (c *InstanceLimits) RegisterFlags(f *flag.FlagSet) {
+	f.Int64Var(&c.MaxInflightBytes, "distributor.max-inflight-bytes", 0, "Decompressed profile bytes this process may hold at once; past it requests get 429. 0: a quarter of the memory limit.")
+}
