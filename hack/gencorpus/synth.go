@@ -32,7 +32,7 @@ func synthesize(n int, seed int64) ([]byte, error) {
 
 	mapping := &profile.Mapping{
 		ID: 1, Start: syms.textStart, Limit: syms.textEnd, File: "/usr/local/bin/checkout-service",
-		BuildID: fmt.Sprintf("%x", r.Uint64()) + fmt.Sprintf("%x", r.Uint64()),
+		BuildID:      fmt.Sprintf("%x", r.Uint64()) + fmt.Sprintf("%x", r.Uint64()),
 		HasFunctions: true, HasFilenames: true, HasLineNumbers: true,
 	}
 	p := &profile.Profile{
