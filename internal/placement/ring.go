@@ -1,0 +1,241 @@
+// Package placement decides where a profile goes: the shard id Pyroscope's v2
+// distributor would pick and the ordered segment-writer candidates (spec §2).
+//
+// A Ring is an immutable snapshot built off the request path whenever the
+// segment-writer ring changes; placing one profile on it reads only.
+package placement
+
+import (
+	"cmp"
+	"math/rand"
+	"slices"
+	"sync"
+)
+
+// State mirrors the dskit ring instance states (same numeric values as
+// ring.InstanceState), so callers can convert with State(desc.State).
+type State int
+
+const (
+	Active  State = 0
+	Leaving State = 1
+	Pending State = 2
+	Joining State = 3
+	Left    State = 4
+)
+
+func (s State) String() string {
+	switch s {
+	case Active:
+		return "ACTIVE"
+	case Leaving:
+		return "LEAVING"
+	case Pending:
+		return "PENDING"
+	case Joining:
+		return "JOINING"
+	case Left:
+		return "LEFT"
+	}
+	return "UNKNOWN"
+}
+
+// Instance is one segment-writer as the ring shows it. Only the number of
+// tokens matters for placement; their values are ignored (spec §2.2).
+type Instance struct {
+	ID, Addr, Zone string
+	State          State
+	Tokens         int
+}
+
+// Ring is a placement snapshot: instances sorted by ID, the shard->instance
+// table and per-zone facts. It is never modified after NewRing returns.
+type Ring struct {
+	instances []Instance
+	// shards[k] is the index in instances of the owner of shard position k.
+	shards []int32
+	// dedup[i] is the index of the first instance sharing instance i's
+	// identity (ID, or Addr when the ID is empty), as Pyroscope dedupes.
+	dedup []int32
+	// zone[i] is the index in zones of instance i's zone.
+	// mixed[d] is set when the entries of identity d disagree on state.
+	mixed []bool
+	zone  []int32
+	zones []string
+	// activeInZone[z] counts distinct ACTIVE instances with shards in zone z.
+	activeInZone []int
+	active       int // distinct ACTIVE instances owning shards
+}
+
+// NewRing builds a snapshot from the healthy instances (the caller has
+// already filtered them by heartbeat and state). The input is not modified.
+func NewRing(instances []Instance) *Ring {
+	r := &Ring{instances: slices.Clone(instances)}
+	// Byte-wise ID order, as Pyroscope sorts; stable so equal IDs keep input order.
+	slices.SortStableFunc(r.instances, func(a, b Instance) int { return cmp.Compare(a.ID, b.ID) })
+
+	n := 0
+	for _, in := range r.instances {
+		n += max(in.Tokens, 0)
+	}
+	list := make([]int32, 0, n)
+	for i, in := range r.instances {
+		for range max(in.Tokens, 0) {
+			list = append(list, int32(i))
+		}
+	}
+	perm := Permutation(n)
+	r.shards = make([]int32, n)
+	for k := range r.shards {
+		r.shards[k] = list[perm[k]]
+	}
+
+	r.dedup = make([]int32, len(r.instances))
+	first := make(map[string]int32, len(r.instances))
+	r.zone = make([]int32, len(r.instances))
+	for i, in := range r.instances {
+		id := in.ID
+		if id == "" {
+			id = "\x00addr:" + in.Addr
+		}
+		if j, ok := first[id]; ok {
+			r.dedup[i] = j
+		} else {
+			first[id] = int32(i)
+			r.dedup[i] = int32(i)
+		}
+		z := slices.Index(r.zones, in.Zone)
+		if z < 0 {
+			z = len(r.zones)
+			r.zones = append(r.zones, in.Zone)
+			r.activeInZone = append(r.activeInZone, 0)
+		}
+		r.zone[i] = int32(z)
+	}
+	for i, in := range r.instances {
+		d := r.dedup[i]
+		if in.State != r.instances[d].State {
+			if r.mixed == nil {
+				r.mixed = make([]bool, len(r.instances))
+			}
+			r.mixed[d] = true
+		}
+	}
+	// An identity counts as ACTIVE when one of its entries with shards is
+	// ACTIVE; this matches what the candidate walk can return.
+	seen := make([]bool, len(r.instances))
+	for _, s := range r.shards {
+		in := &r.instances[s]
+		d := r.dedup[s]
+		if in.State != Active || seen[d] {
+			continue
+		}
+		seen[d] = true
+		r.active++
+		r.activeInZone[r.zone[s]]++
+	}
+	return r
+}
+
+// Len is the number of shards N: the sum of the instances' token counts.
+func (r *Ring) Len() int {
+	if r == nil {
+		return 0
+	}
+	return len(r.shards)
+}
+
+// Instances returns the instances sorted by ID. The slice is shared: do not modify it.
+func (r *Ring) Instances() []Instance {
+	if r == nil {
+		return nil
+	}
+	return r.instances
+}
+
+// Instance returns instance i of Instances(); candidates are such indices.
+func (r *Ring) Instance(i int32) *Instance { return &r.instances[i] }
+
+// ShardOwner returns the index of the instance owning shard id (1..N).
+func (r *Ring) ShardOwner(shard uint32) int32 { return r.shards[shard-1] }
+
+// Active is the number of distinct ACTIVE instances that own shards.
+func (r *Ring) Active() int {
+	if r == nil {
+		return 0
+	}
+	return r.active
+}
+
+// ActiveInZone is the number of distinct ACTIVE instances owning shards in zone.
+func (r *Ring) ActiveInZone(zone string) int {
+	z := r.zoneIndex(zone)
+	if z < 0 {
+		return 0
+	}
+	return r.activeInZone[z]
+}
+
+// Zones lists the zones present in the ring, in first-seen ID order.
+func (r *Ring) Zones() []string {
+	if r == nil {
+		return nil
+	}
+	return r.zones
+}
+
+func (r *Ring) zoneIndex(zone string) int {
+	if r == nil {
+		return -1
+	}
+	// A linear scan beats a map for the handful of zones a ring has.
+	for i, z := range r.zones {
+		if z == zone {
+			return i
+		}
+	}
+	return -1
+}
+
+// The step table of the shard shuffle: steps[i] = rand.Intn(i+1) from Go's
+// math/rand (v1) seeded with Pyroscope's constant. It is precomputed for
+// 4096 shards and regrown from the same seed for larger rings.
+const (
+	permutationSeed  = -3035313949336265834
+	precomputedSteps = 4096
+)
+
+var (
+	stepsOnce sync.Once
+	steps     []int
+)
+
+func stepTable(n int) []int {
+	stepsOnce.Do(func() { steps = genSteps(precomputedSteps) })
+	if n <= len(steps) {
+		return steps[:n]
+	}
+	return genSteps(n)
+}
+
+func genSteps(n int) []int {
+	rnd := rand.New(rand.NewSource(permutationSeed))
+	s := make([]int, n)
+	for i := range s {
+		s[i] = rnd.Intn(i + 1)
+	}
+	return s
+}
+
+// Permutation returns the deterministic shard shuffle of size n (spec §2.2
+// step 4): an inside-out Fisher-Yates driven by the seeded step table.
+func Permutation(n int) []int {
+	st := stepTable(n)
+	v := make([]int, n)
+	for i := range n {
+		j := st[i]
+		v[i] = v[j]
+		v[j] = i
+	}
+	return v
+}
