@@ -1,0 +1,177 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	v1 "github.com/pyrodist/pyrodist/api/v1alpha1"
+)
+
+// startAPIServer installs the generated CRD into a real kube-apiserver, so the
+// CEL rules, defaults and schema are exercised exactly as users meet them.
+func startAPIServer(t *testing.T) client.Client {
+	t.Helper()
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		t.Skip("KUBEBUILDER_ASSETS is not set; run through `make test` or set it to a folder with kube-apiserver and etcd")
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("start envtest: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	scheme := runtime.NewScheme()
+	if err := v1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func valid(name string) *v1.PyroscopeDistributor {
+	return &v1.PyroscopeDistributor{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: v1.PyroscopeDistributorSpec{
+			Zones: []v1.Zone{{Name: "zone-a"}, {Name: "zone-b"}},
+		},
+	}
+}
+
+func TestCRDValidation(t *testing.T) {
+	c := startAPIServer(t)
+	ctx := context.Background()
+
+	t.Run("defaults", func(t *testing.T) {
+		pd := valid("defaults")
+		if err := c.Create(ctx, pd); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		got := &v1.PyroscopeDistributor{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(pd), got); err != nil {
+			t.Fatal(err)
+		}
+		s := got.Spec
+		if s.ZoneLabelKey != v1.DefaultZoneLabelKey {
+			t.Errorf("zoneLabelKey = %q", s.ZoneLabelKey)
+		}
+		if s.ImagePullPolicy != "IfNotPresent" {
+			t.Errorf("imagePullPolicy = %q", s.ImagePullPolicy)
+		}
+		if s.Memberlist.Port != 7946 {
+			t.Errorf("memberlist.port = %d", s.Memberlist.Port)
+		}
+		if s.Placement.PreferSameZone == nil || !*s.Placement.PreferSameZone {
+			t.Errorf("placement.preferSameZone = %v", s.Placement.PreferSameZone)
+		}
+		if s.Service.Type != "ClusterIP" {
+			t.Errorf("service.type = %q", s.Service.Type)
+		}
+		if s.Resources == nil || s.Resources.Limits.Memory().String() != "1Gi" || s.Resources.Requests.Cpu().String() != "500m" {
+			t.Errorf("resources = %+v", s.Resources)
+		}
+		if s.Replicas != nil || s.Autoscaling != nil {
+			t.Errorf("replicas/autoscaling must not be defaulted (they are exclusive): %v %v", s.Replicas, s.Autoscaling)
+		}
+	})
+
+	t.Run("autoscaling defaults", func(t *testing.T) {
+		pd := valid("autoscaled")
+		pd.Spec.Autoscaling = &v1.Autoscaling{MaxReplicas: 5}
+		if err := c.Create(ctx, pd); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		if pd.Spec.Autoscaling.MinReplicas == nil || *pd.Spec.Autoscaling.MinReplicas != 2 {
+			t.Errorf("minReplicas = %v", pd.Spec.Autoscaling.MinReplicas)
+		}
+	})
+
+	rejected := []struct {
+		name   string
+		mutate func(*v1.PyroscopeDistributor)
+		want   string
+	}{
+		{"no zones", func(p *v1.PyroscopeDistributor) { p.Spec.Zones = nil }, "spec.zones"},
+		{"empty zones", func(p *v1.PyroscopeDistributor) { p.Spec.Zones = []v1.Zone{} }, "spec.zones"},
+		{"duplicate zone", func(p *v1.PyroscopeDistributor) { p.Spec.Zones = []v1.Zone{{Name: "a"}, {Name: "a"}} }, "Duplicate value"},
+		{"zone not a DNS label", func(p *v1.PyroscopeDistributor) { p.Spec.Zones = []v1.Zone{{Name: "Zone_A"}} }, "spec.zones[0].name"},
+		{"replicas and autoscaling", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Replicas = ptr.To[int32](2)
+			p.Spec.Autoscaling = &v1.Autoscaling{MaxReplicas: 3}
+		}, "replicas and autoscaling are mutually exclusive"},
+		{"zone replicas with autoscaling", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Zones[0].Replicas = ptr.To[int32](2)
+			p.Spec.Autoscaling = &v1.Autoscaling{MaxReplicas: 3}
+		}, "zones[].replicas cannot be set while autoscaling is on"},
+		{"min above max", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Autoscaling = &v1.Autoscaling{MinReplicas: ptr.To[int32](4), MaxReplicas: 3}
+		}, "minReplicas must be less than or equal to autoscaling.maxReplicas"},
+		{"default min above max", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Autoscaling = &v1.Autoscaling{MaxReplicas: 1}
+		}, "minReplicas must be less than or equal to autoscaling.maxReplicas"},
+		{"memberlist on the http port", func(p *v1.PyroscopeDistributor) { p.Spec.Memberlist.Port = 4040 }, "memberlist.port cannot be 4040"},
+		{"privileged memberlist port", func(p *v1.PyroscopeDistributor) { p.Spec.Memberlist.Port = 80 }, "spec.memberlist.port"},
+		{"extra arg owned by the operator", func(p *v1.PyroscopeDistributor) {
+			p.Spec.PodTemplate.ExtraArgs = []string{"-log.level=debug", "-distributor.zone=x"}
+		}, "extraArgs cannot set"},
+		{"name not a DNS-1035 label", func(p *v1.PyroscopeDistributor) { p.Name = "1abc" }, "metadata.name must be a DNS-1035 label"},
+		{"name too long", func(p *v1.PyroscopeDistributor) { p.Name = strings.Repeat("a", 53) }, "at most 52 characters"},
+		{"name and zone too long", func(p *v1.PyroscopeDistributor) {
+			p.Name = strings.Repeat("a", 40)
+			p.Spec.Zones = []v1.Zone{{Name: strings.Repeat("z", 23)}}
+		}, "must fit 62 characters"},
+		{"bad traffic distribution", func(p *v1.PyroscopeDistributor) { p.Spec.Service.TrafficDistribution = "Anywhere" }, "spec.service.trafficDistribution"},
+	}
+	for i, tc := range rejected {
+		t.Run(tc.name, func(t *testing.T) {
+			pd := valid("bad-" + strings.Repeat("x", i+1))
+			tc.mutate(pd)
+			err := c.Create(ctx, pd)
+			if err == nil {
+				t.Fatalf("accepted; want an error containing %q", tc.want)
+			}
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v; want Invalid containing %q", err, tc.want)
+			}
+		})
+	}
+
+	t.Run("zoneLabelKey is immutable", func(t *testing.T) {
+		pd := valid("immutable")
+		if err := c.Create(ctx, pd); err != nil {
+			t.Fatal(err)
+		}
+		pd.Spec.ZoneLabelKey = "example.com/zone"
+		err := c.Update(ctx, pd)
+		if err == nil || !strings.Contains(err.Error(), "zoneLabelKey is immutable") {
+			t.Fatalf("update error = %v; want zoneLabelKey is immutable", err)
+		}
+	})
+
+	t.Run("zones can change", func(t *testing.T) {
+		pd := valid("mutable")
+		if err := c.Create(ctx, pd); err != nil {
+			t.Fatal(err)
+		}
+		pd.Spec.Zones = append(pd.Spec.Zones[1:], v1.Zone{Name: "zone-c", Disabled: true})
+		pd.Spec.Replicas = ptr.To[int32](3)
+		if err := c.Update(ctx, pd); err != nil {
+			t.Fatalf("update: %v", err)
+		}
+	})
+}
