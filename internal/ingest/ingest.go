@@ -1,0 +1,222 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/go-kit/log/level"
+	"github.com/google/uuid"
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+
+	"github.com/pyrodist/pyrodist/internal/ingest/legacy"
+)
+
+// Body formats of /ingest that this server converts.
+const (
+	formatFolded    = "folded"
+	formatLines     = "lines"
+	formatPprof     = "pprof"
+	formatMultipart = "multipart"
+)
+
+// bodyFormat picks the format as Pyroscope does, first match wins; any
+// unknown format value falls through to folded text.
+func bodyFormat(format, contentType string) string {
+	switch {
+	case format == "trie" || contentType == "binary/octet-stream+trie":
+		return "trie"
+	case format == "tree" || contentType == "binary/octet-stream+tree":
+		return "tree"
+	case format == formatLines:
+		return formatLines
+	case format == "jfr":
+		return "jfr"
+	case format == formatPprof:
+		return formatPprof
+	case format == "speedscope":
+		return "speedscope"
+	case strings.Contains(contentType, "multipart/form-data"):
+		return formatMultipart
+	default:
+		return formatFolded
+	}
+}
+
+// ingest serves the legacy POST /ingest API (spec §4.2).
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
+	tenant, err := s.tenantOf(r.Header)
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, connect.CodeUnauthenticated, err.Error())
+		return
+	}
+	md, err := legacy.ParseQuery(r.URL.Query(), time.Now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, connect.CodeInvalidArgument, err.Error())
+		return
+	}
+	limit := s.opts.Limits.IngestionBodyLimitBytes(tenant)
+	body := r.Body
+	if limit > 0 {
+		body = http.MaxBytesReader(w, r.Body, limit)
+	}
+	contentType := r.Header.Get("Content-Type")
+	format := bodyFormat(md.Format, contentType)
+	pprofBody := format == formatPprof || format == formatMultipart
+
+	var series *legacy.Series
+	switch format {
+	case formatFolded, formatLines, formatPprof:
+		data, err := readBody(body, r.ContentLength, limit)
+		if err != nil {
+			writeReadError(w, err)
+			return
+		}
+		switch format {
+		case formatFolded:
+			series, err = legacy.Folded(data, md)
+		case formatLines:
+			series, err = legacy.Lines(data, md)
+		default:
+			series, err = legacy.Pprof(data, md, nil, s.opts.Limits.MaxProfileSizeBytes(tenant))
+		}
+		if err != nil {
+			writeConvertError(w, err, pprofBody)
+			return
+		}
+	case formatMultipart:
+		profile, types, err := readMultipart(body, contentType)
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				writeReadError(w, err)
+				return
+			}
+			writeError(w, http.StatusUnprocessableEntity, connect.CodeInvalidArgument, err.Error())
+			return
+		}
+		if series, err = legacy.Pprof(profile, md, types, s.opts.Limits.MaxProfileSizeBytes(tenant)); err != nil {
+			writeConvertError(w, err, true)
+			return
+		}
+	default:
+		writeError(w, http.StatusUnsupportedMediaType, connect.CodeUnimplemented,
+			fmt.Sprintf("format %q is not supported; send pprof, folded or lines", format))
+		return
+	}
+	if series == nil { // dropped on purpose (a profile_id label), as Pyroscope does
+		return
+	}
+	req := &pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
+		Labels:  series.Labels,
+		Samples: []*pushv1.RawSample{{RawProfile: series.Pprof, ID: uuid.NewString()}},
+	}}}
+	if err := s.opts.Pusher.Push(r.Context(), tenant, req); err != nil {
+		ce := clientError(err)
+		if ce.Code() == connect.CodeUnknown {
+			_ = level.Warn(s.logger).Log("msg", "ingest failed", "tenant", tenant, "err", err)
+		}
+		writeError(w, ingestStatus(ce, pprofBody), ce.Code(), ce.Message())
+		return
+	}
+}
+
+// readBody reads a whole body; the MaxBytesReader around it bounds memory.
+func readBody(body io.Reader, contentLength, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if contentLength > 0 && (limit <= 0 || contentLength <= limit) {
+		buf.Grow(int(contentLength) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(body)
+	return buf.Bytes(), err
+}
+
+func writeReadError(w http.ResponseWriter, err error) {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		writeError(w, http.StatusRequestEntityTooLarge, connect.CodeResourceExhausted,
+			fmt.Sprintf("request body too large: limit is %d bytes", tooLarge.Limit))
+		return
+	}
+	writeError(w, http.StatusRequestTimeout, connect.CodeUnknown, "reading request body: "+err.Error())
+}
+
+// writeConvertError answers a body that could not be turned into a profile:
+// a bad profile type in the name is the request's fault (400); a body that
+// does not parse is 422, as Pyroscope answers both pprof and text bodies.
+func writeConvertError(w http.ResponseWriter, err error, pprofBody bool) {
+	switch {
+	case errors.Is(err, legacy.ErrProfileType):
+		writeError(w, http.StatusBadRequest, connect.CodeInvalidArgument, err.Error())
+	case errors.Is(err, legacy.ErrTooLarge) && !pprofBody:
+		writeError(w, http.StatusBadRequest, connect.CodeInvalidArgument, err.Error())
+	default:
+		writeError(w, http.StatusUnprocessableEntity, connect.CodeInvalidArgument, err.Error())
+	}
+}
+
+// maxSampleTypeConfig bounds the JSON of sample_type_config.
+const maxSampleTypeConfig = 1 << 20
+
+// readMultipart streams a multipart/form-data body part by part in memory
+// (never ParseMultipartForm: that spills to disk and pods have a read-only
+// root fs) and returns the profile and the sample type config.
+func readMultipart(body io.Reader, contentType string) ([]byte, map[string]*legacy.SampleType, error) {
+	_, params, err := mime.ParseMediaType(contentType)
+	if err != nil || params["boundary"] == "" {
+		return nil, nil, fmt.Errorf("multipart body without a boundary: %q", contentType)
+	}
+	mr := multipart.NewReader(body, params["boundary"])
+	var (
+		profile    []byte
+		hasProfile bool
+		types      map[string]*legacy.SampleType
+	)
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading multipart body: %w", err)
+		}
+		switch part.FormName() {
+		case "profile":
+			var buf bytes.Buffer
+			if _, err := buf.ReadFrom(part); err != nil {
+				return nil, nil, fmt.Errorf("reading multipart field profile: %w", err)
+			}
+			profile, hasProfile = buf.Bytes(), true
+		case "prev_profile":
+			return nil, nil, errors.New("unsupported client version. Please update github.com/grafana/pyroscope-go to the latest version")
+		case "sample_type_config":
+			data, err := io.ReadAll(io.LimitReader(part, maxSampleTypeConfig+1))
+			if err != nil {
+				return nil, nil, fmt.Errorf("reading multipart field sample_type_config: %w", err)
+			}
+			if len(data) > maxSampleTypeConfig {
+				return nil, nil, fmt.Errorf("multipart field sample_type_config is over %d bytes", maxSampleTypeConfig)
+			}
+			if err := json.Unmarshal(data, &types); err != nil {
+				return nil, nil, fmt.Errorf("multipart field sample_type_config: %w", err)
+			}
+		default:
+			if _, err := io.Copy(io.Discard, part); err != nil {
+				return nil, nil, fmt.Errorf("reading multipart body: %w", err)
+			}
+		}
+		_ = part.Close()
+	}
+	if !hasProfile {
+		return nil, nil, errors.New("multipart body has no profile field")
+	}
+	return profile, types, nil
+}

@@ -1,0 +1,220 @@
+// Package ingest is the distributor's HTTP server: one port speaking HTTP/1.1
+// and h2c that serves push.v1 (Connect, gRPC, gRPC-Web), the legacy /ingest
+// API, readiness, health, metrics and pprof. It resolves the tenant, turns
+// each request into a push.v1 PushRequest for the pipeline, and maps the
+// pipeline's errors to the status codes and bodies clients expect.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Pusher is the pipeline: it validates, splits and sends req for tenant.
+type Pusher interface {
+	Push(ctx context.Context, tenant string, req *pushv1.PushRequest) error
+}
+
+// Limits are the per-tenant limits the server itself applies.
+type Limits interface {
+	// IngestionBodyLimitBytes bounds a request body (ingestion_body_limit_mb); 0: none.
+	IngestionBodyLimitBytes(tenant string) int64
+	// MaxProfileSizeBytes bounds an inflated /ingest profile (max_profile_size_bytes); 0: none.
+	MaxProfileSizeBytes(tenant string) int64
+}
+
+// Options configure a Server. Pusher and Limits are required.
+type Options struct {
+	Pusher Pusher
+	Limits Limits
+	// Ready returns nil once the distributor can send (a healthy
+	// segment-writer is known); nil means always ready.
+	Ready               func(context.Context) error
+	MultitenancyEnabled bool
+	// MaxConnectionAge asks clients to reconnect (GOAWAY on HTTP/2,
+	// Connection: close on HTTP/1.1) after about this long; 0: never.
+	MaxConnectionAge time.Duration
+	ReadTimeout      time.Duration
+	WriteTimeout     time.Duration
+	IdleTimeout      time.Duration
+	Registerer       prometheus.Registerer
+	// Gatherer serves /metrics; nil leaves /metrics out.
+	Gatherer prometheus.Gatherer
+	Logger   log.Logger
+}
+
+// Server is the distributor's HTTP server.
+type Server struct {
+	opts         Options
+	logger       log.Logger
+	metrics      *httpMetrics
+	handler      http.Handler
+	http         *http.Server
+	shuttingDown atomic.Bool
+}
+
+// New builds the server and its routes.
+func New(opts Options) (*Server, error) {
+	if opts.Pusher == nil || opts.Limits == nil {
+		return nil, errors.New("ingest: Pusher and Limits are required")
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	if opts.Logger == nil {
+		opts.Logger = log.NewNopLogger()
+	}
+	s := &Server{opts: opts, logger: opts.Logger, metrics: newHTTPMetrics(opts.Registerer)}
+	s.handler = s.routes()
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	s.http = &http.Server{
+		Handler:           s.handler,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       opts.ReadTimeout,
+		WriteTimeout:      opts.WriteTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		ConnContext:       s.connContext,
+		ErrorLog:          nil,
+	}
+	return s, nil
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	// connect reads at most the default tenant's body limit, after
+	// decompression, as Pyroscope does (there is no per-tenant limit here).
+	pushOpts := []connect.HandlerOption{
+		connect.WithCodec(vtCodec{}),
+		withGzip(),
+		connect.WithReadMaxBytes(int(min(s.opts.Limits.IngestionBodyLimitBytes(""), int64(^uint32(0)>>1)))),
+	}
+	path, push := pushv1connect.NewPusherServiceHandler(&pushService{s: s}, pushOpts...)
+	mux.Handle(path, s.instrument("push_v1_PusherService_Push", push))
+
+	ingest := http.HandlerFunc(s.ingest)
+	mux.Handle("POST /ingest", s.instrument("ingest", ingest))
+	mux.Handle("POST /pyroscope/ingest", s.instrument("pyroscope_ingest", ingest))
+	// Other methods get 405 JSON, as Pyroscope's POST-only middleware does.
+	mux.Handle("/ingest", s.instrument("ingest", http.HandlerFunc(methodNotAllowed)))
+	mux.Handle("/pyroscope/ingest", s.instrument("pyroscope_ingest", http.HandlerFunc(methodNotAllowed)))
+
+	mux.Handle("GET /ready", s.instrument("ready", http.HandlerFunc(s.ready)))
+	mux.Handle("GET /healthz", s.instrument("healthz", http.HandlerFunc(healthz)))
+	hpath, health := grpchealth.NewHandler(healthChecker{s})
+	mux.Handle(hpath, s.instrument("grpc_health_v1_Health", health))
+	if s.opts.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// Handler serves every route; tests and embedding use it directly.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves connections from ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// BeginShutdown makes /ready and gRPC health fail at once while requests are
+// still served, so load balancers stop sending before the port closes.
+func (s *Server) BeginShutdown() { s.shuttingDown.Store(true) }
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx ends; HTTP/2 clients get a GOAWAY.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.BeginShutdown()
+	return s.http.Shutdown(ctx)
+}
+
+// readiness is nil when the server should get traffic.
+func (s *Server) readiness(ctx context.Context) error {
+	if s.shuttingDown.Load() {
+		return errors.New("shutting down")
+	}
+	if s.opts.Ready != nil {
+		return s.opts.Ready(ctx)
+	}
+	return nil
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.readiness(r.Context()); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("Distributor not ready: " + err.Error() + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// healthz is liveness: the process serves HTTP. It never depends on writers,
+// so a segment-writer outage does not restart distributors.
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	writeError(w, http.StatusMethodNotAllowed, connect.CodeUnimplemented, "method not allowed; use POST")
+}
+
+// healthChecker answers grpc.health.v1 on the HTTP port: SERVING when ready.
+type healthChecker struct{ s *Server }
+
+func (h healthChecker) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
+	switch req.Service {
+	case "", pushv1connect.PusherServiceName:
+	default:
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("unknown service "+req.Service))
+	}
+	if err := h.s.readiness(ctx); err != nil {
+		return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
+	}
+	return &grpchealth.CheckResponse{Status: grpchealth.StatusServing}, nil
+}
+
+// pushService serves push.v1.PusherService.
+type pushService struct{ s *Server }
+
+func (p *pushService) Push(ctx context.Context, req *connect.Request[pushv1.PushRequest]) (*connect.Response[pushv1.PushResponse], error) {
+	tenant, err := p.s.tenantOf(req.Header())
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnauthenticated, err)
+	}
+	if err := p.s.opts.Pusher.Push(ctx, tenant, req.Msg); err != nil {
+		ce := clientError(err)
+		if ce.Code() == connect.CodeUnknown {
+			_ = level.Warn(p.s.logger).Log("msg", "push failed", "tenant", tenant, "err", err)
+		}
+		return nil, ce
+	}
+	return connect.NewResponse(&pushv1.PushResponse{}), nil
+}
