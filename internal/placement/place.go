@@ -79,7 +79,7 @@ func (r *Ring) Place(k Key, p Policy, zone string, dst []int32) (shard uint32, c
 	}
 	shard = uint32((tStart+(dOff+offset)%tenantSize)%n) + 1
 
-	w := walker{r: r, dst: dst, own: -1}
+	w := walker{r: r, dst: dst, own: -1, big: r.idents > len(seenSet{})*64}
 	if zone != "" {
 		if z := r.zoneIndex(zone); z >= 0 {
 			w.own = int32(z)
@@ -90,43 +90,54 @@ func (r *Ring) Place(k Key, p Policy, zone string, dst []int32) (shard uint32, c
 		return shard, dst[:0]
 	}
 
-	// 1. The dataset's shards, from the picked offset, wrapping in the dataset range.
+	// 1. The dataset's shards from the picked offset, wrapping in the dataset range.
 	rel := (dOff + offset) % tenantSize
+	wrapAt := offset // dataset-relative offset offset+i wraps back to 0 at datasetSize
 	for i := 0; i < datasetSize; i++ {
-		if w.visit((tStart + rel) % n) {
+		if w.visit(addWrap(tStart, rel, n)) {
 			return shard, w.result()
 		}
-		// Next dataset-relative offset wraps inside the dataset range.
-		if offset+i+1 == datasetSize {
-			rel = dOff % tenantSize
-		} else {
-			rel = (rel + 1) % tenantSize
+		wrapAt++
+		if wrapAt == datasetSize {
+			rel = dOff
+		} else if rel++; rel == tenantSize {
+			rel = 0
 		}
 	}
 	// 2. The rest of the tenant's shards, right after the dataset range.
 	rel = (dOff + datasetSize) % tenantSize
 	for i := datasetSize; i < tenantSize; i++ {
-		if w.visit((tStart + rel) % n) {
+		if w.visit(addWrap(tStart, rel, n)) {
 			return shard, w.result()
 		}
-		rel++
-		if rel == tenantSize {
+		if rel++; rel == tenantSize {
 			rel = 0
 		}
 	}
 	// 3. The rest of the ring.
-	pos := (tStart + tenantSize) % n
+	pos := addWrap(tStart, tenantSize%n, n)
 	for i := tenantSize; i < n; i++ {
 		if w.visit(pos) {
 			return shard, w.result()
 		}
-		pos++
-		if pos == n {
+		if pos++; pos == n {
 			pos = 0
 		}
 	}
 	return shard, w.result()
 }
+
+// addWrap is (a+b) mod n for a, b in [0, n).
+func addWrap(a, b, n int) int {
+	if a += b; a >= n {
+		a -= n
+	}
+	return a
+}
+
+// seenSet marks identities met during one walk (rings of up to 512
+// writers; larger ones fall back to scanning the kept candidates).
+type seenSet [8]uint64
 
 // walker collects distinct ACTIVE candidates. Without a zone it appends in
 // walk order. With one, own-zone instances grow from the front of dst and
@@ -141,58 +152,64 @@ type walker struct {
 	found     int // distinct ACTIVE identities met, kept or not
 	own       int32
 	ownActive int
-	// Identities whose entries disagree on state: the first entry met
-	// decides (Pyroscope dedupes before it drops non-ACTIVE entries).
-	mixedSeen [8]int32
-	mixedN    int
+	big       bool
+	// Pyroscope dedupes every entry before it drops non-ACTIVE ones, so an
+	// identity is decided by the first entry of it that the walk meets.
+	seen seenSet
 }
 
 func (w *walker) visit(pos int) (done bool) {
 	r := w.r
-	idx := r.shards[pos]
-	d := r.dedup[idx]
-	if r.mixed != nil && r.mixed[d] {
-		for _, s := range w.mixedSeen[:w.mixedN] {
-			if s == d {
-				return false
-			}
+	s := &r.slots[pos]
+	if !w.big {
+		word, bit := &w.seen[s.ident>>6], uint64(1)<<(s.ident&63)
+		if *word&bit != 0 {
+			return false
 		}
-		if w.mixedN < len(w.mixedSeen) {
-			w.mixedSeen[w.mixedN] = d
-			w.mixedN++
+		*word |= bit
+		if !s.active {
+			return false
 		}
-	}
-	if r.instances[idx].State != Active {
-		return false
-	}
-	for _, c := range w.dst[:w.front] {
-		if r.dedup[c] == d {
+		w.found++
+	} else {
+		if !s.active || w.kept(s.ident) {
 			return false
 		}
 	}
-	for _, c := range w.dst[len(w.dst)-w.back:] {
-		if r.dedup[c] == d {
-			return false
-		}
-	}
-	w.found++
 	limit := len(w.dst)
-	if w.own < 0 || r.zone[idx] == w.own {
+	if w.own < 0 || s.zone == w.own {
 		if w.front+w.back == limit {
 			// Full: an own-zone candidate displaces the latest other.
 			w.back--
 		}
-		w.dst[w.front] = idx
+		w.dst[w.front] = s.inst
 		w.front++
 	} else if w.front+w.back < limit {
 		w.back++
-		w.dst[limit-w.back] = idx
+		w.dst[limit-w.back] = s.inst
 	}
-	if w.found == r.active || w.front == limit {
+	switch {
+	case w.front == limit, w.front+w.back == r.active, !w.big && w.found == r.active:
 		return true
 	}
 	// All own-zone writers are in and no room is left for others.
 	return w.own >= 0 && w.front >= w.ownActive && w.front+w.back == limit
+}
+
+// kept reports whether a kept candidate has identity id (large rings only).
+func (w *walker) kept(id int32) bool {
+	r := w.r
+	for _, c := range w.dst[:w.front] {
+		if r.identOf(c) == id {
+			return true
+		}
+	}
+	for _, c := range w.dst[len(w.dst)-w.back:] {
+		if r.identOf(c) == id {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *walker) result() []int32 {

@@ -57,7 +57,7 @@ func TestSpecInstanceOrder(t *testing.T) {
 	r := abcRing()
 	var table []int32
 	for k := range r.Len() {
-		table = append(table, r.shards[k])
+		table = append(table, r.ShardOwner(uint32(k+1)))
 	}
 	if want := []int32{2, 1, 0, 1, 1, 2, 2, 0, 1, 0, 0, 2}; !slices.Equal(table, want) {
 		t.Fatalf("shard->instance = %v, want %v", table, want)
@@ -84,7 +84,7 @@ func TestSpecInstanceOrder(t *testing.T) {
 		}
 		var got string
 		for _, p := range pos[:5] {
-			got += r.instances[r.shards[p]].ID
+			got += r.Instance(r.ShardOwner(uint32(p + 1))).ID
 		}
 		if got != tc.first5 {
 			t.Errorf("offset %d: first candidates %q, want %q", tc.offset, got, tc.first5)
@@ -92,7 +92,7 @@ func TestSpecInstanceOrder(t *testing.T) {
 		if tc.offset == 2 {
 			var all string
 			for _, p := range pos {
-				all += r.instances[r.shards[p]].ID
+				all += r.Instance(r.ShardOwner(uint32(p + 1))).ID
 			}
 			if all != "baabaccbbcca" {
 				t.Errorf("all candidates %q, want baabaccbbcca", all)
@@ -117,14 +117,12 @@ func TestSpecInstanceOrder(t *testing.T) {
 func walkAll(r *Ring, k Key, p Policy) (positions []int, shard uint32) {
 	n := r.Len()
 	inst := make([]Instance, n)
+	table := make([]int32, n)
 	for i := range inst {
 		inst[i] = Instance{ID: fmt.Sprintf("p%04d", i), Tokens: 1}
+		table[i] = int32(i)
 	}
-	probe := &Ring{instances: inst, shards: make([]int32, n), dedup: make([]int32, n), zone: make([]int32, n), zones: []string{""}, activeInZone: []int{n}, active: n}
-	for i := range n {
-		probe.shards[i] = int32(i)
-		probe.dedup[i] = int32(i)
-	}
+	probe := newRing(inst, table)
 	buf := make([]int32, n)
 	shard, c := probe.Place(k, p, "", buf)
 	for _, i := range c {

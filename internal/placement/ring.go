@@ -52,87 +52,86 @@ type Instance struct {
 // table and per-zone facts. It is never modified after NewRing returns.
 type Ring struct {
 	instances []Instance
-	// shards[k] is the index in instances of the owner of shard position k.
-	shards []int32
-	// dedup[i] is the index of the first instance sharing instance i's
-	// identity (ID, or Addr when the ID is empty), as Pyroscope dedupes.
-	dedup []int32
-	// zone[i] is the index in zones of instance i's zone.
-	// mixed[d] is set when the entries of identity d disagree on state.
-	mixed []bool
-	zone  []int32
-	zones []string
-	// activeInZone[z] counts distinct ACTIVE instances with shards in zone z.
+	// slots[k] describes the owner of shard position k, packed so that one
+	// placement reads one small record per position visited.
+	slots  []slot
+	ident  []int32 // identity of each instance
+	idents int     // distinct identities (ID, or Addr when the ID is empty)
+	zones  []string
+	// activeInZone[z] counts distinct ACTIVE identities with shards in zone z.
 	activeInZone []int
-	active       int // distinct ACTIVE instances owning shards
+	active       int // distinct ACTIVE identities owning shards
+}
+
+type slot struct {
+	inst   int32 // index in instances
+	ident  int32 // dense identity number: Pyroscope dedupes by ID, or Addr when the ID is empty
+	zone   int32 // index in zones
+	active bool
 }
 
 // NewRing builds a snapshot from the healthy instances (the caller has
 // already filtered them by heartbeat and state). The input is not modified.
 func NewRing(instances []Instance) *Ring {
-	r := &Ring{instances: slices.Clone(instances)}
+	sorted := slices.Clone(instances)
 	// Byte-wise ID order, as Pyroscope sorts; stable so equal IDs keep input order.
-	slices.SortStableFunc(r.instances, func(a, b Instance) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortStableFunc(sorted, func(a, b Instance) int { return cmp.Compare(a.ID, b.ID) })
 
 	n := 0
-	for _, in := range r.instances {
+	for _, in := range sorted {
 		n += max(in.Tokens, 0)
 	}
 	list := make([]int32, 0, n)
-	for i, in := range r.instances {
+	for i, in := range sorted {
 		for range max(in.Tokens, 0) {
 			list = append(list, int32(i))
 		}
 	}
 	perm := Permutation(n)
-	r.shards = make([]int32, n)
-	for k := range r.shards {
-		r.shards[k] = list[perm[k]]
+	table := make([]int32, n)
+	for k := range table {
+		table[k] = list[perm[k]]
 	}
+	return newRing(sorted, table)
+}
 
-	r.dedup = make([]int32, len(r.instances))
-	first := make(map[string]int32, len(r.instances))
-	r.zone = make([]int32, len(r.instances))
-	for i, in := range r.instances {
-		id := in.ID
-		if id == "" {
-			id = "\x00addr:" + in.Addr
+// newRing derives the per-position records from a shard->instance table.
+func newRing(instances []Instance, table []int32) *Ring {
+	r := &Ring{instances: instances, slots: make([]slot, len(table))}
+	ident := make([]int32, len(instances))
+	r.ident = ident
+	zone := make([]int32, len(instances))
+	first := make(map[string]int32, len(instances))
+	for i, in := range instances {
+		key := in.ID
+		if key == "" {
+			key = "\x00addr:" + in.Addr
 		}
-		if j, ok := first[id]; ok {
-			r.dedup[i] = j
-		} else {
-			first[id] = int32(i)
-			r.dedup[i] = int32(i)
+		id, ok := first[key]
+		if !ok {
+			id = int32(r.idents)
+			first[key] = id
+			r.idents++
 		}
+		ident[i] = id
 		z := slices.Index(r.zones, in.Zone)
 		if z < 0 {
 			z = len(r.zones)
 			r.zones = append(r.zones, in.Zone)
 			r.activeInZone = append(r.activeInZone, 0)
 		}
-		r.zone[i] = int32(z)
+		zone[i] = int32(z)
 	}
-	for i, in := range r.instances {
-		d := r.dedup[i]
-		if in.State != r.instances[d].State {
-			if r.mixed == nil {
-				r.mixed = make([]bool, len(r.instances))
-			}
-			r.mixed[d] = true
+	seen := make([]bool, r.idents)
+	for k, i := range table {
+		in := &instances[i]
+		r.slots[k] = slot{inst: i, ident: ident[i], zone: zone[i], active: in.State == Active}
+		// An identity counts once, when an entry of it that owns shards is ACTIVE.
+		if in.State == Active && !seen[ident[i]] {
+			seen[ident[i]] = true
+			r.active++
+			r.activeInZone[zone[i]]++
 		}
-	}
-	// An identity counts as ACTIVE when one of its entries with shards is
-	// ACTIVE; this matches what the candidate walk can return.
-	seen := make([]bool, len(r.instances))
-	for _, s := range r.shards {
-		in := &r.instances[s]
-		d := r.dedup[s]
-		if in.State != Active || seen[d] {
-			continue
-		}
-		seen[d] = true
-		r.active++
-		r.activeInZone[r.zone[s]]++
 	}
 	return r
 }
@@ -142,7 +141,7 @@ func (r *Ring) Len() int {
 	if r == nil {
 		return 0
 	}
-	return len(r.shards)
+	return len(r.slots)
 }
 
 // Instances returns the instances sorted by ID. The slice is shared: do not modify it.
@@ -157,7 +156,9 @@ func (r *Ring) Instances() []Instance {
 func (r *Ring) Instance(i int32) *Instance { return &r.instances[i] }
 
 // ShardOwner returns the index of the instance owning shard id (1..N).
-func (r *Ring) ShardOwner(shard uint32) int32 { return r.shards[shard-1] }
+func (r *Ring) ShardOwner(shard uint32) int32 { return r.slots[shard-1].inst }
+
+func (r *Ring) identOf(i int32) int32 { return r.ident[i] }
 
 // Active is the number of distinct ACTIVE instances that own shards.
 func (r *Ring) Active() int {
