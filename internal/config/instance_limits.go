@@ -3,8 +3,10 @@ package config
 import "flag"
 
 // InstanceLimits bound what one distributor process holds, whatever the
-// tenants send. Owned by the pipeline work (issue 3); extend here.
+// tenants send.
 type InstanceLimits struct {
+	// MaxInflightBytes is charged as profiles are inflated and released when
+	// their request ends; past it requests get 429 instead of growing memory.
 	MaxInflightBytes int64 `yaml:"max_inflight_bytes"`
 }
 

@@ -3,12 +3,22 @@ package distributor
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"time"
 
+	"connectrpc.com/connect"
+	"github.com/cespare/xxhash/v2"
 	"github.com/go-kit/log"
+	"github.com/google/uuid"
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/profile"
+	"github.com/pyrodist/pyrodist/internal/ratelimit"
+	"github.com/pyrodist/pyrodist/internal/validation"
 )
 
 // TenantLimits gives the current limits of a tenant (defaults merged with
@@ -21,7 +31,7 @@ type TenantLimits interface {
 // Config is the process-wide part of the pipeline's settings.
 type Config struct {
 	// MaxInflightBytes bounds the decompressed bytes all requests hold at
-	// once; 0 derives it from the memory limit.
+	// once; 0 derives it from the memory limit (a quarter of it).
 	MaxInflightBytes int64
 }
 
@@ -33,11 +43,13 @@ func ConfigFrom(c *config.Config) Config {
 // Distributor validates, normalizes and splits pushed profiles and hands each
 // outgoing profile to a Sender.
 type Distributor struct {
-	cfg     Config
-	limits  TenantLimits
-	sender  Sender
-	healthy func() int
-	logger  log.Logger
+	limits   TenantLimits
+	sender   Sender
+	limiter  *ratelimit.Limiter
+	inflight *inflight
+	metrics  *metrics
+	logger   log.Logger
+	now      func() time.Time
 }
 
 // New builds a Distributor. healthyDistributors gives the number of healthy
@@ -49,13 +61,245 @@ func New(cfg Config, limits TenantLimits, sender Sender, healthyDistributors fun
 	if logger == nil {
 		logger = log.NewNopLogger()
 	}
-	return &Distributor{cfg: cfg, limits: limits, sender: sender, healthy: healthyDistributors, logger: logger}, nil
+	f := &inflight{max: cfg.MaxInflightBytes}
+	if f.max == 0 {
+		f.max = defaultInflightBytes()
+	}
+	m, err := newMetrics(reg, f)
+	if err != nil {
+		return nil, err
+	}
+	return &Distributor{
+		limits:   limits,
+		sender:   sender,
+		limiter:  ratelimit.New(healthyDistributors),
+		inflight: f,
+		metrics:  m,
+		logger:   logger,
+		now:      time.Now,
+	}, nil
+}
+
+// item is one raw profile of a request, inflated.
+type item struct {
+	labels []*typesv1.LabelPair // sorted, with service_name
+	data   []byte               // uncompressed pprof
 }
 
 // Push validates, normalizes, splits and sends every series of req for tenant.
 // It returns nil only when every outgoing profile was acked by Sender.Send.
 // Client-caused errors are *connect.Error with CodeInvalidArgument or
-// CodeResourceExhausted; Sender errors are returned unchanged.
+// CodeResourceExhausted and Pyroscope's messages; Sender errors are returned
+// unchanged. When several profiles fail, the error of the first one (in
+// request order) is returned.
 func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushRequest) error {
-	return errors.New("distributor: pipeline not wired yet")
+	n := 0
+	for _, s := range req.GetSeries() {
+		n += len(s.GetSamples())
+	}
+	if n == 0 {
+		return connect.NewError(connect.CodeInvalidArgument, errors.New("no profiles received"))
+	}
+	lim := d.limits.ForTenant(tenant)
+	now := d.now()
+
+	ch := &charge{f: d.inflight}
+	var bufs []*[]byte
+	defer func() {
+		for _, b := range bufs {
+			profile.PutBuffer(b)
+		}
+		ch.releaseAll()
+	}()
+
+	// Inflate every profile first, as Pyroscope does: the request size limit
+	// applies to their sum.
+	items := make([]item, 0, n)
+	var sizeErr error
+	total := 0
+	for _, s := range req.Series {
+		labels := make([]*typesv1.LabelPair, len(s.Labels), len(s.Labels)+1)
+		copy(labels, s.Labels)
+		labels = validation.WithServiceName(labels)
+		name := validation.Get(labels, validation.LabelName)
+		for _, raw := range s.Samples {
+			d.metrics.receivedCompressed.WithLabelValues(name, tenant).Observe(float64(len(raw.GetRawProfile())))
+			buf := profile.GetBuffer()
+			bufs = append(bufs, buf)
+			data, err := profile.Inflate(raw.GetRawProfile(), lim.MaxProfileSizeBytes, buf, ch.reserve)
+			if err != nil {
+				var tooLarge *profile.ErrTooLarge
+				switch {
+				case errors.Is(err, errInflight):
+					d.metrics.discard(validation.InflightLimit, tenant, len(raw.GetRawProfile()))
+					return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+						"the distributor is holding its limit of %s of profiles in flight; retry later", profile.IECBytes(uint64(d.inflight.max))))
+				case errors.As(err, &tooLarge):
+					d.metrics.discard(validation.ProfileSizeLimit, tenant, len(raw.GetRawProfile()))
+					if sizeErr == nil {
+						sizeErr = connect.NewError(connect.CodeInvalidArgument, err)
+					}
+					continue
+				default:
+					d.metrics.discard(validation.MalformedProfile, tenant, len(raw.GetRawProfile()))
+					return connect.NewError(connect.CodeInvalidArgument, err)
+				}
+			}
+			total += len(data)
+			items = append(items, item{labels: labels, data: data})
+		}
+	}
+	if limit := int(lim.IngestionBodyLimitMB * (1 << 20)); limit > 0 && total > limit {
+		d.metrics.discard(validation.BodySizeLimitExceeded, tenant, total)
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(
+			"uncompressed batched profile payload size exceeds limit of %s", profile.SIBytes(uint64(limit))))
+	}
+
+	errs := make([]error, len(items))
+	if len(items) == 1 {
+		errs[0] = d.pushProfile(ctx, tenant, lim, items[0], now)
+	} else {
+		conc := lim.PushMaxConcurrency
+		if conc <= 0 || conc > len(items) {
+			conc = len(items)
+		}
+		sem := make(chan struct{}, conc)
+		var wg sync.WaitGroup
+		for i := range items {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				errs[i] = d.pushProfile(ctx, tenant, lim, items[i], now)
+			}()
+		}
+		wg.Wait()
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return sizeErr
+}
+
+// pushProfile runs one raw profile through the pipeline and sends its
+// per-service profiles.
+func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *config.Limits, it item, now time.Time) error {
+	name := validation.Get(it.labels, validation.LabelName)
+	cost := len(it.data)
+	for _, l := range it.labels {
+		cost += len(l.Name) + len(l.Value)
+	}
+	// Rate limiting comes before validation, as in Pyroscope: invalid
+	// profiles use tokens too.
+	if ok, r := d.limiter.AllowN(now, tenant, lim, cost); !ok {
+		d.metrics.discard(validation.RateLimited, tenant, cost)
+		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+			"push rate limit (%s) exceeded while adding %s", profile.IECBytes(uint64(r)), profile.IECBytes(uint64(cost))))
+	}
+	p, err := profile.Decode(it.data)
+	if err != nil {
+		d.metrics.discard(validation.MalformedProfile, tenant, len(it.data))
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	d.metrics.receivedSamples.WithLabelValues(name, tenant).Observe(float64(len(p.Sample)))
+	d.metrics.receivedDecompressed.WithLabelValues(tenant, "received").Observe(float64(len(it.data)))
+
+	changed, err := profile.Validate(lim, p, len(it.data), it.labels, now)
+	if err != nil {
+		return d.invalid(tenant, len(it.data), err)
+	}
+	if profile.IsGo(p, it.labels) && profile.FixGo(p) {
+		changed = true
+	}
+	if profile.Normalize(p) {
+		changed = true
+	}
+	if len(p.Sample) == 0 {
+		return nil // nothing left to store: acknowledged, nothing sent
+	}
+	labels := validation.LimitSessions(it.labels, lim.MaxSessionsPerSeries)
+	outs, splitChanged, err := profile.Split(lim, p, labels)
+	if err != nil {
+		return d.invalid(tenant, len(it.data), err)
+	}
+
+	profiles := make([]*Profile, len(outs))
+	var bufs []*[]byte
+	defer func() {
+		for _, b := range bufs {
+			profile.PutBuffer(b)
+		}
+	}()
+	for i, o := range outs {
+		var pprof []byte
+		if len(outs) == 1 && !changed && !splitChanged {
+			// Nothing changed: forward the inflated bytes as they came.
+			pprof = it.data
+		} else {
+			buf := profile.GetBuffer()
+			bufs = append(bufs, buf)
+			if pprof, err = profile.Encode(o.Profile, buf); err != nil {
+				return connect.NewError(connect.CodeInternal, fmt.Errorf("encode profile: %w", err))
+			}
+		}
+		d.metrics.receivedDecompressed.WithLabelValues(tenant, "normalized").Observe(float64(len(pprof)))
+		profiles[i] = &Profile{
+			Tenant:      tenant,
+			Service:     o.Service,
+			Labels:      o.Labels,
+			Fingerprint: Fingerprint(o.Labels),
+			Pprof:       pprof,
+			ID:          uuid.New(),
+		}
+	}
+	return d.send(ctx, profiles)
+}
+
+func (d *Distributor) invalid(tenant string, size int, err error) error {
+	var verr *validation.Error
+	if errors.As(err, &verr) {
+		d.metrics.discard(verr.Reason, tenant, size)
+	}
+	return connect.NewError(connect.CodeInvalidArgument, err)
+}
+
+// send delivers the profiles concurrently; the first error cancels the rest.
+func (d *Distributor) send(ctx context.Context, profiles []*Profile) error {
+	if len(profiles) == 1 {
+		return d.sender.Send(ctx, profiles[0])
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	for _, p := range profiles {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.sender.Send(ctx, p); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// Fingerprint is the series-label hash of spec §2.1: XXH64 (seed 0) over
+// name, 0xFF, value, 0xFF for each label in order.
+func Fingerprint(ls []*typesv1.LabelPair) uint64 {
+	var stack [1024]byte
+	b := stack[:0]
+	for _, l := range ls {
+		b = append(b, l.Name...)
+		b = append(b, 0xff)
+		b = append(b, l.Value...)
+		b = append(b, 0xff)
+	}
+	return xxhash.Sum64(b)
 }

@@ -1,0 +1,70 @@
+package distributor
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pyrodist/pyrodist/internal/validation"
+)
+
+// metrics carry Pyroscope's names (spec §7.1) so its dashboards keep working.
+type metrics struct {
+	receivedCompressed   *prometheus.HistogramVec
+	receivedDecompressed *prometheus.HistogramVec
+	receivedSamples      *prometheus.HistogramVec
+	discardedBytes       *prometheus.CounterVec
+	discardedProfiles    *prometheus.CounterVec
+	inflightBytes        prometheus.GaugeFunc
+	inflightLimit        prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer, f *inflight) (*metrics, error) {
+	sizeBuckets := prometheus.ExponentialBucketsRange(1<<10, 1<<28, 30)
+	m := &metrics{
+		receivedCompressed: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "pyroscope", Name: "distributor_received_compressed_bytes",
+			Help:    "The compressed size of profiles received.",
+			Buckets: sizeBuckets,
+		}, []string{"type", "tenant"}),
+		receivedDecompressed: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "pyroscope", Name: "distributor_received_decompressed_bytes_total",
+			Help:    "The decompressed size of profiles received, by processing stage.",
+			Buckets: sizeBuckets,
+		}, []string{"tenant", "stage"}),
+		receivedSamples: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "pyroscope", Name: "distributor_received_samples",
+			Help:    "The number of samples per profile received.",
+			Buckets: prometheus.ExponentialBuckets(100, 4, 8),
+		}, []string{"type", "tenant"}),
+		discardedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "pyroscope", Name: "discarded_bytes_total",
+			Help: "The total number of bytes that were discarded.",
+		}, []string{"reason", "tenant"}),
+		discardedProfiles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "pyroscope", Name: "discarded_samples_total",
+			Help: "The total number of profiles that were discarded.",
+		}, []string{"reason", "tenant"}),
+		inflightBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "pyrodist", Name: "distributor_inflight_bytes",
+			Help: "Decompressed profile bytes held by requests in flight.",
+		}, func() float64 { return float64(f.cur.Load()) }),
+		inflightLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "pyrodist", Name: "distributor_inflight_bytes_limit",
+			Help: "The in-flight decompressed bytes budget; 0 means unlimited.",
+		}),
+	}
+	m.inflightLimit.Set(float64(f.max))
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.receivedCompressed, m.receivedDecompressed, m.receivedSamples,
+			m.discardedBytes, m.discardedProfiles, m.inflightBytes, m.inflightLimit} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) discard(reason validation.Reason, tenant string, bytes int) {
+	m.discardedBytes.WithLabelValues(string(reason), tenant).Add(float64(bytes))
+	m.discardedProfiles.WithLabelValues(string(reason), tenant).Inc()
+}
