@@ -155,7 +155,9 @@ func Inflate(raw []byte, limit int, buf *[]byte, reserve Reserver) ([]byte, erro
 
 // SIBytes formats a byte count in SI units the way Pyroscope's messages do
 // (e.g. 4194304 -> "4.2 MB").
-func SIBytes(n uint64) string { return humanBytes(n, 1000, []string{"B", "kB", "MB", "GB", "TB", "PB", "EB"}) }
+func SIBytes(n uint64) string {
+	return humanBytes(n, 1000, []string{"B", "kB", "MB", "GB", "TB", "PB", "EB"})
+}
 
 // IECBytes formats a byte count in IEC units (e.g. 2097152 -> "2.0 MiB").
 func IECBytes(n uint64) string {

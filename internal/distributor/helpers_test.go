@@ -1,0 +1,124 @@
+package distributor
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/pyrodist/pyrodist/internal/config"
+)
+
+// staticLimits gives every tenant the same limits.
+type staticLimits struct{ l *config.Limits }
+
+func (s staticLimits) ForTenant(string) *config.Limits { return s.l }
+
+func defaultLimits() *config.Limits {
+	c := config.Defaults()
+	return &c.Limits
+}
+
+// recorder is a Sender that keeps what it was given (copying the bytes,
+// which belong to the pipeline after Send returns).
+type recorder struct {
+	mu   sync.Mutex
+	got  []*Profile
+	fail error
+}
+
+func (r *recorder) Send(_ context.Context, p *Profile) error {
+	if r.fail != nil {
+		return r.fail
+	}
+	cp := *p
+	cp.Pprof = append([]byte(nil), p.Pprof...)
+	r.mu.Lock()
+	r.got = append(r.got, &cp)
+	r.mu.Unlock()
+	return nil
+}
+
+func newTestDistributor(t testing.TB, l *config.Limits, s Sender) *Distributor {
+	t.Helper()
+	d, err := New(Config{MaxInflightBytes: 1 << 30}, staticLimits{l}, s, func() int { return 1 }, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// parseChecked parses an outgoing profile with google/pprof and runs CheckValid.
+func parseChecked(t testing.TB, b []byte) *profile.Profile {
+	t.Helper()
+	p, err := profile.ParseData(b)
+	if err != nil {
+		t.Fatalf("outgoing profile does not parse: %v", err)
+	}
+	if err := p.CheckValid(); err != nil {
+		t.Fatalf("outgoing profile fails CheckValid: %v", err)
+	}
+	return p
+}
+
+// formatSamples renders samples as the observed corpus does:
+// "root;...;leaf | k=v,k=v => [v1 v2]", sorted.
+func formatSamples(p *profile.Profile) []string {
+	var out []string
+	for _, s := range p.Sample {
+		var frames []string
+		for i := len(s.Location) - 1; i >= 0; i-- {
+			loc := s.Location[i]
+			for j := len(loc.Line) - 1; j >= 0; j-- {
+				frames = append(frames, loc.Line[j].Function.Name)
+			}
+		}
+		if len(frames) > 8 {
+			frames = append(append(append([]string{}, frames[:3]...), fmt.Sprint(len(frames))), frames[len(frames)-3:]...)
+		}
+		var labels []string
+		for k, vs := range s.Label {
+			for _, v := range vs {
+				labels = append(labels, k+"="+v)
+			}
+		}
+		sort.Strings(labels)
+		vals := make([]string, len(s.Value))
+		for i, v := range s.Value {
+			vals[i] = fmt.Sprint(v)
+		}
+		out = append(out, fmt.Sprintf("%s | %s => [%s]", strings.Join(frames, ";"), strings.Join(labels, ","), strings.Join(vals, " ")))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sampleTypes(p *profile.Profile) []string {
+	var out []string
+	for _, st := range p.SampleType {
+		out = append(out, st.Type+"/"+st.Unit)
+	}
+	return out
+}
+
+func periodString(p *profile.Profile) string {
+	if p.PeriodType == nil {
+		return fmt.Sprintf("/ %d", p.Period)
+	}
+	return fmt.Sprintf("%s/%s %d", p.PeriodType.Type, p.PeriodType.Unit, p.Period)
+}
+
+func timeClass(ns int64, now time.Time) string {
+	switch {
+	case ns == 0:
+		return "zero"
+	case time.Duration(now.UnixNano()-ns).Abs() < 10*time.Minute:
+		return "recent"
+	}
+	return fmt.Sprintf("given:%d", ns)
+}
