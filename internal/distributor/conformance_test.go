@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/klauspost/compress/gzip"
 	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+	"github.com/klauspost/compress/gzip"
 )
 
 // The corpus was exported at this time; profiles are shifted by now-export.

@@ -1,0 +1,263 @@
+package distributor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/pprof/profile"
+	"github.com/klauspost/compress/gzip"
+	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pyrodist/pyrodist/internal/config"
+)
+
+var realProfiles = []string{"cpu.pb.gz", "heap.pb.gz", "big16k.pb.gz"}
+
+func readProfile(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../profile/testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// recent rewrites a profile's timestamp to now so the ingestion window accepts it.
+func recent(t testing.TB, gz []byte, now time.Time) []byte {
+	t.Helper()
+	p, err := profile.ParseData(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.TimeNanos = now.UnixNano()
+	var b bytes.Buffer
+	if err := p.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func pushOne(labels []*typesv1.LabelPair, raw []byte) *pushv1.PushRequest {
+	return &pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{Labels: labels, Samples: []*pushv1.RawSample{{RawProfile: raw}}}}}
+}
+
+func cpuLabels() []*typesv1.LabelPair {
+	return []*typesv1.LabelPair{{Name: "service_name", Value: "svc"}, {Name: "__name__", Value: "process_cpu"}}
+}
+
+// totals sums each sample type over the samples keep accepts.
+func totals(p *profile.Profile, keep func(*profile.Sample) bool) []int64 {
+	t := make([]int64, len(p.SampleType))
+	for _, s := range p.Sample {
+		if keep != nil && !keep(s) {
+			continue
+		}
+		for i, v := range s.Value {
+			t[i] += v
+		}
+	}
+	return t
+}
+
+// TestRealProfilesKeepTotals: every outgoing profile parses and passes
+// CheckValid, and per sample type its total equals the input's total minus
+// the samples the rules remove (negative or all-zero ones).
+func TestRealProfilesKeepTotals(t *testing.T) {
+	now := time.Now()
+	for _, name := range realProfiles {
+		t.Run(name, func(t *testing.T) {
+			raw := recent(t, readProfile(t, name), now)
+			in, _ := profile.ParseData(raw)
+			// Make the rules bite: a zero sample, a negative one and a duplicate.
+			in.Sample = append(in.Sample,
+				&profile.Sample{Location: in.Sample[0].Location, Value: make([]int64, len(in.SampleType))},
+				&profile.Sample{Location: in.Sample[1].Location, Value: neg(len(in.SampleType))},
+				&profile.Sample{Location: in.Sample[2].Location, Value: in.Sample[2].Value, Label: in.Sample[2].Label, NumLabel: in.Sample[2].NumLabel, NumUnit: in.Sample[2].NumUnit},
+			)
+			var b bytes.Buffer
+			if err := in.Write(&b); err != nil {
+				t.Fatal(err)
+			}
+			want := totals(in, func(s *profile.Sample) bool {
+				pos := false
+				for _, v := range s.Value {
+					if v < 0 {
+						return false
+					}
+					pos = pos || v > 0
+				}
+				return pos
+			})
+			rec := &recorder{}
+			l := defaultLimits()
+			l.MaxProfileStacktraceSamples = 17000
+			d := newTestDistributor(t, l, rec)
+			if err := d.Push(context.Background(), "t1", pushOne(cpuLabels(), b.Bytes())); err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.got) != 1 {
+				t.Fatalf("sent %d", len(rec.got))
+			}
+			out := parseChecked(t, rec.got[0].Pprof)
+			got := totals(out, nil)
+			for i := range want {
+				if got[i] != want[i] {
+					t.Errorf("%s total %d, want %d", out.SampleType[i].Type, got[i], want[i])
+				}
+			}
+			if len(out.Sample) >= len(in.Sample) {
+				t.Errorf("%d samples out of %d in: zero/negative/duplicate not removed", len(out.Sample), len(in.Sample))
+			}
+		})
+	}
+}
+
+func neg(n int) []int64 {
+	v := make([]int64, n)
+	for i := range v {
+		v[i] = -1
+	}
+	return v
+}
+
+// TestUnchangedProfileIsForwarded: a profile the rules leave alone (one
+// service, clean, addresses already clear) goes out as the inflated bytes.
+func TestUnchangedProfileIsForwarded(t *testing.T) {
+	now := time.Now()
+	p := &profilev1.Profile{
+		SampleType:  []*profilev1.ValueType{{Type: 1, Unit: 2}},
+		Sample:      []*profilev1.Sample{{LocationId: []uint64{1}, Value: []int64{5}}},
+		Mapping:     []*profilev1.Mapping{{Id: 1, HasFunctions: true}},
+		Location:    []*profilev1.Location{{Id: 1, MappingId: 1, Line: []*profilev1.Line{{FunctionId: 1}}}},
+		Function:    []*profilev1.Function{{Id: 1, Name: 3}},
+		StringTable: []string{"", "cpu", "nanoseconds", "main"},
+		TimeNanos:   now.UnixNano(),
+	}
+	raw, _ := p.MarshalVT()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw)
+	zw.Close()
+
+	rec := &recorder{}
+	d := newTestDistributor(t, defaultLimits(), rec)
+	if err := d.Push(context.Background(), "t1", pushOne(cpuLabels(), gz.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.got) != 1 || !bytes.Equal(rec.got[0].Pprof, raw) {
+		t.Fatalf("the unchanged profile was not forwarded byte for byte")
+	}
+	// A duplicate sample makes it change: then it is re-encoded.
+	p.Sample = append(p.Sample, &profilev1.Sample{LocationId: []uint64{1}, Value: []int64{7}})
+	raw2, _ := p.MarshalVT()
+	rec.got = nil
+	if err := d.Push(context.Background(), "t1", pushOne(cpuLabels(), raw2)); err != nil {
+		t.Fatal(err)
+	}
+	out := parseChecked(t, rec.got[0].Pprof)
+	if len(out.Sample) != 1 || out.Sample[0].Value[0] != 12 {
+		t.Fatalf("duplicates not summed: %v", formatSamples(out))
+	}
+}
+
+// TestStatusCodes covers the rows of spec §5.4 this layer decides.
+func TestStatusCodes(t *testing.T) {
+	now := time.Now()
+	good := recent(t, readProfile(t, "cpu.pb.gz"), now)
+	limits := func(f func(*config.Limits)) *config.Limits {
+		l := defaultLimits()
+		f(l)
+		return l
+	}
+	bomb := func() []byte { // 64 MiB of zeros, ~64 KiB gzipped
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		zw.Write(make([]byte, 64<<20))
+		zw.Close()
+		return b.Bytes()
+	}()
+	tests := []struct {
+		name   string
+		limits *config.Limits
+		req    *pushv1.PushRequest
+		sender Sender
+		code   connect.Code
+		grpc   codes.Code // when the Sender's error must come back unchanged
+		msg    string
+	}{
+		{name: "no samples", limits: defaultLimits(), req: &pushv1.PushRequest{}, code: connect.CodeInvalidArgument, msg: "no profiles received"},
+		{name: "unparsable pprof", limits: defaultLimits(), req: pushOne(cpuLabels(), []byte("not a profile")), code: connect.CodeInvalidArgument},
+		{name: "rate limited", limits: limits(func(l *config.Limits) { l.IngestionBurstSizeMB = 0.001 }), req: pushOne(cpuLabels(), good), code: connect.CodeResourceExhausted, msg: "push rate limit (4.0 MiB) exceeded while adding"},
+		{name: "profile too large", limits: limits(func(l *config.Limits) { l.MaxProfileSizeBytes = 1000 }), req: pushOne(cpuLabels(), good), code: connect.CodeInvalidArgument, msg: "uncompressed profile payload size exceeds limit of 1.0 kB"},
+		{name: "decompression bomb", limits: defaultLimits(), req: pushOne(cpuLabels(), bomb), code: connect.CodeInvalidArgument, msg: "uncompressed profile payload size exceeds limit of 4.2 MB"},
+		{name: "request too large", limits: limits(func(l *config.Limits) { l.IngestionBodyLimitMB = 0.001 }), req: pushOne(cpuLabels(), good), code: connect.CodeInvalidArgument, msg: "uncompressed batched profile payload size exceeds limit of 1.0 kB"},
+		{name: "too many samples", limits: limits(func(l *config.Limits) { l.MaxProfileStacktraceSamples = 2 }), req: pushOne(cpuLabels(), good), code: connect.CodeInvalidArgument, msg: "exceeds the samples count limit (max_profile_stacktrace_samples"},
+		{name: "writer unavailable", limits: defaultLimits(), req: pushOne(cpuLabels(), good), sender: &recorder{fail: status.Error(codes.Unavailable, "service is unavailable")}, grpc: codes.Unavailable},
+		{name: "ok", limits: defaultLimits(), req: pushOne(cpuLabels(), good)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := tt.sender
+			if s == nil {
+				s = &recorder{}
+			}
+			d := newTestDistributor(t, tt.limits, s)
+			err := d.Push(context.Background(), "t1", tt.req)
+			switch {
+			case tt.grpc != codes.OK:
+				if status.Code(err) != tt.grpc {
+					t.Fatalf("err %v, want gRPC %s unchanged", err, tt.grpc)
+				}
+			case tt.code == 0:
+				if err != nil {
+					t.Fatalf("err %v", err)
+				}
+			default:
+				var ce *connect.Error
+				if !errors.As(err, &ce) || ce.Code() != tt.code {
+					t.Fatalf("err %v, want %s", err, tt.code)
+				}
+				if !bytes.Contains([]byte(ce.Message()), []byte(tt.msg)) {
+					t.Errorf("message %q lacks %q", ce.Message(), tt.msg)
+				}
+			}
+		})
+	}
+}
+
+// TestInflightBudget: past the process budget Push refuses with
+// ResourceExhausted, and the budget is back to zero when requests end.
+func TestInflightBudget(t *testing.T) {
+	now := time.Now()
+	good := recent(t, readProfile(t, "big16k.pb.gz"), now)
+	l := defaultLimits()
+	l.IngestionBurstSizeMB = 100
+	d, err := New(Config{MaxInflightBytes: 64 << 10}, staticLimits{l}, &recorder{}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.Push(context.Background(), "t1", pushOne(cpuLabels(), good))
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeResourceExhausted {
+		t.Fatalf("err %v, want resource_exhausted", err)
+	}
+	if c := d.inflight.cur.Load(); c != 0 {
+		t.Fatalf("in-flight bytes %d after the request ended", c)
+	}
+	d.inflight.max = 64 << 20
+	if err := d.Push(context.Background(), "t1", pushOne(cpuLabels(), good)); err != nil {
+		t.Fatal(err)
+	}
+	if c := d.inflight.cur.Load(); c != 0 {
+		t.Fatalf("in-flight bytes %d after the request ended", c)
+	}
+}
