@@ -2,15 +2,65 @@ package config
 
 import (
 	"flag"
+	"fmt"
 	"time"
 )
 
 // SegmentWriter is how the distributor finds and calls segment-writers.
-// Owned by the placement work (issue 9); extend here.
 type SegmentWriter struct {
 	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`
+	// GRPCClient has the keys and defaults of Pyroscope's
+	// segment_writer.grpc_client_config (dskit grpcclient, spec §3.4).
+	GRPCClient SegmentWriterGRPCClient `yaml:"grpc_client_config"`
+	// AttemptTimeout bounds one Push attempt when the caller set no
+	// deadline, so a hung writer cannot hold a request forever; the next
+	// candidate is tried after it. Pyroscope has none (spec §2.7).
+	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
 }
 
 func (c *SegmentWriter) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.HeartbeatTimeout, "segment-writer.ring.heartbeat-timeout", time.Minute, "A segment-writer whose last heartbeat is older than this is not used.")
+	c.GRPCClient.RegisterFlagsWithPrefix("segment-writer.grpc-client-config", f)
+	f.DurationVar(&c.AttemptTimeout, "segment-writer.attempt-timeout", 5*time.Second, "Deadline of one push attempt to a segment-writer when the request has none; 0 disables it.")
+}
+
+// Validate reports settings the client cannot use.
+func (c *SegmentWriter) Validate() error {
+	if c.AttemptTimeout < 0 {
+		return fmt.Errorf("segment_writer.attempt_timeout must not be negative, got %s", c.AttemptTimeout)
+	}
+	return c.GRPCClient.Validate()
+}
+
+// SegmentWriterGRPCClient are the gRPC connection settings for
+// segment-writers. Keepalive (20 s ping, 10 s timeout, also without
+// streams) is fixed, as in dskit.
+type SegmentWriterGRPCClient struct {
+	MaxRecvMsgSize          int           `yaml:"max_recv_msg_size"`
+	MaxSendMsgSize          int           `yaml:"max_send_msg_size"`
+	ConnectTimeout          time.Duration `yaml:"connect_timeout"`
+	ConnectBackoffBaseDelay time.Duration `yaml:"connect_backoff_base_delay"`
+	ConnectBackoffMaxDelay  time.Duration `yaml:"connect_backoff_max_delay"`
+}
+
+func (c *SegmentWriterGRPCClient) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
+	f.IntVar(&c.MaxRecvMsgSize, prefix+".grpc-max-recv-msg-size", 100<<20, "gRPC client max receive message size (bytes).")
+	f.IntVar(&c.MaxSendMsgSize, prefix+".grpc-max-send-msg-size", 100<<20, "gRPC client max send message size (bytes).")
+	// Pyroscope lowers dskit's 5s: a writer that cannot connect within a
+	// second is skipped for the next candidate.
+	f.DurationVar(&c.ConnectTimeout, prefix+".connect-timeout", time.Second, "Minimum time to establish a connection to a segment-writer.")
+	f.DurationVar(&c.ConnectBackoffBaseDelay, prefix+".connect-backoff-base-delay", time.Second, "Initial backoff delay after a failed connection attempt.")
+	f.DurationVar(&c.ConnectBackoffMaxDelay, prefix+".connect-backoff-max-delay", 5*time.Second, "Maximum backoff delay between connection attempts.")
+}
+
+func (c *SegmentWriterGRPCClient) Validate() error {
+	switch {
+	case c.MaxRecvMsgSize <= 0 || c.MaxSendMsgSize <= 0:
+		return fmt.Errorf("segment_writer.grpc_client_config message size limits must be positive")
+	case c.ConnectTimeout <= 0:
+		return fmt.Errorf("segment_writer.grpc_client_config.connect_timeout must be positive")
+	case c.ConnectBackoffBaseDelay <= 0 || c.ConnectBackoffMaxDelay < c.ConnectBackoffBaseDelay:
+		return fmt.Errorf("segment_writer.grpc_client_config connect backoff delays must be positive, base <= max")
+	}
+	return nil
 }

@@ -1,0 +1,338 @@
+// Package segmentwriter pushes profiles to Pyroscope segment-writers over
+// gRPC (segmentwriter.v1.SegmentWriterService/Push) with the failover of
+// spec §2.7: candidates in order, same shard id on every attempt, errors
+// classified as Pyroscope's client classifies them.
+package segmentwriter
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	segmentwriterv1 "github.com/grafana/pyroscope/api/gen/proto/go/segmentwriter/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/placement"
+)
+
+// MaxAttempts is how many distinct candidates one Push tries (Pyroscope's
+// loop runs from 5 down to 0).
+const MaxAttempts = 6
+
+const unavailableMsg = "service is unavailable"
+
+// ErrUnavailable is what Push returns when no writer took the profile.
+var ErrUnavailable = status.Error(codes.Unavailable, unavailableMsg)
+
+// Config configures a Client.
+type Config struct {
+	config.SegmentWriter
+	// Zone is this distributor's zone; with PreferSameZone, acks from other
+	// zones are counted as fallbacks.
+	Zone           string
+	PreferSameZone bool
+	// Now is the clock of the circuit breakers (tests inject one).
+	Now func() time.Time
+	// DialOptions are appended to the client's own (tests).
+	DialOptions []grpc.DialOption
+}
+
+// Client is a pool of connections to segment-writers, keyed by address.
+type Client struct {
+	cfg     Config
+	logger  log.Logger
+	metrics *metrics
+	dial    []grpc.DialOption
+
+	mu    sync.RWMutex
+	conns map[string]*conn
+	known map[string]struct{} // the last address set from the ring; nil until set
+}
+
+type conn struct {
+	addr   string
+	cc     *grpc.ClientConn
+	client segmentwriterv1.SegmentWriterServiceClient
+	cb     *breaker
+
+	refs    atomic.Int64
+	removed atomic.Bool
+	once    sync.Once
+}
+
+func (c *conn) close() { c.once.Do(func() { _ = c.cc.Close() }) }
+
+// New builds a Client. reg may be nil.
+func New(cfg Config, reg prometheus.Registerer, logger log.Logger) (*Client, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if logger == nil {
+		logger = log.NewNopLogger()
+	}
+	g := cfg.GRPCClient
+	if g.MaxRecvMsgSize == 0 && g.ConnectTimeout == 0 {
+		// A zero Config gets Pyroscope's defaults.
+		def := config.Defaults().SegmentWriter
+		cfg.GRPCClient = def.GRPCClient
+		g = def.GRPCClient
+	}
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	dial := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// Failover is ours: gRPC must not retry on its own.
+		grpc.WithDisableRetry(),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  g.ConnectBackoffBaseDelay,
+				Multiplier: backoff.DefaultConfig.Multiplier,
+				Jitter:     backoff.DefaultConfig.Jitter,
+				MaxDelay:   g.ConnectBackoffMaxDelay,
+			},
+			MinConnectTimeout: g.ConnectTimeout,
+		}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(g.MaxRecvMsgSize),
+			grpc.MaxCallSendMsgSize(g.MaxSendMsgSize),
+			grpc.ForceCodecV2(vtCodec{}),
+		),
+	}
+	dial = append(dial, cfg.DialOptions...)
+	return &Client{cfg: cfg, logger: logger, metrics: m, dial: dial, conns: map[string]*conn{}}, nil
+}
+
+// SetAddresses tells the pool which writer addresses the ring holds now:
+// connections to other addresses are closed (once their in-flight calls
+// end) and connections to new ones start dialing. The membership side
+// calls it whenever the set changes.
+func (c *Client) SetAddresses(addrs []string) {
+	known := make(map[string]struct{}, len(addrs))
+	for _, a := range addrs {
+		known[a] = struct{}{}
+	}
+	c.mu.Lock()
+	c.known = known
+	var dropped []string
+	for addr, cn := range c.conns {
+		if _, ok := known[addr]; !ok {
+			delete(c.conns, addr)
+			c.retire(cn)
+			dropped = append(dropped, addr)
+		}
+	}
+	for addr := range known {
+		if _, ok := c.conns[addr]; !ok {
+			cn, err := c.newConn(addr)
+			if err != nil {
+				level.Warn(c.logger).Log("msg", "cannot create segment-writer client", "addr", addr, "err", err)
+				continue
+			}
+			// Pre-dial, so the first push does not pay for the handshake.
+			cn.cc.Connect()
+			c.conns[addr] = cn
+		}
+	}
+	c.mu.Unlock()
+	for _, addr := range dropped {
+		c.metrics.forget(addr)
+	}
+}
+
+// Addresses lists the pooled addresses (for tests and debugging).
+func (c *Client) Addresses() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]string, 0, len(c.conns))
+	for a := range c.conns {
+		out = append(out, a)
+	}
+	return out
+}
+
+// Close closes every connection.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for addr, cn := range c.conns {
+		delete(c.conns, addr)
+		c.retire(cn)
+	}
+	return nil
+}
+
+// retire closes cn once nobody uses it. Callers hold c.mu.
+func (c *Client) retire(cn *conn) {
+	cn.removed.Store(true)
+	if cn.refs.Load() == 0 {
+		cn.close()
+	}
+}
+
+func (c *Client) newConn(addr string) (*conn, error) {
+	// passthrough: the ring gives host:port; no resolver in between.
+	cc, err := grpc.NewClient("passthrough:///"+addr, c.dial...)
+	if err != nil {
+		return nil, err
+	}
+	return &conn{addr: addr, cc: cc, client: segmentwriterv1.NewSegmentWriterServiceClient(cc), cb: newBreaker(c.cfg.Now)}, nil
+}
+
+// acquire returns the pooled connection for addr, creating it if needed.
+// A connection for an address the ring no longer lists serves this call
+// only and is closed on release.
+func (c *Client) acquire(addr string) (*conn, error) {
+	c.mu.RLock()
+	cn := c.conns[addr]
+	if cn != nil {
+		cn.refs.Add(1)
+	}
+	c.mu.RUnlock()
+	if cn != nil {
+		return cn, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cn = c.conns[addr]; cn == nil {
+		var err error
+		if cn, err = c.newConn(addr); err != nil {
+			return nil, err
+		}
+		if _, ok := c.known[addr]; ok || c.known == nil {
+			c.conns[addr] = cn
+		} else {
+			cn.removed.Store(true)
+		}
+	}
+	cn.refs.Add(1)
+	return cn, nil
+}
+
+func (c *Client) release(cn *conn) {
+	if cn.refs.Add(-1) == 0 && cn.removed.Load() {
+		cn.close()
+	}
+}
+
+// Push sends req to the first candidate that acks it, trying at most
+// MaxAttempts of them in order; req.Shard is never changed. Errors:
+//   - the writer's InvalidArgument, Canceled, PermissionDenied or
+//     Unauthenticated, unchanged (the client's fault; no retry);
+//   - Unavailable "service is unavailable" after Unknown, Internal or
+//     FailedPrecondition (no retry), or when every candidate failed;
+//   - the context's error (with its gRPC code) when ctx ends between attempts.
+func (c *Client) Push(ctx context.Context, req *segmentwriterv1.PushRequest, candidates []*placement.Instance) error {
+	var lastErr error
+	for i, in := range candidates {
+		if i == MaxAttempts {
+			break
+		}
+		err := c.pushTo(ctx, req, in)
+		if err == nil {
+			if c.cfg.PreferSameZone && c.cfg.Zone != "" && in.Zone != c.cfg.Zone {
+				c.metrics.zoneFallback.Inc()
+			}
+			return nil
+		}
+		lastErr = err
+		if isClientError(err) {
+			return err
+		}
+		if !isRetryable(err) {
+			level.Error(c.logger).Log("msg", "segment-writer push failed", "tenant", req.TenantId, "shard", req.Shard, "addr", in.Addr, "err", err)
+			return ErrUnavailable
+		}
+		level.Debug(c.logger).Log("msg", "segment-writer push attempt failed", "tenant", req.TenantId, "shard", req.Shard, "addr", in.Addr, "attempt", i+1, "err", err)
+		if ctx.Err() != nil {
+			return contextError{ctx.Err()}
+		}
+	}
+	level.Warn(c.logger).Log("msg", "no segment-writer took the profile", "tenant", req.TenantId, "shard", req.Shard, "candidates", len(candidates), "last_err", lastErr)
+	return ErrUnavailable
+}
+
+func (c *Client) pushTo(ctx context.Context, req *segmentwriterv1.PushRequest, in *placement.Instance) error {
+	cn, err := c.acquire(in.Addr)
+	if err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	defer c.release(cn)
+	gen, err := cn.cb.allow()
+	if err != nil {
+		c.metrics.observe(in.Addr, codes.Unavailable, 0)
+		return err
+	}
+	actx := ctx
+	if _, ok := ctx.Deadline(); !ok && c.cfg.AttemptTimeout > 0 {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+		defer cancel()
+	}
+	start := time.Now()
+	_, err = cn.client.Push(actx, req, grpc.WaitForReady(false))
+	code := status.Code(err)
+	c.metrics.observe(in.Addr, code, time.Since(start))
+	// Our own attempt deadline firing while the caller still waits means
+	// the writer did not answer in time: that counts against it, unlike a
+	// caller's deadline.
+	attemptTimedOut := err != nil && actx != ctx && actx.Err() != nil && ctx.Err() == nil
+	cn.cb.done(gen, isBreakerFailure(err) || attemptTimedOut)
+	if err == nil {
+		c.metrics.sentBytes.WithLabelValues(strconv.FormatUint(uint64(req.Shard), 10), req.TenantId, in.Addr).Observe(float64(len(req.Profile)))
+	}
+	return err
+}
+
+// isClientError: the request itself is at fault, so another writer would
+// refuse it too; returned unchanged.
+func isClientError(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.Canceled, codes.PermissionDenied, codes.Unauthenticated:
+		return true
+	}
+	return errors.Is(err, context.Canceled)
+}
+
+// isRetryable: Unknown (a writer's failed flush), Internal and
+// FailedPrecondition are likely permanent; anything else (Unavailable,
+// DeadlineExceeded, ResourceExhausted, transport errors) tries the next writer.
+func isRetryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unknown, codes.Internal, codes.FailedPrecondition:
+		return false
+	}
+	return true
+}
+
+// isBreakerFailure: only a writer that is down or not answering trips the
+// breaker; request-specific errors must not open every circuit.
+func isBreakerFailure(err error) bool {
+	return err != nil && (status.Code(err) == codes.Unavailable || errors.Is(err, os.ErrDeadlineExceeded))
+}
+
+// contextError is ctx.Err() that also carries its gRPC status, so that
+// errors.Is(err, context.Canceled) and status.Code(err) both work.
+type contextError struct{ err error }
+
+func (e contextError) Error() string              { return e.err.Error() }
+func (e contextError) Unwrap() error              { return e.err }
+func (e contextError) GRPCStatus() *status.Status { return status.FromContextError(e.err) }
