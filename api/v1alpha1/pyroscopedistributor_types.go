@@ -158,6 +158,7 @@ type Zone struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self != 'memberlist'",message="zone name 'memberlist' is reserved: <name>-memberlist is the gossip Service"
 	Name string `json:"name"`
 
 	// NodeSelector, when set, replaces the required node affinity on the zone
