@@ -303,10 +303,10 @@ func (b *builder) configMap() *corev1.ConfigMap {
 
 func httpServicePort() corev1.ServicePort {
 	return corev1.ServicePort{
-		Name:        HTTPPortName,
-		Port:        HTTPPort,
-		TargetPort:  intstr.FromString(HTTPPortName),
-		Protocol:    corev1.ProtocolTCP,
+		Name:       HTTPPortName,
+		Port:       HTTPPort,
+		TargetPort: intstr.FromString(HTTPPortName),
+		Protocol:   corev1.ProtocolTCP,
 	}
 }
 
