@@ -11,7 +11,10 @@ SHELL := /usr/bin/env bash -o pipefail
 GO ?= go
 BIN ?= $(CURDIR)/bin
 TOOLS := $(CURDIR)/hack/build-tools.sh
-IMG ?= ghcr.io/pyrodist/pyrodist:dev
+# The image tag is the chart's appVersion, so `make image`, the chart's default
+# image and the operator's --distributor-image (set by the chart) agree.
+VERSION ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/pyrodist/Chart.yaml)
+IMG ?= ghcr.io/pyrodist/pyrodist:$(VERSION)
 
 # Paths of the cached tools; each target below builds what it needs first.
 CONTROLLER_GEN = $(shell $(TOOLS) path controller-gen)
@@ -95,6 +98,12 @@ test-e2e: ## End-to-end test on a local control plane (built from Go modules).
 .PHONY: build
 build: ## Build bin/operator and bin/distributor (and the test tools).
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+.PHONY: image
+image: build ## Build the container image as a tarball (bin/image.tar; `docker load` or `crane push` it). No Docker needed.
+	cd hack/image && $(GO) run . -bin $(BIN) -tag $(IMG) -o $(BIN)/image.tar \
+		-revision "$$(git -C $(CURDIR) rev-parse --short HEAD 2>/dev/null)" \
+		-source-date-epoch "$$(git -C $(CURDIR) log -1 --format=%ct 2>/dev/null || echo 0)"
 
 .PHONY: run-distributor
 run-distributor: build ## Run a distributor with its defaults.
