@@ -1,0 +1,98 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+
+	segmentwriterv1 "github.com/grafana/pyroscope/api/gen/proto/go/segmentwriter/v1"
+
+	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/placement"
+	"github.com/pyrodist/pyrodist/internal/segmentwriter"
+)
+
+// RingSource gives the latest segment-writer ring snapshot (the membership
+// view); nil or empty means no writer is known.
+type RingSource interface {
+	Ring() *placement.Ring
+}
+
+// Pusher pushes one request with failover over candidates in order, with
+// errors classified as spec §2.7 says (segmentwriter.Client).
+type Pusher interface {
+	Push(ctx context.Context, req *segmentwriterv1.PushRequest, candidates []*placement.Instance) error
+}
+
+// RouterConfig is where this distributor stands.
+type RouterConfig struct {
+	// Zone and PreferSameZone: with both set, writers of Zone are tried
+	// first; the shard id stays Pyroscope's either way.
+	Zone           string
+	PreferSameZone bool
+}
+
+// RouterConfigFrom picks the router's settings out of the config file.
+func RouterConfigFrom(c *config.Config) RouterConfig {
+	return RouterConfig{Zone: c.Distributor.Zone, PreferSameZone: c.Distributor.PreferSameZone}
+}
+
+// Router is the Sender that places each profile on the segment-writer
+// ring as Pyroscope's distributor does and pushes it with failover.
+type Router struct {
+	ring   RingSource
+	limits TenantLimits
+	push   Pusher
+	zone   string // empty when same-zone preference is off
+}
+
+var _ Sender = (*Router)(nil)
+
+// NewRouter builds a Router.
+func NewRouter(ring RingSource, limits TenantLimits, push Pusher, cfg RouterConfig) (*Router, error) {
+	if ring == nil || limits == nil || push == nil {
+		return nil, errors.New("router: ring, limits and pusher are required")
+	}
+	r := &Router{ring: ring, limits: limits, push: push}
+	if cfg.PreferSameZone {
+		r.zone = cfg.Zone
+	}
+	return r, nil
+}
+
+// Send places p and pushes it; it returns when a writer acked it or every
+// candidate failed. An empty ring is Unavailable "service is unavailable".
+func (r *Router) Send(ctx context.Context, p *Profile) error {
+	ring := r.ring.Ring()
+	if ring.Len() == 0 {
+		return segmentwriter.ErrUnavailable
+	}
+	key := placement.NewKey(p.Tenant, p.Service, p.Fingerprint)
+	var idx [segmentwriter.MaxAttempts]int32
+	shard, cands := ring.Place(key, PlacementPolicy(r.limits.ForTenant(p.Tenant)), r.zone, idx[:])
+	var inst [segmentwriter.MaxAttempts]*placement.Instance
+	for i, c := range cands {
+		inst[i] = ring.Instance(c)
+	}
+	req := &segmentwriterv1.PushRequest{
+		TenantId:  p.Tenant,
+		Labels:    p.Labels,
+		Profile:   p.Pprof,
+		ProfileId: p.ID[:],
+		Shard:     shard,
+	}
+	return r.push.Push(ctx, req, inst[:len(cands)])
+}
+
+// PlacementPolicy is a tenant's policy without placement rules (spec §2.5):
+// the tenant's shards, the default dataset shards, and fingerprint-mod
+// unless round-robin is configured (dynamic is fingerprint without rules).
+func PlacementPolicy(l *config.Limits) placement.Policy {
+	if l == nil {
+		return placement.Policy{DatasetShards: 1}
+	}
+	p := placement.Policy{TenantShards: l.Placement.TenantShards, DatasetShards: l.Placement.DefaultDatasetShards}
+	if l.Placement.LoadBalancing == config.LoadBalancingRoundRobin {
+		p.Pick = placement.PickRoundRobin
+	}
+	return p
+}

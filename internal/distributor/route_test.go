@@ -1,0 +1,328 @@
+package distributor
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/google/pprof/profile"
+	segmentwriterv1 "github.com/grafana/pyroscope/api/gen/proto/go/segmentwriter/v1"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/placement"
+	"github.com/pyrodist/pyrodist/internal/segmentwriter"
+)
+
+type routeRing struct{ r *placement.Ring }
+
+func (s routeRing) Ring() *placement.Ring { return s.r }
+
+type routeLimits struct{ l *config.Limits }
+
+func (s routeLimits) ForTenant(string) *config.Limits { return s.l }
+
+func routePlacementLimits(tenantShards, datasetShards int, lb config.LoadBalancing) *config.Limits {
+	l := config.Defaults().Limits
+	l.Placement.TenantShards = tenantShards
+	l.Placement.DefaultDatasetShards = datasetShards
+	l.Placement.LoadBalancing = lb
+	return &l
+}
+
+// routePusher records what the Router asked for.
+type routePusher struct {
+	mu    sync.Mutex
+	reqs  []*segmentwriterv1.PushRequest
+	cands [][]string
+	zones [][]string
+}
+
+func (p *routePusher) Push(_ context.Context, req *segmentwriterv1.PushRequest, cands []*placement.Instance) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reqs = append(p.reqs, req.CloneVT())
+	var ids, zones []string
+	for _, c := range cands {
+		ids = append(ids, c.ID)
+		zones = append(zones, c.Zone)
+	}
+	p.cands = append(p.cands, ids)
+	p.zones = append(p.zones, zones)
+	return nil
+}
+
+func routeSixWriters(leaving int) []placement.Instance {
+	zones := []string{"zone-a", "zone-b", "zone-c"}
+	var in []placement.Instance
+	for i := range 6 {
+		st := placement.Active
+		if i == leaving {
+			st = placement.Leaving
+		}
+		in = append(in, placement.Instance{ID: fmt.Sprintf("segment-writer-%d", i), Addr: fmt.Sprintf("10.0.0.%d:9095", i), Zone: zones[i%3], State: st, Tokens: 4})
+	}
+	return in
+}
+
+func routeProfile(tenant string, labels [][2]string) *Profile {
+	p := &Profile{Tenant: tenant, Pprof: []byte("pprof bytes"), ID: [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}}
+	for _, l := range labels {
+		p.Labels = append(p.Labels, &typesv1.LabelPair{Name: l[0], Value: l[1]})
+		if l[0] == "service_name" && p.Service == "" {
+			p.Service = l[1]
+		}
+	}
+	p.Fingerprint = placement.Fingerprint(p.Labels)
+	return p
+}
+
+// The Router sends what Pyroscope's distributor computes: every vector of
+// the six-writer rings gives the expected shard and candidate order.
+func TestRouterMatchesPyroscopeVectors(t *testing.T) {
+	f, err := os.Open("../placement/testdata/placement-vectors.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rings := map[string]*placement.Ring{
+		"six-writers-4-tokens":    placement.NewRing(routeSixWriters(-1)),
+		"six-writers-one-leaving": placement.NewRing(routeSixWriters(2)),
+	}
+	checked := 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var v struct {
+			Ring          string     `json:"ring"`
+			TenantShards  int        `json:"tenant_shards"`
+			DatasetShards int        `json:"dataset_shards"`
+			Tenant        string     `json:"tenant"`
+			Labels        [][]string `json:"labels"`
+			Fingerprint   string     `json:"fingerprint"`
+			Shard         uint32     `json:"shard"`
+			Candidates    []string   `json:"active_candidates"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			t.Fatal(err)
+		}
+		ring := rings[v.Ring]
+		if ring == nil {
+			continue
+		}
+		var labels [][2]string
+		for _, l := range v.Labels {
+			labels = append(labels, [2]string{l[0], l[1]})
+		}
+		p := routeProfile(v.Tenant, labels)
+		if strconv.FormatUint(p.Fingerprint, 10) != v.Fingerprint {
+			t.Fatalf("fingerprint %d, want %s", p.Fingerprint, v.Fingerprint)
+		}
+		pusher := &routePusher{}
+		r, err := NewRouter(routeRing{ring}, routeLimits{routePlacementLimits(v.TenantShards, v.DatasetShards, config.LoadBalancingDynamic)}, pusher, RouterConfig{Zone: "zone-b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Send(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+		req := pusher.reqs[0]
+		if req.Shard != v.Shard {
+			t.Errorf("%v: shard %d, want %d", v.Labels, req.Shard, v.Shard)
+		}
+		want := v.Candidates[:min(len(v.Candidates), segmentwriter.MaxAttempts)]
+		if !slices.Equal(pusher.cands[0], want) {
+			t.Errorf("%v: candidates %v, want %v", v.Labels, pusher.cands[0], want)
+		}
+		if req.TenantId != v.Tenant || !bytes.Equal(req.ProfileId, p.ID[:]) || len(req.ProfileId) != 16 ||
+			!bytes.Equal(req.Profile, p.Pprof) || len(req.Labels) != len(p.Labels) {
+			t.Errorf("request %v does not carry the profile", req)
+		}
+		checked++
+	}
+	if checked < 300 {
+		t.Fatalf("checked %d vectors", checked)
+	}
+}
+
+func TestRouterEmptyRing(t *testing.T) {
+	for _, ring := range []*placement.Ring{nil, placement.NewRing(nil)} {
+		pusher := &routePusher{}
+		r, _ := NewRouter(routeRing{ring}, routeLimits{}, pusher, RouterConfig{})
+		err := r.Send(context.Background(), routeProfile("t", [][2]string{{"service_name", "s"}}))
+		if st := status.Convert(err); st.Code() != codes.Unavailable || st.Message() != "service is unavailable" {
+			t.Fatalf("err = %v", err)
+		}
+		if len(pusher.reqs) != 0 {
+			t.Fatal("pushed with no ring")
+		}
+	}
+}
+
+func TestRouterSameZone(t *testing.T) {
+	ring := placement.NewRing(routeSixWriters(-1))
+	for i := range 50 {
+		p := routeProfile(fmt.Sprintf("tenant-%d", i%5), [][2]string{{"__name__", "cpu"}, {"service_name", fmt.Sprintf("svc-%d", i)}})
+		off, on := &routePusher{}, &routePusher{}
+		lim := routeLimits{routePlacementLimits(0, 1, config.LoadBalancingFingerprint)}
+		r1, _ := NewRouter(routeRing{ring}, lim, off, RouterConfig{Zone: "zone-c"})
+		r2, _ := NewRouter(routeRing{ring}, lim, on, RouterConfig{Zone: "zone-c", PreferSameZone: true})
+		_ = r1.Send(context.Background(), p)
+		_ = r2.Send(context.Background(), p)
+		if off.reqs[0].Shard != on.reqs[0].Shard {
+			t.Fatalf("same-zone preference changed the shard: %d vs %d", off.reqs[0].Shard, on.reqs[0].Shard)
+		}
+		if !slices.Equal(on.zones[0][:2], []string{"zone-c", "zone-c"}) {
+			t.Fatalf("zone-c writers not first: %v %v", on.cands[0], on.zones[0])
+		}
+		// The others follow in Pyroscope's order.
+		var rest []string
+		for _, id := range off.cands[0] {
+			if id != on.cands[0][0] && id != on.cands[0][1] {
+				rest = append(rest, id)
+			}
+		}
+		if !slices.Equal(on.cands[0][2:], rest) {
+			t.Fatalf("other zones reordered: %v, Pyroscope's %v", on.cands[0], off.cands[0])
+		}
+	}
+}
+
+// Per-tenant limits drive the policy: with 4 dataset shards and
+// round-robin, one series spreads over exactly the dataset's 4 shards.
+func TestRouterTenantPolicy(t *testing.T) {
+	ring := placement.NewRing(routeSixWriters(-1))
+	p := routeProfile("tenant-x", [][2]string{{"__name__", "cpu"}, {"service_name", "checkout"}})
+	datasetShards := map[uint32]bool{}
+	for off := range 4 {
+		k := placement.NewKey(p.Tenant, p.Service, uint64(off))
+		s, _ := ring.Place(k, placement.Policy{TenantShards: 8, DatasetShards: 4}, "", nil)
+		datasetShards[s] = true
+	}
+	pusher := &routePusher{}
+	r, _ := NewRouter(routeRing{ring}, routeLimits{routePlacementLimits(8, 4, config.LoadBalancingRoundRobin)}, pusher, RouterConfig{})
+	seen := map[uint32]bool{}
+	for range 200 {
+		if err := r.Send(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, req := range pusher.reqs {
+		if !datasetShards[req.Shard] {
+			t.Fatalf("shard %d outside the dataset's shards %v", req.Shard, datasetShards)
+		}
+		seen[req.Shard] = true
+	}
+	if len(seen) != 4 {
+		t.Fatalf("round-robin used shards %v, want all of %v", seen, datasetShards)
+	}
+	// Fingerprint mode keeps the series on one shard.
+	pusher = &routePusher{}
+	r, _ = NewRouter(routeRing{ring}, routeLimits{routePlacementLimits(8, 4, config.LoadBalancingFingerprint)}, pusher, RouterConfig{})
+	for range 20 {
+		_ = r.Send(context.Background(), p)
+	}
+	for _, req := range pusher.reqs {
+		if req.Shard != pusher.reqs[0].Shard {
+			t.Fatal("fingerprint mode moved a series")
+		}
+	}
+}
+
+// routeWriter is a segment-writer test double on 127.0.0.1.
+type routeWriter struct {
+	segmentwriterv1.UnimplementedSegmentWriterServiceServer
+	addr string
+	fail codes.Code
+	mu   sync.Mutex
+	got  []*segmentwriterv1.PushRequest
+}
+
+func (w *routeWriter) Push(_ context.Context, req *segmentwriterv1.PushRequest) (*segmentwriterv1.PushResponse, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.got = append(w.got, req.CloneVT())
+	if w.fail != codes.OK {
+		return nil, status.Error(w.fail, "failing")
+	}
+	return &segmentwriterv1.PushResponse{}, nil
+}
+
+// End to end over real gRPC: the first candidate is down, the next one
+// gets the same shard id and a profile that google/pprof accepts.
+func TestRouterFailoverOverGRPC(t *testing.T) {
+	var writers []*routeWriter
+	var in []placement.Instance
+	for i := range 3 {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &routeWriter{addr: lis.Addr().String()}
+		s := grpc.NewServer()
+		segmentwriterv1.RegisterSegmentWriterServiceServer(s, w)
+		go func() { _ = s.Serve(lis) }()
+		t.Cleanup(s.Stop)
+		writers = append(writers, w)
+		in = append(in, placement.Instance{ID: fmt.Sprintf("w%d", i), Addr: w.addr, Zone: "z", Tokens: 4})
+	}
+	ring := placement.NewRing(in)
+	client, err := segmentwriter.New(segmentwriter.Config{SegmentWriter: config.Defaults().SegmentWriter}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	client.SetAddresses([]string{writers[0].addr, writers[1].addr, writers[2].addr})
+
+	var buf bytes.Buffer
+	prof := &profile.Profile{
+		SampleType: []*profile.ValueType{{Type: "cpu", Unit: "nanoseconds"}},
+		PeriodType: &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+		Period:     10000000,
+		Function:   []*profile.Function{{ID: 1, Name: "main"}},
+	}
+	prof.Location = []*profile.Location{{ID: 1, Line: []profile.Line{{Function: prof.Function[0], Line: 1}}}}
+	prof.Sample = []*profile.Sample{{Location: prof.Location, Value: []int64{42}}}
+	if err := prof.WriteUncompressed(&buf); err != nil {
+		t.Fatal(err)
+	}
+	p := routeProfile("tenant-a", [][2]string{{"__name__", "process_cpu"}, {"service_name", "checkout"}})
+	p.Pprof = buf.Bytes()
+
+	var idx [6]int32
+	shard, cands := ring.Place(placement.NewKey(p.Tenant, p.Service, p.Fingerprint), placement.Policy{DatasetShards: 1}, "", idx[:])
+	byAddr := map[string]*routeWriter{}
+	for _, w := range writers {
+		byAddr[w.addr] = w
+	}
+	first, second := byAddr[ring.Instance(cands[0]).Addr], byAddr[ring.Instance(cands[1]).Addr]
+	first.fail = codes.Unavailable
+
+	r, _ := NewRouter(routeRing{ring}, routeLimits{routePlacementLimits(0, 1, config.LoadBalancingDynamic)}, client, RouterConfig{})
+	if err := r.Send(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	if len(first.got) != 1 || first.got[0].Shard != shard {
+		t.Fatalf("first candidate got %d requests", len(first.got))
+	}
+	if len(second.got) != 1 || second.got[0].Shard != shard {
+		t.Fatalf("second candidate got %v, want one request on shard %d", second.got, shard)
+	}
+	got, err := profile.ParseData(second.got[0].Profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := got.CheckValid(); err != nil {
+		t.Fatal(err)
+	}
+}
