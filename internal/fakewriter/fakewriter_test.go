@@ -1,0 +1,209 @@
+package fakewriter_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	segmentwriterv1 "github.com/grafana/pyroscope/api/gen/proto/go/segmentwriter/v1"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+
+	"github.com/pyrodist/pyrodist/internal/corpus"
+	"github.com/pyrodist/pyrodist/internal/fakewriter"
+)
+
+func newWriter(t *testing.T) (*fakewriter.Writer, segmentwriterv1.SegmentWriterServiceClient, *grpc.ClientConn) {
+	t.Helper()
+	cfg := fakewriter.DefaultConfig()
+	cfg.GRPCListenAddress, cfg.GRPCListenPort = "127.0.0.1", 0
+	cfg.HTTPListenAddress, cfg.HTTPListenPort = "127.0.0.1", 0
+	cfg.Memberlist.TCPTransport.BindAddrs = []string{"127.0.0.1"}
+	cfg.Memberlist.TCPTransport.BindPort = 0
+	cfg.Lifecycler.ID = "sw-test"
+	cfg.Lifecycler.Zone = "zone-a"
+	cfg.Lifecycler.Addr = "127.0.0.1"
+	w, err := fakewriter.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	cc, err := grpc.NewClient(w.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return w, segmentwriterv1.NewSegmentWriterServiceClient(cc), cc
+}
+
+func request(tenant, service string, shard uint32, id []byte, prof []byte) *segmentwriterv1.PushRequest {
+	return &segmentwriterv1.PushRequest{
+		TenantId: tenant,
+		Labels: []*typesv1.LabelPair{
+			{Name: "__name__", Value: "process_cpu"},
+			{Name: "service_name", Value: service},
+		},
+		Profile:   prof,
+		ProfileId: id,
+		Shard:     shard,
+	}
+}
+
+func TestPushChecksAndRecords(t *testing.T) {
+	w, client, cc := newWriter(t)
+	cpu, _ := corpus.Get("cpu")
+	id := uuid.New()
+
+	tests := []struct {
+		name string
+		req  *segmentwriterv1.PushRequest
+		want codes.Code
+	}{
+		{"gzip profile", request("t1", "svc-a", 3, id[:], cpu.Gzipped), codes.OK},
+		{"raw profile", request("t1", "svc-a", 3, id[:], cpu.Raw()), codes.OK},
+		{"no tenant", request("", "svc-a", 3, id[:], cpu.Gzipped), codes.InvalidArgument},
+		{"short id", request("t1", "svc-a", 3, id[:15], cpu.Gzipped), codes.InvalidArgument},
+		{"garbage profile", request("t1", "svc-a", 3, id[:], []byte("not a profile")), codes.InvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := client.Push(context.Background(), tt.req)
+			if got := status.Code(err); got != tt.want {
+				t.Fatalf("code = %v (%v), want %v", got, err, tt.want)
+			}
+		})
+	}
+
+	var profiles fakewriter.ProfilesResponse
+	getJSON(t, "http://"+w.HTTPAddr()+"/profiles", &profiles)
+	if profiles.ID != "sw-test" || profiles.Zone != "zone-a" || profiles.Addr != w.GRPCAddr() {
+		t.Fatalf("identity = %+v", profiles)
+	}
+	if len(profiles.Profiles) != 2 {
+		t.Fatalf("recorded %d profiles, want the 2 accepted", len(profiles.Profiles))
+	}
+	for _, r := range profiles.Profiles {
+		if r.ProfileID != id.String() || r.Tenant != "t1" || r.ServiceName != "svc-a" || r.Shard != 3 {
+			t.Fatalf("record = %+v", r)
+		}
+	}
+	var counts fakewriter.CountsResponse
+	getJSON(t, "http://"+w.HTTPAddr()+"/counts", &counts)
+	if len(counts.Counts) != 1 || counts.Counts[0] != (fakewriter.Count{Tenant: "t1", ServiceName: "svc-a", Shard: 3, Count: 2}) {
+		t.Fatalf("counts = %+v", counts.Counts)
+	}
+
+	// Health reports SERVING while running.
+	hc := healthpb.NewHealthClient(cc)
+	res, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: fakewriter.HealthService})
+	if err != nil || res.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health = %v, %v", res, err)
+	}
+}
+
+func TestFaultInjection(t *testing.T) {
+	w, client, _ := newWriter(t)
+	cpu, _ := corpus.Get("cpu")
+	base := "http://" + w.HTTPAddr()
+
+	post(t, base+"/control/fail?"+url.Values{"code": {"Unavailable"}, "count": {"2"}}.Encode(), http.StatusNoContent)
+	var got []codes.Code
+	for range 3 {
+		id := uuid.New()
+		_, err := client.Push(context.Background(), request("t", "s", 1, id[:], cpu.Gzipped))
+		got = append(got, status.Code(err))
+	}
+	want := []codes.Code{codes.Unavailable, codes.Unavailable, codes.OK}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("codes = %v, want %v", got, want)
+		}
+	}
+	post(t, base+"/control/fail?code=RESOURCE_EXHAUSTED", http.StatusNoContent)
+	id := uuid.New()
+	if _, err := client.Push(context.Background(), request("t", "s", 1, id[:], cpu.Gzipped)); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("persistent failure: %v", err)
+	}
+	post(t, base+"/control/fail?code=OK", http.StatusNoContent)
+	if _, err := client.Push(context.Background(), request("t", "s", 1, id[:], cpu.Gzipped)); err != nil {
+		t.Fatalf("after clearing: %v", err)
+	}
+	post(t, base+"/control/fail?code=NoSuchCode", http.StatusBadRequest)
+
+	// Latency longer than the caller's deadline surfaces as DeadlineExceeded.
+	post(t, base+"/control/latency?duration=10s", http.StatusNoContent)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := client.Push(ctx, request("t", "s", 1, id[:], cpu.Gzipped)); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("slow push: %v", err)
+	}
+	post(t, base+"/control/latency?duration=0s", http.StatusNoContent)
+
+	crashed := make(chan struct{})
+	w.Crash = func() { close(crashed) }
+	post(t, base+"/control/crash", http.StatusNoContent)
+	<-crashed
+
+	post(t, base+"/control/reset", http.StatusNoContent)
+	if n := len(w.Records()); n != 0 {
+		t.Fatalf("%d records after reset", n)
+	}
+
+	// Stopping: NOT_SERVING semantics for Push.
+	if err := w.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Push(context.Background(), request("t", "s", 1, id[:], cpu.Gzipped)); status.Code(err) != codes.Unavailable {
+		t.Fatalf("push while stopped: %v", err)
+	}
+}
+
+func getJSON(t *testing.T, u string, v any) {
+	t.Helper()
+	res, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", u, res.Status)
+	}
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func post(t *testing.T, u string, want int) {
+	t.Helper()
+	res, err := http.Post(u, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != want {
+		t.Fatalf("POST %s: %s, want %d", u, res.Status, want)
+	}
+}
+
+func TestParseCode(t *testing.T) {
+	for in, want := range map[string]codes.Code{"Unavailable": codes.Unavailable, "UNAVAILABLE": codes.Unavailable, "unknown": codes.Unknown, "4": codes.DeadlineExceeded, "ok": codes.OK} {
+		if got, err := fakewriter.ParseCode(in); err != nil || got != want {
+			t.Errorf("ParseCode(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := fakewriter.ParseCode("bogus"); err == nil {
+		t.Error("bogus code parsed")
+	}
+}
