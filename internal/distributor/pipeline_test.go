@@ -10,10 +10,10 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/pprof/profile"
-	"github.com/klauspost/compress/gzip"
 	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+	"github.com/klauspost/compress/gzip"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 

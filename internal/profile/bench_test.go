@@ -1,0 +1,56 @@
+package profile
+
+import (
+	"testing"
+	"time"
+)
+
+// BenchmarkDecodeNormalize: inflate + decode + validate + normalize + split +
+// encode of one profile, the per-profile work without sending. MB/s is of
+// uncompressed pprof.
+func BenchmarkDecodeNormalize(b *testing.B) {
+	for _, name := range []string{"cpu.pb.gz", "heap.pb.gz", "big16k.pb.gz"} {
+		raw := readTestProfile(b, name)
+		l := limits()
+		l.RejectOlderThan, l.RejectNewerThan = 0, 0
+		size := func() int {
+			buf := GetBuffer()
+			defer PutBuffer(buf)
+			d, _ := Inflate(raw, 0, buf, nil)
+			return len(d)
+		}()
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			now := time.Now()
+			for b.Loop() {
+				buf := GetBuffer()
+				data, err := Inflate(raw, l.MaxProfileSizeBytes, buf, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				p, err := Decode(data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := Validate(l, p, len(data), series, now); err != nil {
+					b.Fatal(err)
+				}
+				if IsGo(p, series) {
+					FixGo(p)
+				}
+				Normalize(p)
+				outs, _, err := Split(l, p, series)
+				if err != nil {
+					b.Fatal(err)
+				}
+				out := GetBuffer()
+				if _, err := Encode(outs[0].Profile, out); err != nil {
+					b.Fatal(err)
+				}
+				PutBuffer(out)
+				PutBuffer(buf)
+			}
+		})
+	}
+}

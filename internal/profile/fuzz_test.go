@@ -1,0 +1,70 @@
+package profile
+
+import (
+	"bytes"
+	"runtime/pprof"
+	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+)
+
+// FuzzPipeline runs arbitrary bytes through inflate, decode, validate,
+// normalize, split and encode: no panic, and whatever comes out parses with
+// google/pprof and passes CheckValid.
+func FuzzPipeline(f *testing.F) {
+	for _, name := range []string{"cpu.pb.gz", "heap.pb.gz"} {
+		f.Add(readTestProfile(f, name))
+	}
+	var b bytes.Buffer
+	pprof.Lookup("goroutine").WriteTo(&b, 0)
+	f.Add(b.Bytes())
+	b.Reset()
+	pprof.Lookup("allocs").WriteTo(&b, 0)
+	f.Add(b.Bytes())
+	f.Add([]byte("not a profile"))
+	now := time.Now()
+	l := limits()
+	l.RejectOlderThan, l.RejectNewerThan = 0, 0
+	l.MaxProfileSizeBytes = 1 << 20
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		buf := GetBuffer()
+		defer PutBuffer(buf)
+		data, err := Inflate(raw, l.MaxProfileSizeBytes, buf, nil)
+		if err != nil {
+			return
+		}
+		p, err := Decode(data)
+		if err != nil {
+			return
+		}
+		if _, err := Validate(l, p, len(data), series, now); err != nil {
+			return
+		}
+		if IsGo(p, series) {
+			FixGo(p)
+		}
+		Normalize(p)
+		if len(p.Sample) == 0 {
+			return
+		}
+		outs, _, err := Split(l, p, series)
+		if err != nil {
+			return
+		}
+		for _, o := range outs {
+			var ob []byte
+			enc, err := Encode(o.Profile, &ob)
+			if err != nil {
+				t.Fatalf("encode: %v", err)
+			}
+			q, err := profile.ParseData(enc)
+			if err != nil {
+				t.Fatalf("output does not parse: %v", err)
+			}
+			if err := q.CheckValid(); err != nil {
+				t.Fatalf("output fails CheckValid: %v", err)
+			}
+		}
+	})
+}
