@@ -106,10 +106,14 @@ func startServer(t *testing.T, mod func(*Options)) *testServer {
 }
 
 // h2cClient speaks HTTP/2 without TLS, as gRPC clients do.
-func h2cClient() *http.Client {
+// Its connections close with the test, so the server's shutdown need not
+// wait out HTTP/2's GOAWAY grace.
+func h2cClient(t *testing.T) *http.Client {
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
-	return &http.Client{Transport: &http.Transport{Protocols: &p}}
+	c := &http.Client{Transport: &http.Transport{Protocols: &p}}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
 }
 
 // cpuProfile is a real runtime/pprof CPU profile (gzipped).
@@ -149,8 +153,8 @@ func TestPushRoundTrip(t *testing.T) {
 		{"connect-proto", http.DefaultClient, nil},
 		{"connect-json", http.DefaultClient, []connect.ClientOption{connect.WithProtoJSON()}},
 		{"connect-gzip", http.DefaultClient, []connect.ClientOption{connect.WithSendGzip()}},
-		{"grpc-h2c", h2cClient(), []connect.ClientOption{connect.WithGRPC()}},
-		{"grpc-h2c-gzip", h2cClient(), []connect.ClientOption{connect.WithGRPC(), connect.WithSendGzip()}},
+		{"grpc-h2c", h2cClient(t), []connect.ClientOption{connect.WithGRPC()}},
+		{"grpc-h2c-gzip", h2cClient(t), []connect.ClientOption{connect.WithGRPC(), connect.WithSendGzip()}},
 		{"grpc-web", http.DefaultClient, []connect.ClientOption{connect.WithGRPCWeb()}},
 		{"grpc-web-json", http.DefaultClient, []connect.ClientOption{connect.WithGRPCWeb(), connect.WithProtoJSON()}},
 	}
