@@ -132,11 +132,10 @@ func mibOf(q resource.Quantity, field string) (float64, error) {
 	return q.AsApproximateFloat64() / mib, nil
 }
 
-// setLoadBalancing is where the shard pick policy would be mapped. The
-// distributor's config has no load-balancing key yet (see internal/config
-// PlacementLimits), so asking for one is an error rather than a silent no-op.
-func setLoadBalancing(_ *config.Limits, lb v1.LoadBalancing) error {
-	return fmt.Errorf("%q is not supported by this distributor version (its config has no load-balancing setting)", lb)
+// setLoadBalancing maps the CRD enum (the same three words) onto the config
+// type, which validates it once more.
+func setLoadBalancing(l *config.Limits, lb v1.LoadBalancing) error {
+	return l.Placement.LoadBalancing.Set(string(lb))
 }
 
 func serviceHost(svc, ns, clusterDomain string) string {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -128,6 +129,7 @@ func containerEnv(res corev1.ResourceRequirements, extra []corev1.EnvVar) []core
 		})
 	}
 	for _, e := range extra {
+		e = *e.DeepCopy()
 		replaced := false
 		for i := range env {
 			if env[i].Name == e.Name {
@@ -154,6 +156,17 @@ func probe(path string, period, failures int32) *corev1.Probe {
 		SuccessThreshold: 1,
 		FailureThreshold: failures,
 	}
+}
+
+func deepCopyTolerations(in []corev1.Toleration) []corev1.Toleration {
+	if in == nil {
+		return nil
+	}
+	out := make([]corev1.Toleration, len(in))
+	for i := range in {
+		in[i].DeepCopyInto(&out[i])
+	}
+	return out
 }
 
 // podTemplate is the pod of one zone.
@@ -202,8 +215,8 @@ func (b *builder) podTemplate(z v1.Zone) (corev1.PodTemplateSpec, error) {
 		PriorityClassName:             s.PodTemplate.PriorityClassName,
 		SecurityContext:               podSC,
 		TerminationGracePeriodSeconds: ptr.To(terminationGrace(b.cfg.cfg)),
-		ImagePullSecrets:              s.PodTemplate.ImagePullSecrets,
-		Tolerations:                   z.Tolerations,
+		ImagePullSecrets:              slices.Clone(s.PodTemplate.ImagePullSecrets),
+		Tolerations:                   deepCopyTolerations(z.Tolerations),
 		TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
 			// Zones are pinned per Deployment; inside one, spread over nodes.
 			MaxSkew:           1,
