@@ -450,7 +450,6 @@ func TestIngestProfileIDNameIsDropped(t *testing.T) {
 	}
 }
 
-
 // smallProfile is a two-sample CPU profile, gzipped as runtime/pprof writes.
 func smallProfile(t *testing.T) []byte {
 	t.Helper()
