@@ -1,0 +1,133 @@
+package validation
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+
+	"github.com/pyrodist/pyrodist/internal/config"
+)
+
+func lbls(kv ...string) []*typesv1.LabelPair {
+	var out []*typesv1.LabelPair
+	for i := 0; i < len(kv); i += 2 {
+		out = append(out, &typesv1.LabelPair{Name: kv[i], Value: kv[i+1]})
+	}
+	return out
+}
+
+func limits() *config.Limits {
+	c := config.Defaults()
+	return &c.Limits
+}
+
+// TestValidateLabels: one row per label rule of spec §5.3 item 2.
+func TestValidateLabels(t *testing.T) {
+	tests := []struct {
+		name   string
+		ls     []*typesv1.LabelPair
+		mod    func(*config.Limits)
+		reason Reason
+		msg    string
+		want   string
+	}{
+		{name: "valid", ls: lbls("__name__", "cpu", "service_name", "a")},
+		{name: "no labels", reason: MissingLabels, msg: "error at least one label pair is required per profile"},
+		{name: "too many", ls: lbls("__name__", "cpu", "a", "1", "service_name", "a"), mod: func(l *config.Limits) { l.MaxLabelNamesPerSeries = 2 }, reason: MaxLabelNamesPerSeries,
+			msg: `profile series '{__name__="cpu", a="1", service_name="a"}' has 3 label names; limit 2`},
+		{name: "no metric name", ls: lbls("service_name", "a"), reason: InvalidLabels, msg: `invalid labels '{service_name="a"}' with error: invalid metric name`},
+		{name: "no service name", ls: lbls("__name__", "cpu"), reason: MissingLabels, msg: "service name is not provided"},
+		{name: "name too long", ls: lbls("__name__", "cpu", strings.Repeat("n", 1025), "x", "service_name", "a"), reason: LabelNameTooLong, msg: "has label name too long"},
+		{name: "value too long", ls: lbls("__name__", "cpu", "pod", strings.Repeat("v", 2049), "service_name", "a"), reason: LabelValueTooLong, msg: "has label value too long"},
+		{name: "invalid utf8 value", ls: lbls("__name__", "cpu", "pod", "\xff", "service_name", "a"), reason: InvalidLabels, msg: "invalid label value"},
+		{name: "duplicate", ls: lbls("__name__", "cpu", "pod", "a", "pod", "b", "service_name", "a"), reason: DuplicateLabelNames,
+			msg: `profile with labels '{__name__="cpu", pod="a", pod="b", service_name="a"}' has duplicate label name: 'pod'`},
+		{name: "dots and dashes pass without sanitization", ls: lbls("__name__", "cpu", "bad-name", "x", "k8s.pod", "p", "service_name", "a"),
+			want: `{__name__="cpu", bad-name="x", k8s.pod="p", service_name="a"}`},
+		{name: "sanitization rewrites dots", ls: lbls("__name__", "cpu", "k8s.pod", "p", "service_name", "a"), mod: func(l *config.Limits) { l.DisableLabelSanitization = false },
+			want: `{__name__="cpu", k8s_pod="p", service_name="a"}`},
+		{name: "sanitization rejects dashes", ls: lbls("__name__", "cpu", "bad-name", "x", "service_name", "a"), mod: func(l *config.Limits) { l.DisableLabelSanitization = false },
+			reason: InvalidLabels, msg: "invalid label name 'bad-name'"},
+		{name: "sanitization collision", ls: lbls("__name__", "cpu", "a.b", "1", "a_b", "2", "service_name", "a"), mod: func(l *config.Limits) { l.DisableLabelSanitization = false },
+			reason: DuplicateLabelNames, msg: "has duplicate label name: 'a_b'"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := limits()
+			if tt.mod != nil {
+				tt.mod(l)
+			}
+			got, err := ValidateLabels(l, tt.ls)
+			if tt.reason != "" {
+				var ve *Error
+				if !errors.As(err, &ve) || ve.Reason != tt.reason || !strings.Contains(ve.Msg, tt.msg) {
+					t.Fatalf("err %v, want %s containing %q", err, tt.reason, tt.msg)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want != "" && LabelsString(got) != tt.want {
+				t.Errorf("labels %s, want %s", LabelsString(got), tt.want)
+			}
+		})
+	}
+}
+
+func TestRelabelDefaults(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`godeltaprof_memory`, `{__delta__="false", __name__="memory", __name_replaced__="godeltaprof_memory", service_name="s"}`},
+		{`process_cpu`, `{__name__="process_cpu", service_name="s"}`},
+	}
+	for _, tt := range tests {
+		if got := LabelsString(RelabelDefaults(lbls("__name__", tt.in, "service_name", "s"))); got != tt.want {
+			t.Errorf("%s: got %s, want %s", tt.in, got, tt.want)
+		}
+	}
+	got := LabelsString(RelabelDefaults(lbls("__name__", "wall", "__type__", "cpu", "service_name", "s")))
+	if got != `{__name__="process_cpu", __type__="cpu", service_name="s"}` {
+		t.Errorf("wall/cpu: %s", got)
+	}
+	if got := LabelsString(RelabelDefaults(lbls("__name__", "wall", "__type__", "wall"))); got != `{__name__="wall", __type__="wall"}` {
+		t.Errorf("wall/wall changed: %s", got)
+	}
+}
+
+func TestServiceNameDefaultAndSort(t *testing.T) {
+	got := LabelsString(WithServiceName(lbls("z", "1", "__name__", "cpu")))
+	if got != `{__name__="cpu", service_name="unknown_service", z="1"}` {
+		t.Errorf("got %s", got)
+	}
+}
+
+func TestLimitSessions(t *testing.T) {
+	in := lbls("__name__", "cpu", "__session_id__", "0123456789abcdef", "service_name", "s")
+	if got := LabelsString(LimitSessions(in, 0)); got != `{__name__="cpu", service_name="s"}` {
+		t.Errorf("limit 0: %s", got)
+	}
+	// 0x0123456789abcdef % 16 = 15
+	if got := Get(LimitSessions(in, 16), LabelSessionID); got != "000000000000000f" {
+		t.Errorf("limit 16: %s", got)
+	}
+}
+
+func TestIngestionWindow(t *testing.T) {
+	now := time.Date(2026, 11, 25, 15, 45, 48, 331e6, time.UTC)
+	l := limits()
+	ls := lbls("__name__", "process_cpu", "service_name", "diff-old")
+	err := CheckIngestionWindow(l, time.Date(2026, 11, 23, 15, 45, 48, 290e6, time.UTC).UnixNano(), now, ls)
+	want := `profile with labels '{__name__="process_cpu", service_name="diff-old"}' is outside of ingestion window (profile timestamp: 2026-11-23 15:45:48.29 +0000 UTC, the ingestion window starts at 2026-11-25 14:45:48.331 +0000 UTC and ends at 2026-11-25 15:55:48.331 +0000 UTC)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+	if err := CheckIngestionWindow(l, now.Add(-59*time.Minute).UnixNano(), now, ls); err != nil {
+		t.Errorf("inside window: %v", err)
+	}
+	if err := CheckIngestionWindow(l, now.Add(11*time.Minute).UnixNano(), now, ls); err == nil {
+		t.Error("11 minutes ahead accepted")
+	}
+}
