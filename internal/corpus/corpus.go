@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	googlev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 //go:embed testdata/*.pb.gz
@@ -83,14 +83,10 @@ func Names() string {
 
 // At returns a copy of p recorded at t: the committed files carry the time
 // they were generated, which a distributor rejects as outside its ingestion
-// window (one hour by default).
+// window (one hour by default). Only time_nanos changes: the rest keeps the
+// byte layout runtime/pprof wrote, so decoders see what agents send.
 func (p Profile) At(t time.Time) (Profile, error) {
-	var m googlev1.Profile
-	if err := m.UnmarshalVT(p.Raw()); err != nil {
-		return Profile{}, fmt.Errorf("corpus: %s: %w", p.Name, err)
-	}
-	m.TimeNanos = t.UnixNano()
-	raw, err := m.MarshalVT()
+	raw, err := setTimeNanos(p.Raw(), t.UnixNano())
 	if err != nil {
 		return Profile{}, fmt.Errorf("corpus: %s: %w", p.Name, err)
 	}
@@ -105,6 +101,31 @@ func (p Profile) At(t time.Time) (Profile, error) {
 	p.Gzipped = gz.Bytes()
 	p.raw = func() []byte { return raw }
 	return p, nil
+}
+
+// timeNanosField is Profile.time_nanos in profile.proto.
+const timeNanosField = 9
+
+// setTimeNanos copies the top-level fields of an encoded Profile except
+// time_nanos and appends time_nanos = ns.
+func setTimeNanos(raw []byte, ns int64) ([]byte, error) {
+	out := make([]byte, 0, len(raw)+11)
+	for b := raw; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return nil, protowire.ParseError(m)
+		}
+		if num != timeNanosField {
+			out = append(out, b[:n+m]...)
+		}
+		b = b[n+m:]
+	}
+	out = protowire.AppendTag(out, timeNanosField, protowire.VarintType)
+	return protowire.AppendVarint(out, uint64(ns)), nil
 }
 
 func inflate(gz []byte) ([]byte, error) {

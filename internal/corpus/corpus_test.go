@@ -103,6 +103,17 @@ func TestAt(t *testing.T) {
 		if bytes.Equal(q.Raw(), p.Raw()) {
 			t.Errorf("%s: At did not change the bytes", p.Name)
 		}
+		// Only time_nanos moves: the size changes by a few bytes at most.
+		if d := len(q.Raw()) - len(p.Raw()); d < -11 || d > 11 {
+			t.Errorf("%s: At changed the size by %d bytes", p.Name, d)
+		}
+	}
+}
+
+func TestAtRejectsGarbage(t *testing.T) {
+	p := Profile{Name: "bad", raw: func() []byte { return []byte{0x0a, 0x05, 0x01} }}
+	if _, err := p.At(time.Now()); err == nil {
+		t.Fatal("truncated protobuf accepted")
 	}
 }
 

@@ -1,0 +1,419 @@
+// Command benchreport turns the outputs of hack/bench.sh (go test -bench
+// output, loadgen JSON results, a CPU profile summary) into the markdown
+// performance report. Every figure is shown as a ratio to the floor measured
+// in the same run; absolute numbers appear only next to it.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	benchFile := flag.String("bench", "", "go test -bench output")
+	loadDir := flag.String("load", "", "directory with the loadgen JSON results (saturation.json, half.json, proto-*.json)")
+	topFile := flag.String("top", "", "go tool pprof -top output of the distributor under load (optional)")
+	machine := flag.String("machine", "", "file with a description of the machine (optional)")
+	out := flag.String("out", "", "write the report here (default stdout)")
+	flag.Parse()
+
+	benches, err := readBench(*benchFile)
+	if err != nil {
+		fatal(err)
+	}
+	load, err := readLoad(*loadDir)
+	if err != nil {
+		fatal(err)
+	}
+	var w io.Writer = os.Stdout
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			fatal(err)
+		}
+		defer f.Close()
+		w = f
+	}
+	r := &report{w: w, b: benches, load: load}
+	r.machine = readOptional(*machine)
+	r.top = readOptional(*topFile)
+	r.write()
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "benchreport:", err)
+	os.Exit(1)
+}
+
+func readOptional(path string) string {
+	if path == "" {
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// bench is one line of go test -bench output.
+type bench struct {
+	pkg     string
+	name    string // without the -GOMAXPROCS suffix
+	n       int64
+	metrics map[string]float64 // by unit: ns/op, MB/s, B/op, allocs/op, MB/cpu-s
+}
+
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.+)$`)
+
+func readBench(path string) (map[string]*bench, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseBench(f)
+}
+
+func parseBench(r io.Reader) (map[string]*bench, error) {
+	out := map[string]*bench{}
+	pkg := ""
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		if p, ok := strings.CutPrefix(line, "pkg: "); ok {
+			pkg = strings.TrimSpace(p)
+			continue
+		}
+		m := benchLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.ParseInt(m[2], 10, 64)
+		b := &bench{pkg: pkg, name: m[1], n: n, metrics: map[string]float64{}}
+		f := strings.Fields(m[3])
+		for i := 0; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			b.metrics[f[i+1]] = v
+		}
+		out[m[1]] = b
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no benchmark results in the bench output")
+	}
+	return out, sc.Err()
+}
+
+// loadResult mirrors the fields of cmd/loadgen's JSON the report uses.
+type loadResult struct {
+	Protocol     string           `json:"protocol"`
+	Mode         string           `json:"mode"`
+	Workers      int              `json:"workers"`
+	TargetRate   float64          `json:"target_rate"`
+	Profiles     string           `json:"profiles"`
+	Tenants      int              `json:"tenants"`
+	Services     int              `json:"services"`
+	DurationS    float64          `json:"duration_s"`
+	Requests     int64            `json:"requests"`
+	OK           int64            `json:"ok_profiles"`
+	Skipped      int64            `json:"skipped"`
+	Errors       map[string]int64 `json:"errors"`
+	ReqPerS      float64          `json:"requests_per_s"`
+	ProfilesPerS float64          `json:"profiles_per_s"`
+	RawMBPerS    float64          `json:"raw_mb_per_s"`
+	LatencyMs    struct {
+		P50, P90, P99, P999, Max float64
+	} `json:"latency_ms"`
+	Server *struct {
+		CPUSeconds  float64 `json:"cpu_seconds"`
+		MBPerCPUSec float64 `json:"mb_per_cpu_second"`
+		CPUSecPerGB float64 `json:"cpu_seconds_per_gb"`
+		Cores       float64 `json:"cores_used"`
+	} `json:"server"`
+}
+
+func readLoad(dir string) (map[string]*loadResult, error) {
+	out := map[string]*loadResult{}
+	if dir == "" {
+		return out, nil
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var r loadResult
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		out[strings.TrimSuffix(filepath.Base(f), ".json")] = &r
+	}
+	return out, nil
+}
+
+type report struct {
+	w       io.Writer
+	b       map[string]*bench
+	load    map[string]*loadResult
+	machine string
+	top     string
+}
+
+func (r *report) p(format string, a ...any) { fmt.Fprintf(r.w, format+"\n", a...) }
+
+func (r *report) metric(name, unit string) (float64, bool) {
+	b, ok := r.b[name]
+	if !ok {
+		return 0, false
+	}
+	v, ok := b.metrics[unit]
+	return v, ok
+}
+
+// floorMB is the yardstick: MB of uncompressed pprof per CPU-second.
+func (r *report) floorMB() (float64, bool) { return r.metric("BenchmarkCompare/floor/mix", "MB/cpu-s") }
+
+func (r *report) write() {
+	r.p("# pyrodist performance report")
+	r.p("")
+	r.p("Generated by `make bench` (hack/bench.sh). Every figure comes from this one run on this machine.")
+	r.p("The **floor** is the least work any distributor does per profile: klauspost gzip inflate +")
+	r.p("vtproto decode + one encode of the same corpus, nothing else (internal/floor). Costs are")
+	r.p("given as **cost ratio = floor MB per CPU-second ÷ measured MB per CPU-second** (1.0 = as cheap as")
+	r.p("the floor; the target is ≤ 1.5).")
+	r.p("")
+	if r.machine != "" {
+		r.p("## Machine")
+		r.p("")
+		r.p("```")
+		r.p("%s", r.machine)
+		r.p("```")
+		r.p("")
+	}
+	fl, ok := r.floorMB()
+	r.p("## Summary")
+	r.p("")
+	if !ok {
+		r.p("The floor benchmark did not run; no ratios can be given.")
+		return
+	}
+	r.p("| figure | value | vs floor |")
+	r.p("|---|---|---|")
+	r.p("| floor (inflate + decode + encode), mix | %.1f MB/CPU-s (%.1f CPU-s/GB) | 1.00 |", fl, 1000/fl)
+	if v, ok := r.metric("BenchmarkCompare/pipeline/mix", "MB/cpu-s"); ok {
+		r.p("| pipeline benchmark (distributor.Push, no network), mix | %.1f MB/CPU-s (%.1f CPU-s/GB) | cost ratio %.2f |", v, 1000/v, fl/v)
+	}
+	if s := r.load["saturation"]; s != nil && s.Server != nil && s.Server.MBPerCPUSec > 0 {
+		r.p("| distributor process at saturation (%s, load run) | %.1f MB/CPU-s (%.1f CPU-s/GB) | **cost ratio %.2f** |",
+			s.Protocol, s.Server.MBPerCPUSec, s.Server.CPUSecPerGB, fl/s.Server.MBPerCPUSec)
+		r.p("| saturation throughput | %.1f profiles/s, %.1f MB/s on %.2f cores | |", s.ProfilesPerS, s.RawMBPerS, s.Server.Cores)
+	}
+	if h := r.load["half"]; h != nil {
+		r.p("| latency at half of saturating load (open loop %.1f req/s) | p50 %.2f ms, p99 %.2f ms, p999 %.2f ms | |",
+			h.TargetRate, h.LatencyMs.P50, h.LatencyMs.P99, h.LatencyMs.P999)
+		if h.Server != nil && h.Server.MBPerCPUSec > 0 {
+			r.p("| distributor process at half load | %.1f MB/CPU-s (%.1f CPU-s/GB) | cost ratio %.2f |",
+				h.Server.MBPerCPUSec, h.Server.CPUSecPerGB, fl/h.Server.MBPerCPUSec)
+		}
+	}
+	if v, ok := r.metric("BenchmarkFloorStdlib/mix", "MB/cpu-s"); ok {
+		r.p("| naive floor with stdlib gzip, mix | %.1f MB/CPU-s | cost ratio %.2f |", v, fl/v)
+	}
+	r.p("")
+	r.p("For scale: design.md records Pyroscope's own v2 distributor at ~11 MB/CPU-s on this kind of")
+	r.p("machine, measured next to a naive floor of 28-33 MB/CPU-s, i.e. a cost ratio of roughly 2.5-3.")
+	r.p("")
+
+	r.compare(fl)
+	r.stages()
+	r.loadRuns(fl)
+	r.others()
+	if r.top != "" {
+		r.p("## Where the distributor spends CPU under load")
+		r.p("")
+		r.p("`go tool pprof -top` of the distributor's `/debug/pprof/profile` taken during the saturation run:")
+		r.p("")
+		r.p("```")
+		r.p("%s", r.top)
+		r.p("```")
+		r.p("")
+	}
+}
+
+func (r *report) compare(fl float64) {
+	r.p("## Floor and pipeline on the same inputs (test/bench)")
+	r.p("")
+	r.p("Serial benchmarks; MB/CPU-s divides the bytes by the process's CPU time (GC included).")
+	r.p("The pipeline is `distributor.Push` with a sender that acks at once.")
+	r.p("")
+	r.p("| profile | floor MB/CPU-s | pipeline MB/CPU-s | cost ratio | pipeline ns/op | pipeline allocs/op | floor allocs/op |")
+	r.p("|---|---|---|---|---|---|---|")
+	for _, name := range []string{"cpu", "heap", "cpu-16k", "mix"} {
+		f, ok1 := r.metric("BenchmarkCompare/floor/"+name, "MB/cpu-s")
+		p, ok2 := r.metric("BenchmarkCompare/pipeline/"+name, "MB/cpu-s")
+		if !ok1 || !ok2 {
+			continue
+		}
+		ns, _ := r.metric("BenchmarkCompare/pipeline/"+name, "ns/op")
+		pa, _ := r.metric("BenchmarkCompare/pipeline/"+name, "allocs/op")
+		fa, _ := r.metric("BenchmarkCompare/floor/"+name, "allocs/op")
+		r.p("| %s | %.1f | %.1f | %.2f | %.0f | %.0f | %.0f |", name, f, p, f/p, ns, pa, fa)
+	}
+	r.p("")
+}
+
+func (r *report) stages() {
+	names := []string{"1-inflate", "2-decode", "3-validate", "4-normalize", "5-split", "6-encode"}
+	var prev float64
+	var rows []string
+	var total float64
+	for _, n := range names {
+		v, ok := r.metric("BenchmarkStages/"+n, "MB/cpu-s")
+		if !ok || v <= 0 {
+			return
+		}
+		cost := 1 / v // CPU-s per MB up to this stage
+		rows = append(rows, fmt.Sprintf("%s|%.4f|%.4f", n, cost, cost-prev))
+		prev, total = cost, cost
+	}
+	r.p("## Stages (test/bench, mix)")
+	r.p("")
+	r.p("Each line runs the stages up to and including its own; a stage's cost is the difference")
+	r.p("from the line before (noise can make a small difference negative).")
+	r.p("")
+	r.p("| up to stage | CPU-ms per MB | stage CPU-ms per MB | share |")
+	r.p("|---|---|---|---|")
+	for _, row := range rows {
+		f := strings.Split(row, "|")
+		c, _ := strconv.ParseFloat(f[1], 64)
+		d, _ := strconv.ParseFloat(f[2], 64)
+		r.p("| %s | %.1f | %.1f | %.0f%% |", f[0], c*1000, d*1000, 100*d/total)
+	}
+	r.p("")
+}
+
+func (r *report) loadRuns(fl float64) {
+	if len(r.load) == 0 {
+		r.p("## Load run")
+		r.p("")
+		r.p("No load run results (the distributor or the fake writers could not be started; see the script output).")
+		r.p("")
+		return
+	}
+	names := make([]string, 0, len(r.load))
+	for n := range r.load {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return loadOrder(names[i]) < loadOrder(names[j]) })
+	r.p("## Load runs (cmd/loadgen against cmd/distributor + cmd/fakewriter on 127.0.0.x)")
+	r.p("")
+	r.p("The fake segment-writers ack at once, so latency and CPU are the distributor's own (plus")
+	r.p("loopback and the load generator, which share the machine). Distributor CPU is read from")
+	r.p("/proc/<pid>/stat before and after each run.")
+	r.p("")
+	r.p("| run | protocol | load | profiles/s | MB/s | p50 ms | p99 ms | p999 ms | errors | distributor CPU-s/GB | MB/CPU-s | cost ratio |")
+	r.p("|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, n := range names {
+		l := r.load[n]
+		load := fmt.Sprintf("closed, %d workers", l.Workers)
+		if l.Mode == "open" {
+			load = fmt.Sprintf("open, %.1f req/s", l.TargetRate)
+		}
+		cpuGB, mb, ratio := "-", "-", "-"
+		if l.Server != nil && l.Server.MBPerCPUSec > 0 {
+			cpuGB = fmt.Sprintf("%.1f", l.Server.CPUSecPerGB)
+			mb = fmt.Sprintf("%.1f", l.Server.MBPerCPUSec)
+			ratio = fmt.Sprintf("%.2f", fl/l.Server.MBPerCPUSec)
+		}
+		r.p("| %s | %s | %s | %.1f | %.1f | %.2f | %.2f | %.2f | %s | %s | %s | %s |", n, l.Protocol, load,
+			l.ProfilesPerS, l.RawMBPerS, l.LatencyMs.P50, l.LatencyMs.P99, l.LatencyMs.P999, errorsText(l), cpuGB, mb, ratio)
+	}
+	r.p("")
+	if s := r.load["saturation"]; s != nil {
+		r.p("Corpus mix `%s`, %d tenants and %d services drawn with Zipf weights.", s.Profiles, s.Tenants, s.Services)
+		r.p("")
+	}
+}
+
+func loadOrder(n string) string {
+	switch n {
+	case "saturation":
+		return "0"
+	case "half":
+		return "1"
+	}
+	return "2" + n
+}
+
+func errorsText(l *loadResult) string {
+	if len(l.Errors) == 0 && l.Skipped == 0 {
+		return "0"
+	}
+	var parts []string
+	for code, n := range l.Errors {
+		parts = append(parts, fmt.Sprintf("%s %d", code, n))
+	}
+	sort.Strings(parts)
+	if l.Skipped > 0 {
+		parts = append(parts, fmt.Sprintf("skipped %d", l.Skipped))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// others lists the remaining benchmarks (per-package hot-path benchmarks on
+// their own test data, floor references) with absolute figures.
+func (r *report) others() {
+	var names []string
+	for n := range r.b {
+		if !strings.HasPrefix(n, "BenchmarkCompare/") && !strings.HasPrefix(n, "BenchmarkStages/") {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if r.b[names[i]].pkg != r.b[names[j]].pkg {
+			return r.b[names[i]].pkg < r.b[names[j]].pkg
+		}
+		return names[i] < names[j]
+	})
+	fl, _ := r.floorMB()
+	r.p("## Other benchmarks in this run")
+	r.p("")
+	r.p("Package benchmarks of the hot path (on their packages' own test profiles) and floor references.")
+	r.p("MB/s is wall-clock on one goroutine; floor (mix) for comparison: %.1f MB/CPU-s.", fl)
+	r.p("")
+	r.p("| package | benchmark | ns/op | MB/s | MB/CPU-s | B/op | allocs/op |")
+	r.p("|---|---|---|---|---|---|---|")
+	for _, n := range names {
+		b := r.b[n]
+		r.p("| %s | %s | %s | %s | %s | %s | %s |", strings.TrimPrefix(b.pkg, "github.com/pyrodist/pyrodist/"), n,
+			num(b, "ns/op", 1), num(b, "MB/s", 1), num(b, "MB/cpu-s", 1), num(b, "B/op", 0), num(b, "allocs/op", 0))
+	}
+	r.p("")
+}
+
+func num(b *bench, unit string, prec int) string {
+	v, ok := b.metrics[unit]
+	if !ok {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', prec, 64)
+}
