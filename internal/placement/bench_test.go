@@ -2,6 +2,7 @@ package placement
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 )
 
@@ -30,6 +31,9 @@ func BenchmarkPlace(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			var buf [6]int32
 			b.ReportAllocs()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			cpu0, ok := threadCPU()
 			i := uint64(0)
 			for b.Loop() {
 				i++
@@ -38,6 +42,9 @@ func BenchmarkPlace(b *testing.B) {
 				if shard == 0 || len(c) == 0 {
 					b.Fatal("no placement")
 				}
+			}
+			if cpu1, _ := threadCPU(); ok {
+				b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
 			}
 		})
 	}

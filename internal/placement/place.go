@@ -79,52 +79,66 @@ func (r *Ring) Place(k Key, p Policy, zone string, dst []int32) (shard uint32, c
 	}
 	shard = uint32((tStart+(dOff+offset)%tenantSize)%n) + 1
 
+	if len(dst) == 0 {
+		return shard, dst[:0]
+	}
 	w := walker{r: r, dst: dst, own: -1, big: r.idents > len(seenSet{})*64}
 	if zone != "" {
 		if z := r.zoneIndex(zone); z >= 0 {
 			w.own = int32(z)
 			w.ownActive = r.activeInZone[z]
+			// When the zone alone can fill dst, only its positions matter.
+			if w.ownActive >= len(dst) && r.skip != nil {
+				w.skip = r.skip[z]
+			}
 		}
-	}
-	if len(dst) == 0 {
-		return shard, dst[:0]
 	}
 
-	// 1. The dataset's shards from the picked offset, wrapping in the dataset range.
-	rel := (dOff + offset) % tenantSize
-	wrapAt := offset // dataset-relative offset offset+i wraps back to 0 at datasetSize
-	for i := 0; i < datasetSize; i++ {
-		if w.visit(addWrap(tStart, rel, n)) {
-			return shard, w.result()
-		}
-		wrapAt++
-		if wrapAt == datasetSize {
-			rel = dOff
-		} else if rel++; rel == tenantSize {
-			rel = 0
-		}
+	// The walk of spec §2.7 as runs of consecutive positions:
+	// 1. the dataset's shards from the picked offset, wrapping in the dataset range;
+	// 2. the rest of the tenant's shards, right after the dataset range;
+	// 3. the rest of the ring.
+	if w.relRun(tStart, tenantSize, (dOff+offset)%tenantSize, datasetSize-offset) ||
+		w.relRun(tStart, tenantSize, dOff, offset) ||
+		w.relRun(tStart, tenantSize, (dOff+datasetSize)%tenantSize, tenantSize-datasetSize) ||
+		w.run(addWrap(tStart, tenantSize%n, n), n-tenantSize) {
+		return shard, w.result()
 	}
-	// 2. The rest of the tenant's shards, right after the dataset range.
-	rel = (dOff + datasetSize) % tenantSize
-	for i := datasetSize; i < tenantSize; i++ {
-		if w.visit(addWrap(tStart, rel, n)) {
-			return shard, w.result()
+	return shard, w.result()
+}
+
+// relRun visits l tenant-relative positions from rel, wrapping inside the
+// tenant range of size t that starts at absolute position tStart.
+func (w *walker) relRun(tStart, t, rel, l int) bool {
+	n := len(w.r.slots)
+	first := min(l, t-rel)
+	return w.run(addWrap(tStart, rel, n), first) || w.run(tStart, l-first)
+}
+
+// run visits l consecutive positions from pos, wrapping at N; it reports
+// whether the walk is done.
+func (w *walker) run(pos, l int) bool {
+	n := len(w.r.slots)
+	for l > 0 {
+		if w.skip != nil {
+			d := int(w.skip[pos])
+			if d >= l {
+				return false
+			}
+			l -= d
+			if pos += d; pos >= n {
+				pos -= n
+			}
 		}
-		if rel++; rel == tenantSize {
-			rel = 0
-		}
-	}
-	// 3. The rest of the ring.
-	pos := addWrap(tStart, tenantSize%n, n)
-	for i := tenantSize; i < n; i++ {
 		if w.visit(pos) {
-			return shard, w.result()
+			return true
 		}
+		l--
 		if pos++; pos == n {
 			pos = 0
 		}
 	}
-	return shard, w.result()
+	return false
 }
 
 // addWrap is (a+b) mod n for a, b in [0, n).
@@ -153,6 +167,9 @@ type walker struct {
 	own       int32
 	ownActive int
 	big       bool
+	// skip, when set, is the own zone's distance table (Ring.skip): the
+	// walk jumps from one own-zone position to the next.
+	skip []int32
 	// Pyroscope dedupes every entry before it drops non-ACTIVE ones, so an
 	// identity is decided by the first entry of it that the walk meets.
 	seen seenSet

@@ -61,7 +61,13 @@ type Ring struct {
 	// activeInZone[z] counts distinct ACTIVE identities with shards in zone z.
 	activeInZone []int
 	active       int // distinct ACTIVE identities owning shards
+	// skip[z][k] is the distance from position k to the next position
+	// (cyclically, k itself included) owned in zone z; nil for rings with
+	// many zones, where the tables would cost more than they save.
+	skip [][]int32
 }
+
+const maxSkipZones = 16
 
 type slot struct {
 	inst   int32 // index in instances
@@ -133,7 +139,33 @@ func newRing(instances []Instance, table []int32) *Ring {
 			r.activeInZone[zone[i]]++
 		}
 	}
+	if len(r.zones) <= maxSkipZones && len(table) > 0 {
+		r.skip = make([][]int32, len(r.zones))
+		for z := range r.zones {
+			r.skip[z] = skipTable(r.slots, int32(z))
+		}
+	}
 	return r
+}
+
+func skipTable(slots []slot, zone int32) []int32 {
+	n := len(slots)
+	t := make([]int32, n)
+	next := -1 // the nearest own-zone position at or after k, found walking backwards twice
+	for i := 2*n - 1; i >= 0; i-- {
+		k := i % n
+		if slots[k].zone == zone {
+			next = i
+		}
+		if i < n {
+			if next < 0 {
+				t[k] = int32(n) // never: larger than any run
+			} else {
+				t[k] = int32(next - i)
+			}
+		}
+	}
+	return t
 }
 
 // Len is the number of shards N: the sum of the instances' token counts.
