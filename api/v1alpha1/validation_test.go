@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	v1 "github.com/pyrodist/pyrodist/api/v1alpha1"
 )
@@ -150,6 +151,21 @@ func TestCRDValidation(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("sample", func(t *testing.T) {
+		raw, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", "profiling_v1alpha1_pyroscopedistributor.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pd := &v1.PyroscopeDistributor{}
+		if err := yaml.UnmarshalStrict(raw, pd); err != nil {
+			t.Fatalf("sample does not decode strictly: %v", err)
+		}
+		pd.Namespace = "default"
+		if err := c.Create(ctx, pd); err != nil {
+			t.Fatalf("sample rejected: %v", err)
+		}
+	})
 
 	t.Run("zoneLabelKey is immutable", func(t *testing.T) {
 		pd := valid("immutable")

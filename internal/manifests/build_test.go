@@ -3,6 +3,8 @@ package manifests
 import (
 	"bytes"
 	"flag"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -20,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	v1 "github.com/pyrodist/pyrodist/api/v1alpha1"
 	"github.com/pyrodist/pyrodist/internal/config"
@@ -755,5 +758,30 @@ func TestGoldenFilesParse(t *testing.T) {
 				t.Errorf("%s doc %d: %v", sc.name, i, err)
 			}
 		}
+	}
+}
+
+// The shipped sample builds into three autoscaled zones.
+func TestSampleBuilds(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", "profiling_v1alpha1_pyroscopedistributor.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd := &v1.PyroscopeDistributor{}
+	if err := sigsyaml.UnmarshalStrict(raw, pd); err != nil {
+		t.Fatal(err)
+	}
+	pd.Namespace = "pyroscope"
+	d := mustBuild(t, pd)
+	if len(d.Zones) != 3 {
+		t.Fatalf("%d zones", len(d.Zones))
+	}
+	for _, z := range d.Zones {
+		if !z.Autoscaled || z.HPA == nil || z.Deployment.Spec.Replicas != nil {
+			t.Errorf("zone %s not autoscaled", z.Name)
+		}
+	}
+	if len(d.Warnings) != 0 {
+		t.Errorf("warnings: %q", d.Warnings)
 	}
 }
