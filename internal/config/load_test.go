@@ -1,0 +1,187 @@
+package config
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func load(t *testing.T, args ...string) (*Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return Load(fs, args)
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "config.yaml", `
+server:
+  http_listen_port: 4100
+  shutdown_delay: 2s
+multitenancy_enabled: true
+memberlist:
+  join_members: [writers:7946]
+limits:
+  ingestion_rate_mb: 8
+  max_profile_size_bytes: 1024
+  adaptive_placement_tenant_shards: 3
+runtime_config:
+  file: /etc/pyrodist/overrides.yaml
+`)
+	cases := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, c *Config)
+	}{
+		{"defaults", nil, func(t *testing.T, c *Config) {
+			if c.Server.HTTPListenPort != 4040 || c.MultitenancyEnabled || c.Limits.IngestionRateMB != 4 ||
+				c.Limits.IngestionBodyLimitMB != 256 || c.Limits.MaxProfileSizeBytes != 4<<20 || c.RuntimeConfig.Period != 10*time.Second {
+				t.Errorf("defaults: %+v", c)
+			}
+		}},
+		{"yaml over defaults", []string{"-config.file", file}, func(t *testing.T, c *Config) {
+			if c.Server.HTTPListenPort != 4100 || c.Server.ShutdownDelay != 2*time.Second || !c.MultitenancyEnabled ||
+				c.Limits.IngestionRateMB != 8 || c.Limits.MaxProfileSizeBytes != 1024 || c.Limits.Placement.TenantShards != 3 ||
+				c.RuntimeConfig.File != "/etc/pyrodist/overrides.yaml" || len(c.Memberlist.JoinMembers) != 1 {
+				t.Errorf("yaml: %+v", c)
+			}
+			// Keys the file does not name keep their defaults.
+			if c.Limits.IngestionBurstSizeMB != 2 || c.Server.GracefulTimeout != 30*time.Second {
+				t.Errorf("defaults lost: %+v", c)
+			}
+		}},
+		{"flags over yaml", []string{"--config.file=" + file, "-server.http-listen-port=5000", "-distributor.ingestion-rate-limit-mb", "1", "-auth.multitenancy-enabled=false"}, func(t *testing.T, c *Config) {
+			if c.Server.HTTPListenPort != 5000 || c.Limits.IngestionRateMB != 1 || c.MultitenancyEnabled {
+				t.Errorf("flags: %+v", c)
+			}
+			if c.Limits.MaxProfileSizeBytes != 1024 {
+				t.Errorf("yaml value lost: %d", c.Limits.MaxProfileSizeBytes)
+			}
+		}},
+		{"flag before config.file still wins", []string{"-server.http-listen-port=5001", "-config.file", file}, func(t *testing.T, c *Config) {
+			if c.Server.HTTPListenPort != 5001 {
+				t.Errorf("port %d", c.Server.HTTPListenPort)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(t, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	unknown := writeFile(t, dir, "unknown.yaml", "server:\n  http_listen_prot: 1\n")
+	badType := writeFile(t, dir, "bad.yaml", "limits:\n  ingestion_rate_mb: lots\n")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-config.file", unknown}, "http_listen_prot"},
+		{[]string{"-config.file", badType}, "lots"},
+		{[]string{"-config.file", filepath.Join(dir, "missing.yaml")}, "reading config file"},
+		{[]string{"-config.file"}, "needs an argument"},
+		{[]string{"-no-such-flag"}, "no-such-flag"},
+	}
+	for _, tc := range cases {
+		if _, err := load(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	if c, err := load(t, "-config.file", writeFile(t, dir, "empty.yaml", "")); err != nil || c.Server.HTTPListenPort != 4040 {
+		t.Errorf("empty file: %v", err)
+	}
+}
+
+func TestTenantLimitsReload(t *testing.T) {
+	dir := t.TempDir()
+	defaults := Defaults().Limits
+	path := writeFile(t, dir, "overrides.yaml", `
+overrides:
+  team-a:
+    ingestion_rate_mb: 20
+    max_label_names_per_series: 40
+`)
+	tl, err := NewTenantLimits(defaults, RuntimeConfig{File: path, Period: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := tl.ForTenant("team-a")
+	if a.IngestionRateMB != 20 || a.MaxLabelNamesPerSeries != 40 || a.IngestionBurstSizeMB != defaults.IngestionBurstSizeMB {
+		t.Fatalf("team-a: %+v", a)
+	}
+	if b := tl.ForTenant("team-b"); b.IngestionRateMB != defaults.IngestionRateMB {
+		t.Fatalf("team-b got %v, want the default", b.IngestionRateMB)
+	}
+
+	if changed, err := tl.Reload(); changed || err != nil {
+		t.Fatalf("unchanged file: changed=%v err=%v", changed, err)
+	}
+
+	writeFile(t, dir, "overrides.yaml", "overrides:\n  team-b:\n    ingestion_rate_mb: 1\n")
+	if changed, err := tl.Reload(); !changed || err != nil {
+		t.Fatalf("changed file: changed=%v err=%v", changed, err)
+	}
+	if tl.ForTenant("team-b").IngestionRateMB != 1 || tl.ForTenant("team-a").IngestionRateMB != defaults.IngestionRateMB {
+		t.Fatal("reload not applied")
+	}
+
+	for _, bad := range []string{"overrides:\n  team-b:\n    ingestion_rate_mbb: 2\n", "overrides: [\n", "overridez: {}\n"} {
+		writeFile(t, dir, "overrides.yaml", bad)
+		if _, err := tl.Reload(); err == nil {
+			t.Fatalf("bad file %q accepted", bad)
+		}
+		if tl.ForTenant("team-b").IngestionRateMB != 1 {
+			t.Fatal("a bad file replaced the previous overrides")
+		}
+	}
+
+	if _, err := NewTenantLimits(defaults, RuntimeConfig{File: filepath.Join(dir, "missing.yaml")}, nil); err == nil {
+		t.Fatal("missing overrides file accepted at start")
+	}
+	none, err := NewTenantLimits(defaults, RuntimeConfig{}, nil)
+	if err != nil || none.ForTenant("x").IngestionRateMB != defaults.IngestionRateMB {
+		t.Fatalf("no overrides file: %v", err)
+	}
+}
+
+func TestTenantLimitsRunPicksUpChanges(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "overrides.yaml", "overrides: {}\n")
+	tl, err := NewTenantLimits(Defaults().Limits, RuntimeConfig{File: path, Period: 5 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tl.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	writeFile(t, dir, "overrides.yaml", "overrides:\n  t:\n    ingestion_burst_size_mb: 9\n")
+	for i := 0; i < 1000 && tl.ForTenant("t").IngestionBurstSizeMB != 9; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := tl.ForTenant("t").IngestionBurstSizeMB; got != 9 {
+		t.Fatalf("the watcher did not apply the new file: burst %v", got)
+	}
+}
