@@ -19,7 +19,12 @@
 //	{"id": "<lifecycler ID>", "addr": "<ring address>", "zone": "<zone>",
 //	 "profiles": [{"profile_id": "<uuid>", "tenant": "<tenant_id>",
 //	               "service_name": "<label value>", "shard": <uint32>,
-//	               "bytes": <profile size>, "received_unix_ms": <int>}]}
+//	               "bytes": <profile size>, "received_unix_ms": <int>,
+//	               "labels": [{"name": "...", "value": "..."}],
+//	               "writer": "<lifecycler ID>"}]}
+//
+// With -fakewriter.record-file, the same records are also appended to that
+// file, one JSON object a line, before each ack (readable after a crash).
 //
 // GET /counts returns the same record aggregated, sorted by tenant, service
 // and shard:
@@ -42,6 +47,7 @@
 package fakewriter
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -100,6 +106,10 @@ type Config struct {
 	// Initial fault injection; the HTTP control endpoints change it later.
 	Latency  time.Duration
 	FailCode string
+	// RecordFile, when set, gets every acknowledged push as one JSON line
+	// (a Record) before the ack is sent, so a test can still read what a
+	// crashed writer had acknowledged.
+	RecordFile string
 }
 
 // RegisterFlags registers the flags with Pyroscope's names and the
@@ -114,6 +124,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Lifecycler.RegisterFlagsWithPrefix("segment-writer.", f, logger)
 	f.DurationVar(&c.Latency, "fakewriter.latency", 0, "Delay every Push by this much.")
 	f.StringVar(&c.FailCode, "fakewriter.fail-code", "", "Fail every Push with this gRPC code (e.g. Unavailable).")
+	f.StringVar(&c.RecordFile, "fakewriter.record-file", "", "Append every acknowledged push to this file as a JSON line before acking it.")
 
 	// Pyroscope's segment-writer overrides of dskit's lifecycler defaults.
 	for name, v := range map[string]string{
@@ -137,6 +148,16 @@ type Record struct {
 	Shard          uint32 `json:"shard"`
 	Bytes          int    `json:"bytes"`
 	ReceivedUnixMs int64  `json:"received_unix_ms"`
+	// Labels are the series labels in the order received (sorted by name).
+	Labels []Label `json:"labels"`
+	// Writer is the lifecycler ID of the writer that acknowledged the push.
+	Writer string `json:"writer"`
+}
+
+// Label is one series label of a recorded push.
+type Label struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 // Count is the number of acknowledged pushes for one (tenant, service, shard).
@@ -188,6 +209,7 @@ type Writer struct {
 	}
 	mu      sync.Mutex
 	records []Record
+	file    *os.File // RecordFile, guarded by mu
 
 	pushes *prometheus.CounterVec
 	// Crash is called by /control/crash; os.Exit by default.
@@ -213,6 +235,11 @@ func New(cfg Config, logger log.Logger) (*Writer, error) {
 	}
 
 	var err error
+	if cfg.RecordFile != "" {
+		if w.file, err = os.OpenFile(cfg.RecordFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+			return nil, fmt.Errorf("fakewriter: record file: %w", err)
+		}
+	}
 	w.grpcLis, err = net.Listen("tcp", net.JoinHostPort(cfg.GRPCListenAddress, strconv.Itoa(cfg.GRPCListenPort)))
 	if err != nil {
 		return nil, fmt.Errorf("fakewriter: grpc listen: %w", err)
@@ -264,6 +291,9 @@ func (w *Writer) closeListeners() {
 // GRPCAddr and HTTPAddr are the bound listener addresses.
 func (w *Writer) GRPCAddr() string { return w.grpcLis.Addr().String() }
 func (w *Writer) HTTPAddr() string { return w.httpLis.Addr().String() }
+
+// RecordFile is the path records are appended to ("" if none).
+func (w *Writer) RecordFile() string { return w.cfg.RecordFile }
 
 // GossipPort is the bound memberlist port (after Start).
 func (w *Writer) GossipPort() int { return w.kv.GetListeningPort() }
@@ -337,6 +367,12 @@ func (w *Writer) Stop(ctx context.Context) error {
 	if err := w.httpSrv.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	w.mu.Lock()
+	if w.file != nil {
+		errs = append(errs, w.file.Close())
+		w.file = nil
+	}
+	w.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -373,23 +409,30 @@ func (w *Writer) push(ctx context.Context, req *segmentwriterv1.PushRequest) (*s
 	if _, err := profile.ParseData(req.Profile); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid profile: %v", err)
 	}
-	var service string
-	for _, l := range req.Labels {
-		if l.GetName() == "service_name" {
-			service = l.GetValue()
-			break
-		}
-	}
-	w.mu.Lock()
-	w.records = append(w.records, Record{
+	rec := Record{
 		ProfileID:      id.String(),
 		Tenant:         req.TenantId,
-		ServiceName:    service,
 		Shard:          req.Shard,
 		Bytes:          len(req.Profile),
 		ReceivedUnixMs: time.Now().UnixMilli(),
-	})
-	w.mu.Unlock()
+		Labels:         make([]Label, 0, len(req.Labels)),
+		Writer:         w.lifecycler.ID,
+	}
+	for _, l := range req.Labels {
+		rec.Labels = append(rec.Labels, Label{Name: l.GetName(), Value: l.GetValue()})
+		if l.GetName() == "service_name" && rec.ServiceName == "" {
+			rec.ServiceName = l.GetValue()
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.file != nil {
+		line, _ := json.Marshal(rec)
+		if _, err := w.file.Write(append(line, '\n')); err != nil {
+			return nil, status.Errorf(codes.Unknown, "record file: %v", err)
+		}
+	}
+	w.records = append(w.records, rec)
 	return &segmentwriterv1.PushResponse{}, nil
 }
 
@@ -442,6 +485,27 @@ func (w *Writer) Records() []Record {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return slices.Clone(w.records)
+}
+
+// ReadRecordFile reads a -fakewriter.record-file; a torn last line (the
+// writer died mid-write, so it never acked it) is ignored.
+func ReadRecordFile(path string) ([]Record, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var r Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // Counts aggregates Records per (tenant, service, shard).

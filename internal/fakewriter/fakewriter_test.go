@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func newWriter(t *testing.T) (*fakewriter.Writer, segmentwriterv1.SegmentWriterS
 	cfg.Lifecycler.ID = "sw-test"
 	cfg.Lifecycler.Zone = "zone-a"
 	cfg.Lifecycler.Addr = "127.0.0.1"
+	cfg.RecordFile = filepath.Join(t.TempDir(), "records.jsonl")
 	w, err := fakewriter.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +100,13 @@ func TestPushChecksAndRecords(t *testing.T) {
 		if r.ProfileID != id.String() || r.Tenant != "t1" || r.ServiceName != "svc-a" || r.Shard != 3 {
 			t.Fatalf("record = %+v", r)
 		}
+	}
+	fromFile, err := fakewriter.ReadRecordFile(w.RecordFile())
+	if err != nil || len(fromFile) != 2 || fromFile[0].ProfileID != id.String() || fromFile[1].Writer != "sw-test" {
+		t.Fatalf("record file: %v %+v", err, fromFile)
+	}
+	if l := fromFile[0].Labels; len(l) != 2 || l[1] != (fakewriter.Label{Name: "service_name", Value: "svc-a"}) {
+		t.Fatalf("recorded labels = %+v", l)
 	}
 	var counts fakewriter.CountsResponse
 	getJSON(t, "http://"+w.HTTPAddr()+"/counts", &counts)
