@@ -3,6 +3,8 @@ package config
 import (
 	"flag"
 	"fmt"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // PlacementLimits are a tenant's shard policy, with Pyroscope's keys and
@@ -65,4 +67,13 @@ func (b *LoadBalancing) Set(s string) error {
 		return fmt.Errorf("invalid load balancing %q: want fingerprint, round-robin or dynamic", s)
 	}
 	return nil
+}
+
+// UnmarshalYAML rejects unknown values when the config or overrides file is read.
+func (b *LoadBalancing) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	return b.Set(s)
 }

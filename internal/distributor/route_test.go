@@ -16,6 +16,7 @@ import (
 	"github.com/google/pprof/profile"
 	segmentwriterv1 "github.com/grafana/pyroscope/api/gen/proto/go/segmentwriter/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -325,4 +326,69 @@ func TestRouterFailoverOverGRPC(t *testing.T) {
 	if err := got.CheckValid(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Pyroscope's keys and defaults reach the policy; bad values are refused
+// when the file is read.
+func TestPlacementPolicyFromLimits(t *testing.T) {
+	def := config.Defaults().Limits
+	if got := PlacementPolicy(&def); got != (placement.Policy{TenantShards: 0, DatasetShards: 1, Pick: placement.PickFingerprint}) {
+		t.Fatalf("default policy %+v", got)
+	}
+	if p := def.Placement; p.MinDatasetShards != 1 || p.MaxDatasetShards != 1024 || p.LoadBalancing != config.LoadBalancingDynamic {
+		t.Fatalf("defaults %+v", p)
+	}
+	for _, tc := range []struct {
+		yaml string
+		want placement.Policy
+		err  bool
+	}{
+		{"adaptive_placement_tenant_shards: 8\nadaptive_placement_default_dataset_shards: 3\n", placement.Policy{TenantShards: 8, DatasetShards: 3}, false},
+		{"adaptive_placement_load_balancing: round-robin\n", placement.Policy{DatasetShards: 1, Pick: placement.PickRoundRobin}, false},
+		{"adaptive_placement_load_balancing: fingerprint\n", placement.Policy{DatasetShards: 1}, false},
+		{"adaptive_placement_load_balancing: dynamic\n", placement.Policy{DatasetShards: 1}, false},
+		{"adaptive_placement_load_balancing: random\n", placement.Policy{}, true},
+	} {
+		l := config.Defaults().Limits
+		err := yaml.Unmarshal([]byte(tc.yaml), &l)
+		if tc.err {
+			if err == nil {
+				t.Errorf("%q: accepted", tc.yaml)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if err := l.Placement.Validate(); err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if got := PlacementPolicy(&l); got != tc.want {
+			t.Errorf("%q: policy %+v, want %+v", tc.yaml, got, tc.want)
+		}
+	}
+	if PlacementPolicy(nil) != (placement.Policy{DatasetShards: 1}) {
+		t.Error("nil limits do not give the default policy")
+	}
+}
+
+func BenchmarkRouterSend(b *testing.B) {
+	var in []placement.Instance
+	for i := range 30 {
+		in = append(in, placement.Instance{ID: fmt.Sprintf("sw-%02d", i), Addr: fmt.Sprint(i), Zone: fmt.Sprint("zone-", i%3), Tokens: 4})
+	}
+	r, _ := NewRouter(routeRing{placement.NewRing(in)}, routeLimits{routePlacementLimits(0, 1, config.LoadBalancingDynamic)}, routeNop{}, RouterConfig{Zone: "zone-1", PreferSameZone: true})
+	p := routeProfile("tenant-a", [][2]string{{"__name__", "process_cpu"}, {"service_name", "checkout"}})
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := r.Send(context.Background(), p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+type routeNop struct{}
+
+func (routeNop) Push(context.Context, *segmentwriterv1.PushRequest, []*placement.Instance) error {
+	return nil
 }

@@ -278,7 +278,7 @@ func (c *Client) pushTo(ctx context.Context, req *segmentwriterv1.PushRequest, i
 	defer c.release(cn)
 	gen, err := cn.cb.allow()
 	if err != nil {
-		c.metrics.observe(in.Addr, codes.Unavailable, 0)
+		c.metrics.rejected.WithLabelValues(in.Addr).Inc()
 		return err
 	}
 	actx := ctx
@@ -336,3 +336,8 @@ type contextError struct{ err error }
 func (e contextError) Error() string              { return e.err.Error() }
 func (e contextError) Unwrap() error              { return e.err }
 func (e contextError) GRPCStatus() *status.Status { return status.FromContextError(e.err) }
+
+// ConfigFrom picks the client's settings out of the config file.
+func ConfigFrom(c *config.Config) Config {
+	return Config{SegmentWriter: c.SegmentWriter, Zone: c.Distributor.Zone, PreferSameZone: c.Distributor.PreferSameZone}
+}

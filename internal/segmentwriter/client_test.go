@@ -318,6 +318,9 @@ func TestCircuitBreakerOpensAndRecovers(t *testing.T) {
 	if w.calls() != breakerMaxFailures {
 		t.Fatalf("open breaker let a call through (%d calls)", w.calls())
 	}
+	if got := counterValue(c.metrics.rejected.WithLabelValues(w.addr)); got != 1 {
+		t.Fatalf("circuit-open counter = %v, want 1", got)
+	}
 	clock.Add(breakerOpenFor - time.Millisecond)
 	_ = push()
 	if w.calls() != breakerMaxFailures {

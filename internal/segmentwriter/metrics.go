@@ -12,6 +12,7 @@ type metrics struct {
 	sentBytes    *prometheus.HistogramVec
 	duration     *prometheus.HistogramVec
 	zoneFallback prometheus.Counter
+	rejected     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -37,6 +38,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "pyrodist_segment_writer_zone_fallback_total",
 			Help: "Profiles acked by a segment-writer outside this distributor's zone while same-zone preference is on.",
 		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pyrodist_segment_writer_client_circuit_open_total",
+			Help: "Push attempts not sent because the writer's circuit breaker was open.",
+		}, []string{"addr"}),
 	}
 	if reg != nil {
 		// A second client in one process shares the registered collectors.
@@ -47,6 +52,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 		if err := register(reg, m.zoneFallback, &m.zoneFallback); err != nil {
+			return nil, err
+		}
+		if err := register(reg, m.rejected, &m.rejected); err != nil {
 			return nil, err
 		}
 	}
@@ -62,6 +70,7 @@ func (m *metrics) observe(addr string, code codes.Code, d time.Duration) {
 func (m *metrics) forget(addr string) {
 	m.sentBytes.DeletePartialMatch(prometheus.Labels{"addr": addr})
 	m.duration.DeletePartialMatch(prometheus.Labels{"addr": addr})
+	m.rejected.DeletePartialMatch(prometheus.Labels{"addr": addr})
 }
 
 func register[T prometheus.Collector](reg prometheus.Registerer, c T, dst *T) error {
