@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -225,6 +226,25 @@ func TestOpenLoopKeepsToSchedule(t *testing.T) {
 	}
 }
 
+func TestRateFrom(t *testing.T) {
+	path := t.TempDir() + "/sat.json"
+	if err := os.WriteFile(path, []byte(`{"requests_per_s": 40}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := rateFrom(path, 0.5); err != nil || r != 20 {
+		t.Errorf("rateFrom = %v, %v; want 20", r, err)
+	}
+	if err := os.WriteFile(path, []byte(`{"requests_per_s": 0}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rateFrom(path, 0.5); err == nil {
+		t.Error("a zero rate was accepted")
+	}
+	if _, err := rateFrom(path+".missing", 0.5); err == nil {
+		t.Error("a missing file was accepted")
+	}
+}
+
 func TestExecuteRejectsBadFlags(t *testing.T) {
 	base := testConfig("http://127.0.0.1:1", "connect")
 	for name, mutate := range map[string]func(*config){
@@ -287,5 +307,77 @@ func TestPercentile(t *testing.T) {
 	}
 	if percentile(nil, 0.5) != 0 {
 		t.Error("empty percentile")
+	}
+}
+
+func TestSumMetrics(t *testing.T) {
+	in := `# HELP go_goroutines x
+go_goroutines 12
+pyrodist_distributor_inflight_bytes 1.5e+06
+pyroscope_discarded_bytes_total{reason="rate_limited",tenant="a"} 3
+pyroscope_discarded_bytes_total{reason="samples_limit",tenant="b"} 4
+pyroscope_discarded_bytes_total_other 100
+`
+	got, err := sumMetrics(strings.NewReader(in), []string{"go_goroutines", "pyrodist_distributor_inflight_bytes", "pyroscope_discarded_bytes_total", "absent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"go_goroutines": 12, "pyrodist_distributor_inflight_bytes": 1.5e6, "pyroscope_discarded_bytes_total": 7}
+	if len(got) != len(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+}
+
+func TestWatchAndPost(t *testing.T) {
+	var mu sync.Mutex
+	var posts []string
+	heap := 100
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		heap += 100
+		_, _ = io.WriteString(w, "go_memstats_heap_inuse_bytes "+strconv.Itoa(heap)+"\n")
+	})
+	mux.HandleFunc("POST /control", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		posts = append(posts, r.URL.RawQuery)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	srv := &http.Server{Handler: mux}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+
+	_, url := startFake(t, "")
+	c := testConfig(url, "connect")
+	c.watchURL, c.watchNames = base+"/metrics", "go_memstats_heap_inuse_bytes"
+	c.before, c.after = listFlag{base + "/control?x=1"}, listFlag{base + "/control?x=0"}
+	res, err := execute(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, ok := res.Watched["go_memstats_heap_inuse_bytes"]
+	if !ok || w.Max < 300 || w.Max != w.Last {
+		t.Errorf("watched %+v: want at least two scrapes of a growing value", res.Watched)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(posts, ";") != "x=1;x=0" {
+		t.Errorf("posts %v", posts)
+	}
+	c.before = listFlag{base + "/nothing"}
+	if _, err := execute(context.Background(), c); err == nil {
+		t.Error("a failed -post-before was ignored")
 	}
 }

@@ -37,8 +37,12 @@ type config struct {
 	jsonOut            string
 	serverPID          int
 	serverMetrics      string
-	quiet              bool
 	restampEvery       time.Duration
+	rateFrom           string
+	rateFactor         float64
+	watchURL           string
+	watchNames         string
+	before, after      listFlag
 	options
 }
 
@@ -62,6 +66,13 @@ func main() {
 	flag.StringVar(&c.jsonOut, "json", "", "also write the result as JSON to this file (- for stdout, then no text)")
 	flag.IntVar(&c.serverPID, "server-pid", 0, "distributor pid: report its CPU seconds (from /proc) per GB ingested")
 	flag.StringVar(&c.serverMetrics, "server-metrics", "", "distributor /metrics URL: same from process_cpu_seconds_total")
+	flag.StringVar(&c.rateFrom, "rate-from", "", "open loop: take the rate from a previous -json result (its requests/s times -rate-factor)")
+	flag.Float64Var(&c.rateFactor, "rate-factor", 0.5, "multiplier of the rate read with -rate-from")
+	flag.StringVar(&c.watchURL, "watch-metrics", "", "scrape this /metrics URL during the run and report the max of the -watch metrics")
+	flag.StringVar(&c.watchNames, "watch", "go_memstats_heap_inuse_bytes,pyrodist_distributor_inflight_bytes,pyrodist_distributor_inflight_bytes_limit,go_goroutines",
+		"metrics -watch-metrics reports (summed over label sets)")
+	flag.Var(&c.before, "post-before", "POST to this URL before the run (repeatable), e.g. a fake writer's /control/latency?duration=2s")
+	flag.Var(&c.after, "post-after", "POST to this URL after the run (repeatable), e.g. /control/latency?duration=0")
 	flag.DurationVar(&c.restampEvery, "restamp", 5*time.Minute, "re-stamp the profiles' time this often (ingestion window)")
 	flag.Parse()
 
@@ -92,26 +103,27 @@ func main() {
 
 // result is the JSON the bench script reads.
 type result struct {
-	Protocol     string           `json:"protocol"`
-	Mode         string           `json:"mode"`
-	Workers      int              `json:"workers,omitempty"`
-	TargetRate   float64          `json:"target_rate,omitempty"`
-	Batch        int              `json:"batch"`
-	Profiles     string           `json:"profiles"`
-	Tenants      int              `json:"tenants"`
-	Services     int              `json:"services"`
-	DurationS    float64          `json:"duration_s"`
-	Requests     int64            `json:"requests"`
-	OK           int64            `json:"ok_profiles"`
-	Skipped      int64            `json:"skipped,omitempty"`
-	Errors       map[string]int64 `json:"errors"`
-	ReqPerS      float64          `json:"requests_per_s"`
-	ProfilesPerS float64          `json:"profiles_per_s"`
-	RawMB        float64          `json:"raw_mb"`
-	RawMBPerS    float64          `json:"raw_mb_per_s"`
-	WireMBPerS   float64          `json:"wire_mb_per_s"`
-	LatencyMs    latencyMs        `json:"latency_ms"`
-	Server       *serverCost      `json:"server,omitempty"`
+	Protocol     string             `json:"protocol"`
+	Mode         string             `json:"mode"`
+	Workers      int                `json:"workers,omitempty"`
+	TargetRate   float64            `json:"target_rate,omitempty"`
+	Batch        int                `json:"batch"`
+	Profiles     string             `json:"profiles"`
+	Tenants      int                `json:"tenants"`
+	Services     int                `json:"services"`
+	DurationS    float64            `json:"duration_s"`
+	Requests     int64              `json:"requests"`
+	OK           int64              `json:"ok_profiles"`
+	Skipped      int64              `json:"skipped,omitempty"`
+	Errors       map[string]int64   `json:"errors"`
+	ReqPerS      float64            `json:"requests_per_s"`
+	ProfilesPerS float64            `json:"profiles_per_s"`
+	RawMB        float64            `json:"raw_mb"`
+	RawMBPerS    float64            `json:"raw_mb_per_s"`
+	WireMBPerS   float64            `json:"wire_mb_per_s"`
+	LatencyMs    latencyMs          `json:"latency_ms"`
+	Server       *serverCost        `json:"server,omitempty"`
+	Watched      map[string]watched `json:"watched,omitempty"`
 }
 
 type latencyMs struct {
@@ -136,6 +148,13 @@ func execute(ctx context.Context, c config) (*result, error) {
 			return nil, fmt.Errorf("-workers must be >= 1")
 		}
 	case "open":
+		if c.rateFrom != "" {
+			r, err := rateFrom(c.rateFrom, c.rateFactor)
+			if err != nil {
+				return nil, err
+			}
+			c.rate = r
+		}
 		if c.rate <= 0 || c.maxInflight < 1 {
 			return nil, fmt.Errorf("-rate and -max-inflight must be > 0")
 		}
@@ -167,12 +186,26 @@ func execute(ctx context.Context, c config) (*result, error) {
 	}
 	defer t.close()
 
+	if err := post(c.before); err != nil {
+		return nil, err
+	}
 	cpu := cpuReader(c)
 	cpu0, cpuErr := cpu()
 	if cpuErr != nil {
 		return nil, fmt.Errorf("reading the distributor's CPU time: %w", cpuErr)
 	}
+	var watch *watcher
+	if c.watchURL != "" {
+		watch = startWatcher(c.watchURL, strings.Split(c.watchNames, ","), 200*time.Millisecond)
+	}
 	s := run(ctx, t, wl, c.options)
+	var seen map[string]watched
+	if watch != nil {
+		seen = watch.finish()
+	}
+	if err := post(c.after); err != nil {
+		return nil, err
+	}
 	cpu1, cpuErr := cpu()
 	if cpuErr != nil {
 		return nil, fmt.Errorf("reading the distributor's CPU time: %w", cpuErr)
@@ -194,6 +227,7 @@ func execute(ctx context.Context, c config) (*result, error) {
 			P50: ms(percentile(lat, 0.50)), P90: ms(percentile(lat, 0.90)), P99: ms(percentile(lat, 0.99)),
 			P999: ms(percentile(lat, 0.999)), Max: ms(percentile(lat, 1)),
 		},
+		Watched: seen,
 	}
 	if c.mode == "closed" {
 		res.Workers = c.workers
@@ -212,6 +246,23 @@ func execute(ctx context.Context, c config) (*result, error) {
 		res.Server = sc
 	}
 	return res, nil
+}
+
+// rateFrom reads the requests/s of an earlier run, e.g. to load a server at
+// half of the rate that saturated it.
+func rateFrom(path string, factor float64) (float64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var prev result
+	if err := json.Unmarshal(b, &prev); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	if prev.ReqPerS <= 0 || factor <= 0 {
+		return 0, fmt.Errorf("%s: no usable rate (%.2f req/s x %.2f)", path, prev.ReqPerS, factor)
+	}
+	return prev.ReqPerS * factor, nil
 }
 
 // cpuReader returns how the distributor's CPU seconds are read, or a reader
@@ -314,5 +365,13 @@ func printText(w io.Writer, r *result) {
 	if s := r.Server; s != nil {
 		fmt.Fprintf(w, "distributor  %.2f CPU-s (%.2f cores): %.1f MB per CPU-second, %.1f CPU-s per GB\n",
 			s.CPUSeconds, s.Cores, s.MBPerCPUSec, s.CPUSecPerGB)
+	}
+	names := make([]string, 0, len(r.Watched))
+	for n := range r.Watched {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "watched      %s max %.0f last %.0f\n", n, r.Watched[n].Max, r.Watched[n].Last)
 	}
 }
