@@ -1,4 +1,211 @@
-// Command distributor is pyrodist's data plane. The ingest work (issue 3) owns this file.
+// Command distributor is pyrodist's data plane: a Pyroscope v2-compatible
+// distributor. It reads one YAML config file plus flags, serves the ingest
+// APIs on one HTTP port, and forwards profiles to Pyroscope segment-writers.
 package main
 
-func main() {}
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/distributor"
+	"github.com/pyrodist/pyrodist/internal/ingest"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("distributor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	logLevel := fs.String("log.level", "info", "Only log messages with the given severity or above: debug, info, warn, error.")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: distributor [flags]\n\n"+
+			"A Pyroscope v2-compatible distributor. Defaults come from the flags below, then the\n"+
+			"file named by -config.file, then flags given on the command line.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	cfg, err := config.Load(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "distributor:", err)
+		return 2
+	}
+	logger, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "distributor:", err)
+		return 2
+	}
+	if err := serve(cfg, logger); err != nil {
+		_ = level.Error(logger).Log("msg", "distributor failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, lvl string) (log.Logger, error) {
+	var opt level.Option
+	switch strings.ToLower(lvl) {
+	case "debug":
+		opt = level.AllowDebug()
+	case "info":
+		opt = level.AllowInfo()
+	case "warn":
+		opt = level.AllowWarn()
+	case "error":
+		opt = level.AllowError()
+	default:
+		return nil, fmt.Errorf("unknown log level %q: use debug, info, warn or error", lvl)
+	}
+	l := log.NewLogfmtLogger(log.NewSyncWriter(w))
+	l = level.NewFilter(l, opt)
+	return log.With(l, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller), nil
+}
+
+// serve runs the distributor until SIGTERM or SIGINT, then shuts down in
+// order: /ready fails at once, requests are still served for -shutdown-delay
+// (load balancers notice), the port closes and in-flight requests drain
+// within -server.graceful-shutdown-timeout, then the distributor leaves the
+// cluster and closes its writer connections.
+func serve(cfg *config.Config, logger log.Logger) error {
+	setMemoryLimit(logger)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	limits, err := config.NewTenantLimits(cfg.Limits, cfg.RuntimeConfig, logger)
+	if err != nil {
+		return err
+	}
+	be, err := newBackend(cfg, logger, reg)
+	if err != nil {
+		return err
+	}
+	if be.UseLimits != nil {
+		be.UseLimits(limits)
+	}
+	pipeline, err := distributor.New(distributor.ConfigFrom(cfg), limits, be.Sender, be.HealthyDistributors, reg, logger)
+	if err != nil {
+		return err
+	}
+	srv, err := ingest.New(ingest.Options{
+		Pusher:              pipeline,
+		Limits:              serverLimits{limits},
+		Ready:               be.Ready,
+		MultitenancyEnabled: cfg.MultitenancyEnabled,
+		MaxConnectionAge:    cfg.Server.MaxConnectionAge,
+		ReadTimeout:         cfg.Server.HTTPReadTimeout,
+		WriteTimeout:        cfg.Server.HTTPWriteTimeout,
+		IdleTimeout:         cfg.Server.HTTPIdleTimeout,
+		Registerer:          reg,
+		Gatherer:            reg,
+		Logger:              logger,
+	})
+	if err != nil {
+		return err
+	}
+	addr := net.JoinHostPort(cfg.Server.HTTPListenAddress, strconv.Itoa(cfg.Server.HTTPListenPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+
+	signals, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stopSignals()
+	background, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	go limits.Run(background)
+
+	if err := be.Start(signals); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("joining the cluster: %w", err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	_ = level.Info(logger).Log("msg", "distributor serving", "addr", ln.Addr().String())
+
+	var failed error
+	select {
+	case <-signals.Done():
+	case err := <-serveErr:
+		failed = fmt.Errorf("http server: %w", err)
+	}
+	stopSignals() // a second signal now ends the process at once
+
+	srv.BeginShutdown()
+	if failed == nil {
+		_ = level.Info(logger).Log("msg", "shutting down: /ready fails, still serving", "delay", cfg.Server.ShutdownDelay)
+		time.Sleep(cfg.Server.ShutdownDelay)
+	}
+	drain, cancelDrain := context.WithTimeout(context.Background(), cfg.Server.GracefulTimeout)
+	defer cancelDrain()
+	if err := srv.Shutdown(drain); err != nil {
+		_ = level.Warn(logger).Log("msg", "in-flight requests did not finish in time", "err", err)
+	}
+	leave, cancelLeave := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancelLeave()
+	if err := be.Stop(leave); err != nil {
+		_ = level.Warn(logger).Log("msg", "leaving the cluster", "err", err)
+	}
+	_ = level.Info(logger).Log("msg", "distributor stopped")
+	return failed
+}
+
+// serverLimits gives the HTTP server the two limits it applies itself.
+type serverLimits struct{ l *config.TenantLimits }
+
+func (s serverLimits) IngestionBodyLimitBytes(tenant string) int64 {
+	return int64(s.l.ForTenant(tenant).IngestionBodyLimitMB * (1 << 20))
+}
+
+func (s serverLimits) MaxProfileSizeBytes(tenant string) int64 {
+	return int64(s.l.ForTenant(tenant).MaxProfileSizeBytes)
+}
+
+// setMemoryLimit sets the Go memory limit to 90% of the container's memory
+// limit unless GOMEMLIMIT says otherwise, so the GC works harder before the
+// kernel kills the pod; the pipeline's in-flight budget derives from it.
+func setMemoryLimit(logger log.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := cgroupMemoryLimit()
+	if limit <= 0 {
+		return
+	}
+	goLimit := limit / 10 * 9
+	debug.SetMemoryLimit(goLimit)
+	_ = level.Info(logger).Log("msg", "Go memory limit set from the container limit", "bytes", goLimit)
+}
+
+func cgroupMemoryLimit() int64 {
+	for _, path := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err == nil && v > 0 && v < 1<<60 {
+			return v
+		}
+	}
+	return 0
+}
