@@ -298,6 +298,7 @@ type LimitsSpec struct {
 	// overrides.yaml, which running distributors reload: no pod restarts.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=10000
+	// +kubebuilder:validation:XValidation:rule=`self.all(t, size(t) <= 150 && t != "." && t != ".." && t.matches("^[a-zA-Z0-9!._*'()-]+$"))`,message="tenant IDs must be 1 to 150 characters of letters, digits and !-_.*'() and not '.' or '..' (as the distributor accepts them)"
 	Overrides map[string]TenantLimits `json:"overrides,omitempty"`
 }
 

@@ -136,6 +136,12 @@ func TestCRDValidation(t *testing.T) {
 			p.Name = strings.Repeat("a", 40)
 			p.Spec.Zones = []v1.Zone{{Name: strings.Repeat("z", 23)}}
 		}, "must fit 62 characters"},
+		{"bad tenant ID", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Limits.Overrides = map[string]v1.TenantLimits{"team-a": {}, "bad/tenant": {}}
+		}, "tenant IDs must be 1 to 150 characters"},
+		{"dot tenant ID", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Limits.Overrides = map[string]v1.TenantLimits{"..": {}}
+		}, "tenant IDs must be"},
 		{"bad traffic distribution", func(p *v1.PyroscopeDistributor) { p.Spec.Service.TrafficDistribution = "Anywhere" }, "spec.service.trafficDistribution"},
 	}
 	for i, tc := range rejected {

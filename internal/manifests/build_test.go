@@ -693,7 +693,10 @@ func TestBuildErrors(t *testing.T) {
 		}, nil, "loadBalancing"},
 		{"empty tenant", func(p *v1.PyroscopeDistributor) {
 			p.Spec.Limits.Overrides = map[string]v1.TenantLimits{"": {}}
-		}, nil, "empty tenant"},
+		}, nil, "invalid tenant ID"},
+		{"slash in tenant", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Limits.Overrides = map[string]v1.TenantLimits{"a/b": {}}
+		}, nil, "invalid tenant ID"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

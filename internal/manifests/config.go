@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 
 	"go.yaml.in/yaml/v3"
@@ -81,8 +82,8 @@ func distributorConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (config.
 func tenantOverrides(pd *v1.PyroscopeDistributor, defaults config.Limits) (config.Overrides, error) {
 	out := config.Overrides{Overrides: map[string]config.Limits{}}
 	for _, tenant := range slices.Sorted(maps.Keys(pd.Spec.Limits.Overrides)) {
-		if tenant == "" {
-			return out, fmt.Errorf("spec.limits.overrides: empty tenant ID")
+		if !validTenantID(tenant) {
+			return out, fmt.Errorf("spec.limits.overrides: invalid tenant ID %q", tenant)
 		}
 		o := pd.Spec.Limits.Overrides[tenant]
 		l := defaults
@@ -104,6 +105,13 @@ func tenantOverrides(pd *v1.PyroscopeDistributor, defaults config.Limits) (confi
 		out.Overrides[tenant] = l
 	}
 	return out, nil
+}
+
+// tenantIDChars are the characters the distributor accepts in a tenant ID (dskit's rule).
+var tenantIDChars = regexp.MustCompile(`^[a-zA-Z0-9!._*'()-]+$`)
+
+func validTenantID(t string) bool {
+	return len(t) <= 150 && t != "." && t != ".." && tenantIDChars.MatchString(t)
 }
 
 func applyRates(l *config.Limits, t v1.TenantLimits, field string) error {
