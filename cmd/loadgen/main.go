@@ -74,8 +74,16 @@ func main() {
 	flag.Var(&c.before, "post-before", "POST to this URL before the run (repeatable), e.g. a fake writer's /control/latency?duration=2s")
 	flag.Var(&c.after, "post-after", "POST to this URL after the run (repeatable), e.g. /control/latency?duration=0")
 	flag.DurationVar(&c.restampEvery, "restamp", 5*time.Minute, "re-stamp the profiles' time this often (ingestion window)")
+	probe := flag.String("probe", "", "only GET this URL and exit 0 if it answers 200 (readiness checks in scripts)")
 	flag.Parse()
 
+	if *probe != "" {
+		if err := probeURL(*probe); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := execute(ctx, c)
@@ -246,6 +254,19 @@ func execute(ctx context.Context, c config) (*result, error) {
 		res.Server = sc
 	}
 	return res, nil
+}
+
+func probeURL(url string) error {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
 }
 
 // rateFrom reads the requests/s of an earlier run, e.g. to load a server at

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Benchmarks of the hot path, the floor and a load run against a local
+# distributor with fake segment-writers that ack at once; writes a markdown
+# report (every figure next to the floor measured in the same run).
+#
+#   hack/bench.sh                 # report under a new temp dir, printed at the end
+#   BENCH_OUT=/tmp/b hack/bench.sh
+#
+# Knobs (environment): BENCHTIME (go test -benchtime, 1s), LOAD_DURATION (15s),
+# LOAD_WORKERS (closed-loop workers at saturation, 16), WRITERS (3),
+# SKIP_LOAD=1 (benchmarks only), NET (first three octets of the 127.0.0.0/8
+# addresses used, 127.0.77), PORT_BASE (first port, 24040).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GO=${GO:-go}
+OUT=${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/pyrodist-bench.XXXXXX")}
+BENCHTIME=${BENCHTIME:-1s}
+LOAD_DURATION=${LOAD_DURATION:-15s}
+LOAD_WORKERS=${LOAD_WORKERS:-16}
+WRITERS=${WRITERS:-3}
+NET=${NET:-127.0.77}
+PORT_BASE=${PORT_BASE:-24040}
+HTTP_PORT=$PORT_BASE               # distributor HTTP (and each writer's HTTP on its own IP)
+GRPC_PORT=$((PORT_BASE + 1))       # writers' gRPC
+GOSSIP_PORT=$((PORT_BASE + 2))     # memberlist on every member
+DIST=$NET.1
+DIST_URL=http://$DIST:$HTTP_PORT
+mkdir -p "$OUT/bin" "$OUT/load" "$OUT/logs"
+log() { printf '%s bench: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+pids=()
+cleanup() {
+	# Only the processes this script started, by pid.
+	for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+{
+	echo "cpu:     $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc) (GOMAXPROCS ${GOMAXPROCS:-$(nproc)})"
+	echo "memory:  $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+	echo "kernel:  $(uname -sr)"
+	echo "go:      $($GO env GOVERSION)"
+	echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty tree)')"
+	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$OUT/machine.txt"
+
+log "building distributor, fakewriter, loadgen into $OUT/bin"
+$GO build -o "$OUT/bin/" ./cmd/distributor ./cmd/fakewriter ./cmd/loadgen ./hack/benchreport
+
+# Benchmarks run one package at a time (-p 1) so they do not share the CPUs.
+pkgs=()
+for p in ./test/bench ./internal/profile ./internal/distributor ./internal/placement; do
+	[ -d "$p" ] && pkgs+=("$p")
+done
+log "go benchmarks: ${pkgs[*]} (benchtime $BENCHTIME)"
+$GO test -p 1 -run '^$' -bench . -benchmem -benchtime "$BENCHTIME" "${pkgs[@]}" | tee "$OUT/bench.txt" >&2
+log "floor references (internal/floor)"
+$GO test -run '^$' -bench 'Floor/mix|FloorStdlib/mix|Inflate' -benchmem -benchtime "$BENCHTIME" ./internal/floor | tee -a "$OUT/bench.txt" >&2
+
+wait_ready() { # url, seconds
+	local url=$1 deadline=$((SECONDS + $2))
+	until "$OUT/bin/loadgen" -probe "$url" >/dev/null 2>&1; do
+		if [ $SECONDS -ge $deadline ]; then return 1; fi
+		sleep 0.5
+	done
+}
+
+load_run() {
+	[ "${SKIP_LOAD:-}" = 1 ] && { log "SKIP_LOAD=1: no load run"; return 0; }
+	log "starting $WRITERS fake segment-writers and a distributor on $NET.x"
+	local join=$NET.2:$GOSSIP_PORT
+	for i in $(seq 2 $((WRITERS + 1))); do
+		"$OUT/bin/fakewriter" -log.level=warn \
+			-server.grpc-listen-address="$NET.$i" -server.grpc-listen-port=$GRPC_PORT \
+			-server.http-listen-address="$NET.$i" -server.http-listen-port=$HTTP_PORT \
+			-memberlist.bind-addr="$NET.$i" -memberlist.bind-port=$GOSSIP_PORT \
+			-memberlist.advertise-addr="$NET.$i" -memberlist.advertise-port=$GOSSIP_PORT \
+			-memberlist.join="$join" \
+			-segment-writer.lifecycler.addr="$NET.$i" -segment-writer.lifecycler.ID="bench-writer-$i" \
+			-segment-writer.availability-zone=zone-a \
+			$FAKEWRITER_FLAGS >"$OUT/logs/fakewriter-$i.log" 2>&1 &
+		pids+=($!)
+	done
+	for i in $(seq 2 $((WRITERS + 1))); do
+		wait_ready "http://$NET.$i:$HTTP_PORT/ready" 60 || { log "fake writer $i not ready: see $OUT/logs"; return 1; }
+	done
+	# Rate limits are lifted: the run measures the distributor's cost, not its limits.
+	"$OUT/bin/distributor" -log.level=warn \
+		-server.http-listen-address="$DIST" -server.http-listen-port=$HTTP_PORT \
+		-memberlist.bind-addr="$DIST" -memberlist.bind-port=$GOSSIP_PORT \
+		-memberlist.advertise-addr="$DIST" -memberlist.advertise-port=$GOSSIP_PORT \
+		-memberlist.join="$join" -distributor.ring.instance-addr="$DIST" \
+		-auth.multitenancy-enabled=true \
+		-distributor.ingestion-rate-limit-mb=1000000 -distributor.ingestion-burst-size-mb=1000000 \
+		-distributor.max-inflight-bytes=$((256 << 20)) \
+		$DISTRIBUTOR_FLAGS >"$OUT/logs/distributor.log" 2>&1 &
+	local dpid=$!
+	pids+=($dpid)
+	wait_ready "$DIST_URL/ready" 60 || { log "distributor not ready: see $OUT/logs/distributor.log"; return 1; }
+
+	local lg=("$OUT/bin/loadgen" -url "$DIST_URL" -server-pid "$dpid" -tenants 20 -services 100 -conns 8)
+	log "warm-up (3s)"
+	"${lg[@]}" -duration 3s -workers "$LOAD_WORKERS" >/dev/null
+	log "saturation: closed loop, $LOAD_WORKERS workers, $LOAD_DURATION; CPU profile of the distributor meanwhile"
+	local secs=${LOAD_DURATION%s}
+	$GO tool pprof -proto -seconds $((secs > 4 ? secs - 2 : secs)) "$DIST_URL/debug/pprof/profile" \
+		>"$OUT/distributor.cpu.pb.gz" 2>"$OUT/logs/pprof.log" &
+	local ppid=$!
+	"${lg[@]}" -duration "$LOAD_DURATION" -workers "$LOAD_WORKERS" -json "$OUT/load/saturation.json" \
+		-watch-metrics "$DIST_URL/metrics" >&2
+	wait $ppid || log "no CPU profile: see $OUT/logs/pprof.log"
+	log "half of saturation: open loop"
+	"${lg[@]}" -duration "$LOAD_DURATION" -mode open -rate-from "$OUT/load/saturation.json" -rate-factor 0.5 \
+		-json "$OUT/load/half.json" >&2
+	for proto in grpc ingest; do
+		log "$proto at saturation (5s)"
+		"${lg[@]}" -protocol $proto -duration 5s -workers "$LOAD_WORKERS" -json "$OUT/load/proto-$proto.json" >&2
+	done
+	log "overload: writers stall 2s per push, open loop at 2x saturation (10s); heap and in-flight bytes watched"
+	local stall=() unstall=()
+	for i in $(seq 2 $((WRITERS + 1))); do
+		stall+=(-post-before "http://$NET.$i:$HTTP_PORT/control/latency?duration=2s")
+		unstall+=(-post-after "http://$NET.$i:$HTTP_PORT/control/latency?duration=0s")
+	done
+	"${lg[@]}" -duration 10s -mode open -rate-from "$OUT/load/saturation.json" -rate-factor 2 -max-inflight 4000 \
+		-timeout 30s "${stall[@]}" "${unstall[@]}" -watch-metrics "$DIST_URL/metrics" \
+		-json "$OUT/load/overload.json" >&2
+	if [ -s "$OUT/distributor.cpu.pb.gz" ]; then
+		$GO tool pprof -top -nodecount=30 "$OUT/bin/distributor" "$OUT/distributor.cpu.pb.gz" 2>/dev/null \
+			| sed -n '/^Showing\|flat/,$p' >"$OUT/distributor.top.txt" || true
+	fi
+}
+FAKEWRITER_FLAGS=${FAKEWRITER_FLAGS:-}
+DISTRIBUTOR_FLAGS=${DISTRIBUTOR_FLAGS:-}
+load_run || log "load run incomplete; the report says so"
+cleanup
+pids=()
+
+echo "load average at end:   $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
+top=()
+[ -s "$OUT/distributor.top.txt" ] && top=(-top "$OUT/distributor.top.txt")
+"$OUT/bin/benchreport" -bench "$OUT/bench.txt" -load "$OUT/load" -machine "$OUT/machine.txt" "${top[@]}" -out "$OUT/report.md"
+log "report: $OUT/report.md"
+echo "$OUT/report.md"
