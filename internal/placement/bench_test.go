@@ -60,4 +60,16 @@ func TestPlaceDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("Place allocates %.1f times", allocs)
 	}
+	// A ring past the walker's own bitset (600 writers) borrows one.
+	var in []Instance
+	for i := range 600 {
+		in = append(in, Instance{ID: fmt.Sprintf("w-%04d", i), Tokens: 4})
+	}
+	big := NewRing(in)
+	allocs = testing.AllocsPerRun(100, func() {
+		big.Place(NewKey("tenant", "svc", 42), Policy{}, "", buf[:])
+	})
+	if allocs != 0 {
+		t.Fatalf("Place on a large ring allocates %.1f times", allocs)
+	}
 }

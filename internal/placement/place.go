@@ -82,7 +82,13 @@ func (r *Ring) Place(k Key, p Policy, zone string, dst []int32) (shard uint32, c
 	if len(dst) == 0 {
 		return shard, dst[:0]
 	}
-	w := walker{r: r, dst: dst, own: -1, big: r.idents > len(seenSet{})*64}
+	w := walker{r: r, dst: dst, own: -1}
+	if r.idents > len(w.small)*64 {
+		// Large rings borrow a bitset; steady state allocates nothing.
+		big := r.seenPool.Get().(*[]uint64)
+		defer r.putSeen(big)
+		w.big = *big
+	}
 	if zone != "" {
 		if z := r.zoneIndex(zone); z >= 0 {
 			w.own = int32(z)
@@ -149,10 +155,6 @@ func addWrap(a, b, n int) int {
 	return a
 }
 
-// seenSet marks identities met during one walk (rings of up to 512
-// writers; larger ones fall back to scanning the kept candidates).
-type seenSet [8]uint64
-
 // walker collects distinct ACTIVE candidates. Without a zone it appends in
 // walk order. With one, own-zone instances grow from the front of dst and
 // the others from the back (reversed); when dst is full an own-zone
@@ -166,33 +168,35 @@ type walker struct {
 	found     int // distinct ACTIVE identities met, kept or not
 	own       int32
 	ownActive int
-	big       bool
 	// skip, when set, is the own zone's distance table (Ring.skip): the
 	// walk jumps from one own-zone position to the next.
 	skip []int32
 	// Pyroscope dedupes every entry before it drops non-ACTIVE ones, so an
 	// identity is decided by the first entry of it that the walk meets.
-	seen seenSet
+	// The identities met: small for rings of up to 512 identities, big
+	// (borrowed from the ring) for larger ones.
+	small [8]uint64
+	big   []uint64
 }
 
 func (w *walker) visit(pos int) (done bool) {
 	r := w.r
 	s := &r.slots[pos]
-	if !w.big {
-		word, bit := &w.seen[s.ident>>6], uint64(1)<<(s.ident&63)
-		if *word&bit != 0 {
-			return false
-		}
-		*word |= bit
-		if !s.active {
-			return false
-		}
-		w.found++
+	var word *uint64
+	if w.big == nil {
+		word = &w.small[s.ident>>6]
 	} else {
-		if !s.active || w.kept(s.ident) {
-			return false
-		}
+		word = &w.big[s.ident>>6]
 	}
+	bit := uint64(1) << (s.ident & 63)
+	if *word&bit != 0 {
+		return false
+	}
+	*word |= bit
+	if !s.active {
+		return false
+	}
+	w.found++
 	limit := len(w.dst)
 	if w.own < 0 || s.zone == w.own {
 		if w.front+w.back == limit {
@@ -206,27 +210,11 @@ func (w *walker) visit(pos int) (done bool) {
 		w.dst[limit-w.back] = s.inst
 	}
 	switch {
-	case w.front == limit, w.front+w.back == r.active, !w.big && w.found == r.active:
+	case w.front == limit, w.found == r.active:
 		return true
 	}
 	// All own-zone writers are in and no room is left for others.
 	return w.own >= 0 && w.front >= w.ownActive && w.front+w.back == limit
-}
-
-// kept reports whether a kept candidate has identity id (large rings only).
-func (w *walker) kept(id int32) bool {
-	r := w.r
-	for _, c := range w.dst[:w.front] {
-		if r.identOf(c) == id {
-			return true
-		}
-	}
-	for _, c := range w.dst[len(w.dst)-w.back:] {
-		if r.identOf(c) == id {
-			return true
-		}
-	}
-	return false
 }
 
 func (w *walker) result() []int32 {

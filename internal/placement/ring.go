@@ -65,6 +65,9 @@ type Ring struct {
 	// (cyclically, k itself included) owned in zone z; nil for rings with
 	// many zones, where the tables would cost more than they save.
 	skip [][]int32
+	// seenPool lends identity bitsets to placements on rings too large for
+	// the walker's own (more than 512 identities).
+	seenPool sync.Pool
 }
 
 const maxSkipZones = 16
@@ -108,6 +111,7 @@ func newRing(instances []Instance, table []int32) *Ring {
 	r.ident = ident
 	zone := make([]int32, len(instances))
 	first := make(map[string]int32, len(instances))
+	var firstOf []int32 // identity -> its first instance
 	for i, in := range instances {
 		key := in.ID
 		if key == "" {
@@ -117,6 +121,7 @@ func newRing(instances []Instance, table []int32) *Ring {
 		if !ok {
 			id = int32(r.idents)
 			first[key] = id
+			firstOf = append(firstOf, int32(i))
 			r.idents++
 		}
 		ident[i] = id
@@ -127,6 +132,11 @@ func newRing(instances []Instance, table []int32) *Ring {
 			r.activeInZone = append(r.activeInZone, 0)
 		}
 		zone[i] = int32(z)
+	}
+	words := (r.idents + 63) / 64
+	r.seenPool.New = func() any {
+		b := make([]uint64, words)
+		return &b
 	}
 	seen := make([]bool, r.idents)
 	for k, i := range table {
@@ -139,13 +149,24 @@ func newRing(instances []Instance, table []int32) *Ring {
 			r.activeInZone[zone[i]]++
 		}
 	}
-	if len(r.zones) <= maxSkipZones && len(table) > 0 {
+	// Skipping other zones' positions is exact unless one identity has
+	// entries in two zones (only possible with entries lacking an ID).
+	crossZone := false
+	for i := range instances {
+		crossZone = crossZone || zone[i] != zone[firstOf[ident[i]]]
+	}
+	if len(r.zones) <= maxSkipZones && len(table) > 0 && !crossZone {
 		r.skip = make([][]int32, len(r.zones))
 		for z := range r.zones {
 			r.skip[z] = skipTable(r.slots, int32(z))
 		}
 	}
 	return r
+}
+
+func (r *Ring) putSeen(b *[]uint64) {
+	clear(*b)
+	r.seenPool.Put(b)
 }
 
 func skipTable(slots []slot, zone int32) []int32 {
