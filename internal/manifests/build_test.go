@@ -37,58 +37,37 @@ func mustBuild(t *testing.T, pd *v1.PyroscopeDistributor) *Desired {
 	return d
 }
 
-// parseLikeDistributor reads config.yaml the way a dskit-style binary does:
-// flag defaults, then the file over them (unknown keys refused), then the
-// command-line flags the Deployment passes.
-func parseLikeDistributor(t *testing.T, configYAML string, args []string) config.Config {
+// loadLikeDistributor runs the distributor's own loader on what a zone's pod
+// would see: the ConfigMap's files (mounted in a temporary folder instead of
+// /etc/pyrodist) and the container's arguments. It returns the config and the
+// per-tenant limits the distributor would serve.
+func loadLikeDistributor(t *testing.T, d *Desired, zone string) (*config.Config, *config.TenantLimits) {
 	t.Helper()
-	var c config.Config
+	dir := t.TempDir()
+	for name, data := range d.ConfigMap.Data {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	z := d.Zone(zone)
+	if z == nil {
+		t.Fatalf("no zone %s", zone)
+	}
+	var args []string
+	for _, a := range z.Deployment.Spec.Template.Spec.Containers[0].Args {
+		args = append(args, strings.ReplaceAll(a, configMountPath, dir))
+	}
 	fs := flag.NewFlagSet("distributor", flag.ContinueOnError)
-	c.RegisterFlags(fs)
-	dec := yaml.NewDecoder(strings.NewReader(configYAML))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		t.Fatalf("config.yaml does not parse into config.Config: %v\n%s", err, configYAML)
+	fs.String("log.level", "info", "registered by the distributor's main")
+	c, err := config.Load(fs, args)
+	if err != nil {
+		t.Fatalf("config.Load(%v): %v\nconfig.yaml:\n%s", args, err, d.ConfigMap.Data[ConfigFileName])
 	}
-	var known []string
-	for _, a := range args {
-		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if fs.Lookup(name) != nil {
-			known = append(known, a)
-		}
+	tl, err := config.NewTenantLimits(c.Limits, c.RuntimeConfig, nil)
+	if err != nil {
+		t.Fatalf("overrides.yaml: %v\n%s", err, d.ConfigMap.Data[OverridesFile])
 	}
-	if err := fs.Parse(known); err != nil {
-		t.Fatalf("args %v: %v", known, err)
-	}
-	return c
-}
-
-// parseOverrides reads overrides.yaml the way config.Overrides documents it:
-// each tenant starts from the default limits and the keys it names replace them.
-func parseOverrides(t *testing.T, overridesYAML string, defaults config.Limits) map[string]config.Limits {
-	t.Helper()
-	var raw struct {
-		Overrides map[string]yaml.Node `yaml:"overrides"`
-	}
-	if err := yaml.Unmarshal([]byte(overridesYAML), &raw); err != nil {
-		t.Fatalf("overrides.yaml: %v\n%s", err, overridesYAML)
-	}
-	// The file must also parse into the distributor's own type.
-	var typed config.Overrides
-	dec := yaml.NewDecoder(strings.NewReader(overridesYAML))
-	dec.KnownFields(true)
-	if err := dec.Decode(&typed); err != nil {
-		t.Fatalf("overrides.yaml does not parse into config.Overrides: %v", err)
-	}
-	out := map[string]config.Limits{}
-	for tenant, n := range raw.Overrides {
-		l := defaults
-		if err := n.Decode(&l); err != nil {
-			t.Fatalf("tenant %s: %v", tenant, err)
-		}
-		out[tenant] = l
-	}
-	return out
+	return c, tl
 }
 
 func TestConfigRoundTrip(t *testing.T) {
@@ -116,8 +95,7 @@ func TestConfigRoundTrip(t *testing.T) {
 	d := mustBuild(t, pd)
 
 	for _, z := range d.Zones {
-		ctr := z.Deployment.Spec.Template.Spec.Containers[0]
-		c := parseLikeDistributor(t, d.ConfigMap.Data[ConfigFileName], ctr.Args)
+		c, tenants := loadLikeDistributor(t, d, z.Name)
 
 		if c.Distributor.Zone != z.Name {
 			t.Errorf("zone %s: distributor.zone = %q", z.Name, c.Distributor.Zone)
@@ -145,14 +123,13 @@ func TestConfigRoundTrip(t *testing.T) {
 		if p.TenantShards != 4 || p.DefaultDatasetShards != 2 || p.LoadBalancing != config.LoadBalancingRoundRobin {
 			t.Errorf("placement defaults = %+v", p)
 		}
-		if c.RuntimeConfig.File != "/etc/pyrodist/overrides.yaml" {
+		if filepath.Base(c.RuntimeConfig.File) != OverridesFile {
 			t.Errorf("runtime_config.file = %q", c.RuntimeConfig.File)
 		}
 		if err := c.Limits.Placement.Validate(); err != nil {
 			t.Errorf("placement limits invalid: %v", err)
 		}
 
-		ov := parseOverrides(t, d.ConfigMap.Data[OverridesFile], c.Limits)
 		wantA := c.Limits
 		wantA.IngestionRateMB = 32
 		wantA.Placement.TenantShards = 8
@@ -160,8 +137,10 @@ func TestConfigRoundTrip(t *testing.T) {
 		wantB := c.Limits
 		wantB.IngestionBurstSizeMB = 1.5
 		wantB.Placement.DefaultDatasetShards = 3
-		if !reflect.DeepEqual(ov, map[string]config.Limits{"team-a": wantA, "team-b": wantB}) {
-			t.Errorf("overrides = %+v\nwant team-a %+v\nteam-b %+v", ov, wantA, wantB)
+		for tenant, want := range map[string]config.Limits{"team-a": wantA, "team-b": wantB, "other": c.Limits} {
+			if got := *tenants.ForTenant(tenant); !reflect.DeepEqual(got, want) {
+				t.Errorf("tenant %s limits = %+v, want %+v", tenant, got, want)
+			}
 		}
 	}
 }
@@ -173,7 +152,7 @@ func TestConfigDefaults(t *testing.T) {
 	pd.Spec.Placement.PreferSameZone = nil // as if the API server had not defaulted it
 	pd.Spec.Memberlist = v1.MemberlistSpec{}
 	d := mustBuild(t, pd)
-	c := parseLikeDistributor(t, d.ConfigMap.Data[ConfigFileName], d.Zones[0].Deployment.Spec.Template.Spec.Containers[0].Args)
+	c, _ := loadLikeDistributor(t, d, "zone-a")
 	if !c.Distributor.PreferSameZone {
 		t.Error("prefer_same_zone must default to true in the operator")
 	}
