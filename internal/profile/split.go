@@ -99,6 +99,9 @@ func Split(l *config.Limits, p *profilev1.Profile, series []*typesv1.LabelPair) 
 			if validation.Get(series, name) != "" {
 				continue // series labels win
 			}
+			// The profile's strings alias the request buffer; labels leave
+			// the pipeline, so they get their own copy.
+			name, value = strings.Clone(name), strings.Clone(value)
 			if i := slices.IndexFunc(ls[len(series):], func(x *typesv1.LabelPair) bool { return x.Name == name }); i >= 0 {
 				ls[len(series)+i] = &typesv1.LabelPair{Name: name, Value: value}
 				continue

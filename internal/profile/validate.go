@@ -146,12 +146,3 @@ func checkStrings(p *profilev1.Profile) error {
 func DecodeError(err error) error {
 	return validation.Errorf(validation.MalformedProfile, "%s", err.Error())
 }
-
-// Decode parses uncompressed pprof bytes into a fresh message.
-func Decode(b []byte) (*profilev1.Profile, error) {
-	p := &profilev1.Profile{}
-	if err := p.UnmarshalVT(b); err != nil {
-		return nil, DecodeError(err)
-	}
-	return p, nil
-}
