@@ -291,11 +291,10 @@ func (c *Client) pushTo(ctx context.Context, req *segmentwriterv1.PushRequest, i
 	_, err = cn.client.Push(actx, req, grpc.WaitForReady(false))
 	code := status.Code(err)
 	c.metrics.observe(in.Addr, code, time.Since(start))
-	// Our own attempt deadline firing while the caller still waits means
-	// the writer did not answer in time: that counts against it, unlike a
-	// caller's deadline.
-	attemptTimedOut := err != nil && actx != ctx && actx.Err() != nil && ctx.Err() == nil
-	cn.cb.done(gen, isBreakerFailure(err) || attemptTimedOut)
+	// Timeouts, ours included, do not count against the writer (as in
+	// Pyroscope): when object storage is slow every writer is, and opening
+	// every circuit would turn slowness into an outage.
+	cn.cb.done(gen, isBreakerFailure(err))
 	if err == nil {
 		c.metrics.sentBytes.WithLabelValues(strconv.FormatUint(uint64(req.Shard), 10), req.TenantId, in.Addr).Observe(float64(len(req.Profile)))
 	}
