@@ -100,7 +100,8 @@ type Options struct {
 	// Dir holds PKI, kubeconfigs, etcd data, logs and PID files. It must be empty or absent.
 	Dir string
 	Bin Binaries
-	// Zones get one kwok node each, labelled topology.kubernetes.io/zone=<zone>. Default a, b, c.
+	// Zones get one kwok node each, labelled topology.kubernetes.io/zone=<zone>.
+	// Default zone-a, zone-b, zone-c, the zones of config/samples.
 	Zones []string
 	// NoMetricsServer leaves metrics-server out (HPAs then cannot read metrics).
 	NoMetricsServer bool
@@ -148,7 +149,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	if len(o.Zones) == 0 {
-		o.Zones = []string{"a", "b", "c"}
+		o.Zones = []string{"zone-a", "zone-b", "zone-c"}
 	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
@@ -413,8 +414,9 @@ func (c *Cluster) createNodes(ctx context.Context) error {
 
 func nodeResources() corev1.ResourceList {
 	return corev1.ResourceList{
-		corev1.ResourceCPU:    resource.MustParse("8"),
-		corev1.ResourceMemory: resource.MustParse("32Gi"),
+		// Room for the sample's autoscaled pods (1 CPU / 1Gi requests each) at their maximum.
+		corev1.ResourceCPU:    resource.MustParse("32"),
+		corev1.ResourceMemory: resource.MustParse("128Gi"),
 		corev1.ResourcePods:   resource.MustParse("110"),
 	}
 }
