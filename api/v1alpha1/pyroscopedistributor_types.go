@@ -103,8 +103,10 @@ type PyroscopeDistributorSpec struct {
 	// +optional
 	Autoscaling *Autoscaling `json:"autoscaling,omitempty"`
 
-	// Resources of the distributor container. The memory limit also sets
-	// GOMEMLIMIT (90% of it), so the Go runtime collects before the kernel kills.
+	// Resources of the distributor container. Default: requests of 500m CPU
+	// and 512Mi memory, a 1Gi memory limit. The memory limit also sets
+	// GOMEMLIMIT (90% of it), so the Go runtime collects before the kernel
+	// kills. Autoscaling targets are relative to the requests.
 	// +optional
 	// +kubebuilder:default={requests:{cpu:"500m",memory:"512Mi"},limits:{memory:"1Gi"}}
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
