@@ -479,3 +479,35 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// Pushes racing with pool changes never hit a connection closed under
+// them: a dropped connection closes only after its last call.
+func TestPoolChurnDuringPushes(t *testing.T) {
+	w1, w2 := startWriter(t, codes.OK), startWriter(t, codes.OK)
+	c := newClient(t, testConfig())
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				errs <- c.Push(context.Background(), request(), instances("", []*writer{w1, w2}[g%2]))
+			}
+		}()
+	}
+	for i := range 200 {
+		if i%2 == 0 {
+			c.SetAddresses([]string{w2.addr})
+		} else {
+			c.SetAddresses([]string{w1.addr, w2.addr})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("push during pool churn: %v", err)
+		}
+	}
+}
