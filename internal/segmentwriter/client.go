@@ -90,7 +90,7 @@ func New(cfg Config, reg prometheus.Registerer, logger log.Logger) (*Client, err
 		cfg.GRPCClient = def.GRPCClient
 		g = def.GRPCClient
 	}
-	if err := g.Validate(); err != nil {
+	if err := cfg.SegmentWriter.Validate(); err != nil {
 		return nil, err
 	}
 	m, err := newMetrics(reg)
