@@ -401,7 +401,7 @@ func TestIngestStatusCodes(t *testing.T) {
 				o.MultitenancyEnabled = tc.multiTenant
 				o.Limits = fixedLimits{body: 4 << 10, profile: 4 << 10}
 			})
-			ts.pusher.err = tc.pushErr
+			ts.pusher.setErr(tc.pushErr)
 			method := tc.method
 			if method == "" {
 				method = http.MethodPost

@@ -123,7 +123,7 @@ func TestPushStatusCodes(t *testing.T) {
 	ts := startServer(t, nil)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ts.pusher.err = tc.err
+			ts.pusher.setErr(tc.err)
 			// The Connect protocol with JSON shows the HTTP status and body as curl would.
 			resp := post(t, ts.url+"/push.v1.PusherService/Push", "application/json", []byte(`{"series":[]}`), nil)
 			if resp.StatusCode != tc.wantHTTP {
@@ -316,5 +316,36 @@ func TestMaxConnectionAge(t *testing.T) {
 	}
 	if newConns < 2 {
 		t.Fatalf("HTTP/2: %d connections for 10 requests; aged connections were not closed", newConns)
+	}
+}
+
+// TestGracefulDrainGRPC: an in-flight gRPC call over h2c finishes after
+// shutdown began; the HTTP/2 connection gets a GOAWAY, not a reset.
+func TestGracefulDrainGRPC(t *testing.T) {
+	fp := &fakePusher{started: make(chan struct{}), release: make(chan struct{})}
+	ts := startServer(t, func(o *Options) { o.Pusher = fp })
+	c := pushv1connect.NewPusherServiceClient(h2cClient(t), ts.url, connect.WithGRPC())
+	result := make(chan error, 1)
+	go func() {
+		_, err := c.Push(context.Background(), connect.NewRequest(pushRequest(smallProfile(t))))
+		result <- err
+	}()
+	<-fp.started
+	ts.BeginShutdown()
+	if code, _ := get(t, ts.url+"/ready"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/ready = %d after shutdown began", code)
+	}
+	shutdown := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		shutdown <- ts.Shutdown(ctx)
+	}()
+	close(fp.release)
+	if err := <-result; err != nil {
+		t.Fatalf("in-flight gRPC call: %v", err)
+	}
+	if err := <-shutdown; err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 }

@@ -36,13 +36,19 @@ func (f *fakePusher) Push(ctx context.Context, tenant string, req *pushv1.PushRe
 	f.mu.Lock()
 	f.tenants = append(f.tenants, tenant)
 	f.reqs = append(f.reqs, req)
-	started, release := f.started, f.release
+	started, release, err := f.started, f.release, f.err
 	f.mu.Unlock()
 	if started != nil {
 		close(started)
 		<-release
 	}
-	return f.err
+	return err
+}
+
+func (f *fakePusher) setErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
 }
 
 func (f *fakePusher) last(t *testing.T) (string, *pushv1.PushRequest) {
@@ -223,7 +229,7 @@ func decodeErrorBody(t *testing.T, r io.Reader) errorBody {
 func TestPushErrorsReachClient(t *testing.T) {
 	ts := startServer(t, nil)
 	c := pushv1connect.NewPusherServiceClient(http.DefaultClient, ts.url)
-	ts.pusher.err = connect.NewError(connect.CodeInvalidArgument, errors.New("no profiles received"))
+	ts.pusher.setErr(connect.NewError(connect.CodeInvalidArgument, errors.New("no profiles received")))
 	_, err := c.Push(context.Background(), connect.NewRequest(&pushv1.PushRequest{}))
 	if connect.CodeOf(err) != connect.CodeInvalidArgument {
 		t.Fatalf("code = %v (%v)", connect.CodeOf(err), err)

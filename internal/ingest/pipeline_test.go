@@ -1,0 +1,143 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/distributor"
+)
+
+type recordingSender struct {
+	mu  sync.Mutex
+	out []*distributor.Profile
+}
+
+func (r *recordingSender) Send(_ context.Context, p *distributor.Profile) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cp := *p
+	cp.Pprof = bytes.Clone(p.Pprof) // the bytes are the sender's only until Send returns
+	r.out = append(r.out, &cp)
+	return nil
+}
+
+type defaultsOnly struct{ l config.Limits }
+
+func (d defaultsOnly) ForTenant(string) *config.Limits { return &d.l }
+
+// recent rewrites the pprof in an observed /ingest body so its time_nanos is
+// a minute ago (the corpus was recorded at a fixed time; the ingestion
+// window would reject it later). Folded bodies carry no time.
+func recent(t *testing.T, rq observedRequest) []byte {
+	t.Helper()
+	fix := func(b []byte) []byte {
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(zr)
+		var p profilev1.Profile
+		if err := p.UnmarshalVT(raw); err != nil {
+			t.Fatal(err)
+		}
+		p.TimeNanos = time.Now().Add(-time.Minute).UnixNano()
+		out, _ := p.MarshalVT()
+		return gzipped(out)
+	}
+	q, _ := url.ParseQuery(rq.Query)
+	if q.Get("format") == "pprof" {
+		return fix(rq.Body)
+	}
+	_, params, err := mime.ParseMediaType(rq.ContentType)
+	if err != nil || params["boundary"] == "" {
+		return rq.Body
+	}
+	var out bytes.Buffer
+	mw := multipart.NewWriter(&out)
+	_ = mw.SetBoundary(params["boundary"])
+	mr := multipart.NewReader(bytes.NewReader(rq.Body), params["boundary"])
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			break
+		}
+		data, _ := io.ReadAll(part)
+		if part.FormName() == "profile" {
+			data = fix(data)
+		}
+		w, _ := mw.CreatePart(part.Header)
+		_, _ = w.Write(data)
+	}
+	_ = mw.Close()
+	return out.Bytes()
+}
+
+// TestIngestThroughPipeline replays the observed /ingest cases through the
+// real pipeline and checks what reaches the sender against what Pyroscope
+// sent to its segment-writer: labels and normalized samples.
+func TestIngestThroughPipeline(t *testing.T) {
+	var reqs []observedRequest
+	var outs []observedOutcome
+	readJSON(t, "testdata/observed/requests.json", &reqs)
+	readJSON(t, "testdata/observed/pyroscope-outcomes.json", &outs)
+	want := map[string]observedOutcome{}
+	for _, o := range outs {
+		want[o.Case] = o
+	}
+	sender := &recordingSender{}
+	d, err := distributor.New(distributor.Config{}, defaultsOnly{config.Defaults().Limits}, sender,
+		func() int { return 1 }, prometheus.NewRegistry(), log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, func(o *Options) { o.Pusher = d })
+	for _, rq := range reqs {
+		if rq.Kind != "ingest" {
+			continue
+		}
+		t.Run(rq.Case, func(t *testing.T) {
+			exp := want[rq.Case]
+			before := len(sender.out)
+			resp := post(t, ts.url+"/ingest?"+rq.Query, rq.ContentType, recent(t, rq), nil)
+			if resp.StatusCode != http.StatusOK {
+				b, _ := io.ReadAll(resp.Body)
+				t.Fatalf("status %d: %s", resp.StatusCode, b)
+			}
+			got := sender.out[before:]
+			if len(got) != len(exp.Outs) {
+				t.Fatalf("%d profiles sent, Pyroscope sent %d", len(got), len(exp.Outs))
+			}
+			for i, p := range got {
+				if l := labelStrings(p.Labels); !slices.Equal(l, exp.Outs[i].Labels) {
+					t.Errorf("labels\n got %q\nwant %q", l, exp.Outs[i].Labels)
+				}
+				prof := parseValid(t, p.Pprof)
+				var wantStacks []string
+				for _, s := range exp.Outs[i].Samples {
+					stack, rest, _ := strings.Cut(s, " | ")
+					_, values, _ := strings.Cut(rest, "=> ")
+					wantStacks = append(wantStacks, stack+" => "+values)
+				}
+				if s := stacks(prof); !slices.Equal(s, wantStacks) {
+					t.Errorf("samples %q, want %q", s, wantStacks)
+				}
+			}
+		})
+	}
+}
