@@ -1,0 +1,170 @@
+// Command operator is pyrodist's controller manager: it reconciles
+// PyroscopeDistributor objects into zone-aware distributor Deployments,
+// Services, HPAs and PodDisruptionBudgets.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/pyrodist/pyrodist/api/v1alpha1"
+	"github.com/pyrodist/pyrodist/controllers"
+)
+
+// defaultImage is the distributor image used when a PyroscopeDistributor sets
+// none. Release builds set it with -ldflags "-X main.defaultImage=...".
+var defaultImage = "ghcr.io/pyrodist/pyrodist:dev"
+
+func main() {
+	var (
+		metricsAddr      string
+		secureMetrics    bool
+		enableHTTP2      bool
+		probeAddr        string
+		leaderElect      bool
+		watchNamespaces  string
+		distributorImage string
+		qps              float64
+		burst            int
+		concurrency      int
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
+		"Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 turns it off.")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true,
+		"Serve metrics over HTTPS, to callers authenticated and authorized through the API server.")
+	flag.BoolVar(&enableHTTP2, "enable-http2", false,
+		"Allow HTTP/2 on the metrics server (off: HTTP/2 stream-reset and rapid-reset CVEs).")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	flag.BoolVar(&leaderElect, "leader-elect", false,
+		"Elect a leader, so only one of several operator replicas reconciles at a time.")
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces to watch; empty watches all. With a list the operator needs Roles in those namespaces only.")
+	flag.StringVar(&distributorImage, "distributor-image", defaultImage,
+		"Distributor image for PyroscopeDistributors that set no spec.image.")
+	flag.Float64Var(&qps, "kube-api-qps", controllers.DefaultQPS, "Sustained requests per second to the API server.")
+	flag.IntVar(&burst, "kube-api-burst", controllers.DefaultBurst, "Burst of requests to the API server.")
+	flag.IntVar(&concurrency, "max-concurrent-reconciles", controllers.DefaultConcurrency,
+		"PyroscopeDistributors reconciled in parallel.")
+	opts := zap.Options{}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	log := ctrl.Log.WithName("setup")
+
+	if err := run(runOptions{
+		metricsAddr: metricsAddr, secureMetrics: secureMetrics, enableHTTP2: enableHTTP2,
+		probeAddr: probeAddr, leaderElect: leaderElect, namespaces: splitList(watchNamespaces),
+		image: distributorImage, qps: float32(qps), burst: burst, concurrency: concurrency,
+	}); err != nil {
+		log.Error(err, "operator failed")
+		os.Exit(1)
+	}
+}
+
+type runOptions struct {
+	metricsAddr   string
+	secureMetrics bool
+	enableHTTP2   bool
+	probeAddr     string
+	leaderElect   bool
+	namespaces    []string
+	image         string
+	qps           float32
+	burst         int
+	concurrency   int
+}
+
+func run(o runOptions) error {
+	log := ctrl.Log.WithName("setup")
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = o.qps, o.burst
+	cfg.UserAgent = "pyrodist-operator"
+
+	facts, err := controllers.DiscoverClusterFacts(cfg, o.image)
+	if err != nil {
+		return err
+	}
+	log.Info("cluster facts", "facts", fmt.Sprintf("%+v", facts))
+
+	var tlsOpts []func(*tls.Config)
+	if !o.enableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{
+		BindAddress:   o.metricsAddr,
+		SecureServing: o.secureMetrics,
+		TLSOpts:       tlsOpts,
+	}
+	if o.secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	var cacheOpts cache.Options
+	if len(o.namespaces) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range o.namespaces {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        o.probeAddr,
+		LeaderElection:                o.leaderElect,
+		LeaderElectionID:              "pyrodist-operator.pyrodist.dev",
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cacheOpts,
+	})
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	r := &controllers.PyroscopeDistributorReconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Scheme:                  mgr.GetScheme(),
+		Recorder:                mgr.GetEventRecorder("pyrodist-operator"),
+		Facts:                   facts,
+		MaxConcurrentReconciles: o.concurrency,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	log.Info("starting manager", "namespaces", o.namespaces, "leaderElect", o.leaderElect)
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,199 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"reflect"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/pyrodist/pyrodist/internal/manifests"
+)
+
+const (
+	// FieldManager owns every field the operator applies to its children.
+	FieldManager = "pyrodist-operator"
+	// handoverFieldManager briefly co-owns a Deployment's spec.replicas while
+	// the operator lets go of it, so the field never falls back to its default
+	// of 1 (the server-side apply trap when an HPA takes over).
+	handoverFieldManager = "pyrodist-operator-handover"
+)
+
+// applier applies desired children with server-side apply and one field
+// manager, skipping those already up to date. It knows nothing about the
+// PyroscopeDistributor type: objects in, API calls out.
+type applier struct {
+	c      client.Client
+	scheme *runtime.Scheme
+}
+
+// get reads the live copy of obj (from the cache); nil when it does not exist.
+func (a *applier) get(ctx context.Context, obj client.Object) (client.Object, error) {
+	live, ok := obj.DeepCopyObject().(client.Object)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a client.Object", obj)
+	}
+	if err := a.c.Get(ctx, client.ObjectKeyFromObject(obj), live); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return live, nil
+}
+
+// apply sends obj as a server-side apply of manager, forcing ownership (the
+// operator is the source of truth for every field it sets), and returns the
+// object as the server stored it.
+func (a *applier) apply(ctx context.Context, obj client.Object, manager string) (client.Object, error) {
+	u, err := a.toApplyConfig(obj)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
+		client.FieldOwner(manager), client.ForceOwnership); err != nil {
+		return nil, fmt.Errorf("apply %s %s/%s: %w", u.GetKind(), obj.GetNamespace(), obj.GetName(), err)
+	}
+	out, ok := reflect.New(reflect.TypeOf(obj).Elem()).Interface().(client.Object)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a client.Object", obj)
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out); err != nil {
+		return nil, fmt.Errorf("decode applied %s %s/%s: %w", u.GetKind(), obj.GetNamespace(), obj.GetName(), err)
+	}
+	return out, nil
+}
+
+// applyOrRecreate applies obj; when the API server rejects the result as
+// invalid although our object alone is valid, a hand edit has left the live
+// object in a state apply cannot merge with (typically a list item whose key
+// was changed, such as a Service port: ours would duplicate its name). The
+// object is then deleted and created afresh. A Deployment is deleted with its
+// ReplicaSets orphaned, so the new one adopts them and no pod restarts.
+func (a *applier) applyOrRecreate(ctx context.Context, obj, live client.Object) (client.Object, bool, error) {
+	out, err := a.apply(ctx, obj, FieldManager)
+	if err == nil || live == nil || !apierrors.IsInvalid(err) {
+		return out, false, err
+	}
+	policy := metav1.DeletePropagationBackground
+	if _, ok := obj.(*appsv1.Deployment); ok {
+		policy = metav1.DeletePropagationOrphan
+	}
+	uid := live.GetUID()
+	if derr := a.c.Delete(ctx, live, client.Preconditions{UID: &uid}, client.PropagationPolicy(policy)); derr != nil &&
+		!apierrors.IsNotFound(derr) {
+		return nil, false, fmt.Errorf("%w; recreating it failed: %v", err, derr)
+	}
+	out, err = a.apply(ctx, obj, FieldManager)
+	return out, err == nil, err
+}
+
+// toApplyConfig turns a typed object into the apply body: apiVersion and kind
+// set, no status and no server-owned metadata.
+func (a *applier) toApplyConfig(obj client.Object) (*unstructured.Unstructured, error) {
+	gvk, err := apiutil.GVKForObject(obj, a.scheme)
+	if err != nil {
+		return nil, err
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{Object: m}
+	delete(u.Object, "status")
+	for _, f := range []string{"creationTimestamp", "resourceVersion", "uid", "generation", "managedFields"} {
+		unstructured.RemoveNestedField(u.Object, "metadata", f)
+	}
+	u.SetGroupVersionKind(gvk)
+	return u, nil
+}
+
+// handOverReplicas moves ownership of spec.replicas away from FieldManager
+// without changing the value: the handover manager first co-owns the field at
+// the given count, so the main manager's next apply (without replicas) does
+// not remove it. The HPA's own updates then take the field from the handover
+// manager. This is the transfer recipe of the server-side apply docs.
+func (a *applier) handOverReplicas(ctx context.Context, d *appsv1.Deployment, replicas int32) error {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
+	u.SetNamespace(d.Namespace)
+	u.SetName(d.Name)
+	if err := unstructured.SetNestedField(u.Object, int64(replicas), "spec", "replicas"); err != nil {
+		return err
+	}
+	if err := a.c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
+		client.FieldOwner(handoverFieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("hand over replicas of Deployment %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	return nil
+}
+
+// ownsField reports whether manager owns the field at path (of the main
+// resource, not a subresource) according to obj's managedFields.
+func ownsField(obj metav1.Object, manager string, path ...string) bool {
+	want := make(fieldpath.Path, 0, len(path))
+	for _, p := range path {
+		name := p
+		want = append(want, fieldpath.PathElement{FieldName: &name})
+	}
+	for _, mf := range obj.GetManagedFields() {
+		if mf.Manager != manager || mf.Subresource != "" || mf.FieldsV1 == nil {
+			continue
+		}
+		set := &fieldpath.Set{}
+		if err := set.FromJSON(bytes.NewReader(mf.FieldsV1.Raw)); err != nil {
+			continue
+		}
+		if set.Has(want) {
+			return true
+		}
+	}
+	return false
+}
+
+// prune deletes the children in owner's namespace that carry owner's
+// controller reference and match selector but are not wanted. It returns what
+// it deleted.
+func (a *applier) prune(ctx context.Context, owner client.Object, selector client.MatchingLabels,
+	wants func(client.Object) bool) ([]client.Object, error) {
+	var deleted []client.Object
+	for _, list := range manifests.OwnedObjectLists() {
+		if err := a.c.List(ctx, list, client.InNamespace(owner.GetNamespace()), selector); err != nil {
+			return deleted, err
+		}
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			return deleted, err
+		}
+		for _, item := range items {
+			obj, ok := item.(client.Object)
+			if !ok {
+				continue
+			}
+			ref := metav1.GetControllerOf(obj)
+			if ref == nil || ref.UID != owner.GetUID() {
+				continue
+			}
+			if wants(obj) {
+				continue
+			}
+			// Preconditions: never delete an object that was replaced meanwhile.
+			uid := obj.GetUID()
+			if err := a.c.Delete(ctx, obj, client.Preconditions{UID: &uid},
+				client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+				return deleted, fmt.Errorf("prune %T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err)
+			}
+			deleted = append(deleted, obj)
+		}
+	}
+	return deleted, nil
+}

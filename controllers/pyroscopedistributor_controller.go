@@ -1,0 +1,417 @@
+// Package controllers holds the reconciler of PyroscopeDistributor objects:
+// it builds the desired children with the pure builders of internal/manifests,
+// applies those that differ from the live ones with server-side apply, prunes
+// those no longer wanted, and reports status. A resync of an unchanged object
+// sends no mutating request at all.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/pyrodist/pyrodist/api/v1alpha1"
+	"github.com/pyrodist/pyrodist/internal/manifests"
+)
+
+// Event reasons.
+const (
+	EventZoneAdded     = "ZoneAdded"
+	EventZoneRemoved   = "ZoneRemoved"
+	EventConfigRolled  = "ConfigRolled"
+	EventHPAHandover   = "HPAHandover"
+	EventReplicasTaken = "ReplicasTakenBack"
+	EventApplyFailed   = "ApplyFailed"
+	EventInvalidSpec   = "InvalidSpec"
+	EventSpecWarning   = "SpecWarning"
+	EventRecreated     = "Recreated"
+)
+
+// PyroscopeDistributorReconciler reconciles PyroscopeDistributor objects.
+type PyroscopeDistributorReconciler struct {
+	// Client reads from the manager's cache and writes to the API server.
+	Client client.Client
+	// APIReader reads straight from the API server; used only where a stale
+	// cache could make the operator undo an autoscaler's replica count.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  recorder.EventRecorder
+	// Facts are what the builders need to know about the cluster (server
+	// version, default image), discovered once at start.
+	Facts manifests.ClusterFacts
+	// MaxConcurrentReconciles bounds parallel reconciles (default 1).
+	MaxConcurrentReconciles int
+}
+
+// +kubebuilder:rbac:groups=profiling.pyrodist.dev,resources=pyroscopedistributors,verbs=get;list;watch
+// +kubebuilder:rbac:groups=profiling.pyrodist.dev,resources=pyroscopedistributors/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=profiling.pyrodist.dev,resources=pyroscopedistributors/finalizers,verbs=update
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=services;configmaps;serviceaccounts,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one PyroscopeDistributor's children to its spec.
+func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	pd := &v1alpha1.PyroscopeDistributor{}
+	if err := r.Client.Get(ctx, req.NamespacedName, pd); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Children go with their owner through garbage collection.
+			readyGauge.DeleteLabelValues(req.Namespace, req.Name)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !pd.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	before := pd.Status.DeepCopy()
+
+	if pd.Spec.Paused {
+		obs, err := r.observe(ctx, pd)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		computeStatus(pd, obs, nil, "")
+		meta.SetStatusCondition(&pd.Status.Conditions, metav1.Condition{
+			Type: v1alpha1.ConditionProgressing, Status: metav1.ConditionFalse, Reason: ReasonPaused,
+			Message: "spec.paused is true: children are left as they are.", ObservedGeneration: pd.Generation,
+		})
+		return ctrl.Result{}, r.writeStatus(ctx, pd, before)
+	}
+
+	desired, err := manifests.Build(pd, r.Facts)
+	if err != nil {
+		// The spec passed CEL but the builders refuse it: retrying cannot help
+		// until the spec changes.
+		r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, EventInvalidSpec, "Build", "%v", err)
+		return r.fail(ctx, pd, before, observed{}, ReasonInvalidSpec, reconcile.TerminalError(err))
+	}
+
+	if pd.Status.ObservedGeneration != pd.Generation {
+		// Once per generation, so resyncs stay silent.
+		for _, w := range desired.Warnings {
+			r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, EventSpecWarning, "Build", "%s", w)
+		}
+	}
+	obs, err := r.sync(ctx, pd, desired)
+	if err != nil {
+		r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, EventApplyFailed, "Apply", "%v", err)
+		return r.fail(ctx, pd, before, obs, ReasonApplyFailed, err)
+	}
+	computeStatus(pd, obs, nil, "")
+	pd.Status.ObservedGeneration = pd.Generation
+	return ctrl.Result{}, r.writeStatus(ctx, pd, before)
+}
+
+// fail records a failed reconcile in status (without moving
+// observedGeneration) and returns err for a retry with backoff.
+func (r *PyroscopeDistributorReconciler) fail(ctx context.Context, pd *v1alpha1.PyroscopeDistributor,
+	before *v1alpha1.PyroscopeDistributorStatus, obs observed, reason string, err error) (ctrl.Result, error) {
+	if obs.deployments == nil {
+		if o, oerr := r.observe(ctx, pd); oerr == nil {
+			obs = o
+		}
+	}
+	computeStatus(pd, obs, err, reason)
+	if serr := r.writeStatus(ctx, pd, before); serr != nil {
+		return ctrl.Result{}, errors.Join(err, serr)
+	}
+	return ctrl.Result{}, err
+}
+
+// writeStatus sends the status only when it changed, so a no-op resync
+// writes nothing, and keeps the ready gauge in step.
+func (r *PyroscopeDistributorReconciler) writeStatus(ctx context.Context, pd *v1alpha1.PyroscopeDistributor,
+	before *v1alpha1.PyroscopeDistributorStatus) error {
+	ready := 0.0
+	if meta.IsStatusConditionTrue(pd.Status.Conditions, v1alpha1.ConditionReady) {
+		ready = 1
+	}
+	readyGauge.WithLabelValues(pd.Namespace, pd.Name).Set(ready)
+	if equality.Semantic.DeepEqual(*before, pd.Status) {
+		return nil
+	}
+	orig := pd.DeepCopy()
+	orig.Status = *before
+	if err := r.Client.Status().Patch(ctx, pd, client.MergeFrom(orig)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("update status: %w", err)
+	}
+	return nil
+}
+
+// sync applies the desired children that differ from the live ones, hands
+// replicas over to HPAs when needed, prunes children no longer desired, and
+// returns what it observed for status.
+func (r *PyroscopeDistributorReconciler) sync(ctx context.Context, pd *v1alpha1.PyroscopeDistributor,
+	desired *manifests.Desired) (observed, error) {
+	a := &applier{c: r.Client, scheme: r.Scheme}
+	obs := observed{
+		deployments: map[string]*appsv1.Deployment{},
+		hpas:        map[string]*autoscalingv2.HorizontalPodAutoscaler{},
+	}
+	hpaFor := map[string]*autoscalingv2.HorizontalPodAutoscaler{} // by Deployment name
+	for _, z := range desired.Zones {
+		if z.Autoscaled && z.HPA != nil {
+			hpaFor[z.Deployment.Name] = z.HPA
+		}
+	}
+
+	for _, obj := range desired.Objects() {
+		obj.SetNamespace(pd.Namespace)
+		if err := controllerutil.SetControllerReference(pd, obj, r.Scheme); err != nil {
+			return obs, err
+		}
+		hash, err := desiredHash(obj)
+		if err != nil {
+			return obs, err
+		}
+		ann := obj.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[appliedHashAnnotation] = hash
+		obj.SetAnnotations(ann)
+
+		live, err := a.get(ctx, obj)
+		if err != nil {
+			return obs, err
+		}
+		result := live
+		switch d := obj.(type) {
+		case *appsv1.Deployment:
+			var liveD *appsv1.Deployment
+			if live != nil {
+				liveD = live.(*appsv1.Deployment)
+			}
+			result, err = r.syncDeployment(ctx, a, pd, d, liveD, hpaFor[d.Name])
+		default:
+			if live == nil || !upToDate(obj, live) {
+				var recreated bool
+				result, recreated, err = a.applyOrRecreate(ctx, obj, live)
+				r.recreatedEvent(pd, obj, recreated)
+				if live != nil {
+					log.FromContext(ctx).Info("applied a changed child", "kind", obj.GetObjectKind().GroupVersionKind().Kind,
+						"name", obj.GetName())
+				}
+			}
+		}
+		if err != nil {
+			return obs, err
+		}
+		switch v := result.(type) {
+		case *appsv1.Deployment:
+			obs.deployments[v.Name] = v
+		case *autoscalingv2.HorizontalPodAutoscaler:
+			obs.hpas[v.Name] = v
+		case *corev1.Service:
+			if v.Name == pd.Name && v.Spec.TrafficDistribution != nil {
+				obs.traffic = *v.Spec.TrafficDistribution
+			}
+		}
+	}
+
+	deleted, err := a.prune(ctx, pd, client.MatchingLabels(manifests.OwnerLabels(pd.Name)), desired.Wants)
+	for _, obj := range deleted {
+		if d, ok := obj.(*appsv1.Deployment); ok {
+			r.Recorder.Eventf(pd, d, corev1.EventTypeNormal, EventZoneRemoved, "Prune",
+				"Zone removed from the spec: deleted Deployment %s and its Service, PodDisruptionBudget and HPA", d.Name)
+		}
+	}
+	return obs, err
+}
+
+// syncDeployment applies one zone's Deployment. When hpa is set the
+// Deployment must not carry replicas, and ownership of spec.replicas is handed
+// over first so the count is not reset (see applier.handOverReplicas).
+func (r *PyroscopeDistributorReconciler) syncDeployment(ctx context.Context, a *applier, pd *v1alpha1.PyroscopeDistributor,
+	desired, live *appsv1.Deployment, hpa *autoscalingv2.HorizontalPodAutoscaler) (client.Object, error) {
+	if hpa == nil {
+		if live != nil && upToDate(desired, live) {
+			return live, nil
+		}
+		out, recreated, err := a.applyOrRecreate(ctx, desired, live)
+		if err != nil {
+			return nil, err
+		}
+		r.recreatedEvent(pd, desired, recreated)
+		r.deploymentEvents(pd, desired, live)
+		return out, nil
+	}
+
+	// Autoscaled zone: nothing to do when we hold no claim on replicas and
+	// everything else matches.
+	if live != nil && !ownsField(live, FieldManager, "spec", "replicas") && upToDate(desired, live) {
+		return live, nil
+	}
+	// The cache may lag behind our own last write; reading straight from the
+	// API server means a stale copy can never make us hand over (or create
+	// at) the wrong count.
+	var fresh *appsv1.Deployment
+	got := &appsv1.Deployment{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(desired), got); err == nil {
+		fresh = got
+	} else if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	created := false
+	if fresh == nil {
+		// Create at the HPA's minimum instead of the API default of 1, then
+		// hand the count over below like any other.
+		first := desired.DeepCopy()
+		first.Spec.Replicas = ptrTo(hpaMin(hpa))
+		out, err := a.apply(ctx, first, FieldManager)
+		if err != nil {
+			return nil, err
+		}
+		r.deploymentEvents(pd, desired, nil)
+		fresh, created = out.(*appsv1.Deployment), true
+	}
+	if ownsField(fresh, FieldManager, "spec", "replicas") {
+		n := hpaMin(hpa)
+		if fresh.Spec.Replicas != nil {
+			n = clamp(*fresh.Spec.Replicas, hpaMin(hpa), hpa.Spec.MaxReplicas)
+		}
+		if err := a.handOverReplicas(ctx, desired, n); err != nil {
+			return nil, err
+		}
+		if !created {
+			r.Recorder.Eventf(pd, desired, corev1.EventTypeNormal, EventHPAHandover, "HandOver",
+				"HPA %s now owns the replicas of Deployment %s, starting from %d", hpa.Name, desired.Name, n)
+		}
+	} else if upToDate(desired, fresh) {
+		return fresh, nil
+	}
+	out, err := a.apply(ctx, desired, FieldManager)
+	if err != nil {
+		return nil, err
+	}
+	if !created {
+		r.deploymentEvents(pd, desired, fresh)
+	}
+	return out, nil
+}
+
+func (r *PyroscopeDistributorReconciler) recreatedEvent(pd *v1alpha1.PyroscopeDistributor, obj client.Object, recreated bool) {
+	if recreated {
+		r.Recorder.Eventf(pd, obj, corev1.EventTypeWarning, EventRecreated, "Recreate",
+			"%s %s was edited into a state server-side apply cannot repair; recreated it",
+			obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName())
+	}
+}
+
+// deploymentEvents records the notable changes an apply of a zone's
+// Deployment makes: a new zone, a config roll, replicas taken back from an HPA.
+func (r *PyroscopeDistributorReconciler) deploymentEvents(pd *v1alpha1.PyroscopeDistributor, desired, live *appsv1.Deployment) {
+	if live == nil {
+		r.Recorder.Eventf(pd, desired, corev1.EventTypeNormal, EventZoneAdded, "Create",
+			"Created Deployment %s", desired.Name)
+		return
+	}
+	key := manifests.AnnotationConfigHash
+	if old, now := live.Spec.Template.Annotations[key], desired.Spec.Template.Annotations[key]; old != "" && old != now {
+		r.Recorder.Eventf(pd, desired, corev1.EventTypeNormal, EventConfigRolled, "Roll",
+			"config.yaml changed: rolling Deployment %s", desired.Name)
+	}
+	if desired.Spec.Replicas != nil && !ownsField(live, FieldManager, "spec", "replicas") {
+		r.Recorder.Eventf(pd, desired, corev1.EventTypeNormal, EventReplicasTaken, "TakeReplicas",
+			"The operator sets the replicas of Deployment %s again: %d", desired.Name, *desired.Spec.Replicas)
+	}
+}
+
+func hpaMin(h *autoscalingv2.HorizontalPodAutoscaler) int32 {
+	if h.Spec.MinReplicas != nil && *h.Spec.MinReplicas > 0 {
+		return *h.Spec.MinReplicas
+	}
+	return 1
+}
+
+func clamp(v, lo, hi int32) int32 {
+	if v < lo {
+		return lo
+	}
+	if hi >= lo && v > hi {
+		return hi
+	}
+	return v
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// observe reads the live children that status is computed from, without
+// changing anything (used when paused or when building failed).
+func (r *PyroscopeDistributorReconciler) observe(ctx context.Context, pd *v1alpha1.PyroscopeDistributor) (observed, error) {
+	obs := observed{
+		deployments: map[string]*appsv1.Deployment{},
+		hpas:        map[string]*autoscalingv2.HorizontalPodAutoscaler{},
+	}
+	sel := client.MatchingLabels(manifests.OwnerLabels(pd.Name))
+	var ds appsv1.DeploymentList
+	if err := r.Client.List(ctx, &ds, client.InNamespace(pd.Namespace), sel); err != nil {
+		return obs, err
+	}
+	for i := range ds.Items {
+		if metav1.IsControlledBy(&ds.Items[i], pd) {
+			obs.deployments[ds.Items[i].Name] = &ds.Items[i]
+		}
+	}
+	var hs autoscalingv2.HorizontalPodAutoscalerList
+	if err := r.Client.List(ctx, &hs, client.InNamespace(pd.Namespace), sel); err != nil {
+		return obs, err
+	}
+	for i := range hs.Items {
+		if metav1.IsControlledBy(&hs.Items[i], pd) {
+			obs.hpas[hs.Items[i].Name] = &hs.Items[i]
+		}
+	}
+	svc := &corev1.Service{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: pd.Namespace, Name: pd.Name}, svc); err == nil &&
+		metav1.IsControlledBy(svc, pd) && svc.Spec.TrafficDistribution != nil {
+		obs.traffic = *svc.Spec.TrafficDistribution
+	}
+	return obs, nil
+}
+
+// SetupWithManager registers the reconciler and its watches.
+func (r *PyroscopeDistributorReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.MaxConcurrentReconciles < 1 {
+		r.MaxConcurrentReconciles = 1
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		// Our own status writes change neither generation, labels nor
+		// annotations: they do not trigger another reconcile.
+		For(&v1alpha1.PyroscopeDistributor{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.ServiceAccount{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		Named("pyroscopedistributor").
+		Complete(r)
+}

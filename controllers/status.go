@@ -1,0 +1,169 @@
+package controllers
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pyrodist/pyrodist/api/v1alpha1"
+)
+
+// Condition reasons.
+const (
+	ReasonReady          = "AllZonesReady"
+	ReasonNotReady       = "ZonesNotReady"
+	ReasonRollingOut     = "RollingOut"
+	ReasonComplete       = "Complete"
+	ReasonPaused         = "Paused"
+	ReasonAsExpected     = "AsExpected"
+	ReasonInvalidSpec    = "InvalidSpec"
+	ReasonApplyFailed    = "ApplyFailed"
+	ReasonZoneStalled    = "ZoneStalled"
+	ReasonNoEnabledZones = "NoEnabledZones"
+)
+
+// observed is what the status is computed from: the live (or just applied)
+// children of one PyroscopeDistributor, by name.
+type observed struct {
+	deployments map[string]*appsv1.Deployment
+	hpas        map[string]*autoscalingv2.HorizontalPodAutoscaler
+	// traffic is the spec.trafficDistribution of the shared Service, "" if none.
+	traffic string
+}
+
+// zoneObjectName is the name of a zone's Deployment, Service, PDB and HPA
+// (design.md "Operator shape": <name>-<zone>).
+func zoneObjectName(pd *v1alpha1.PyroscopeDistributor, zone string) string {
+	return pd.Name + "-" + zone
+}
+
+// computeStatus fills pd.Status (except observedGeneration) from what was
+// observed. reconcileErr, when set, makes the object Degraded and not Ready.
+// Only observed state goes in, so a resync of an unchanged world computes an
+// identical status and writes nothing.
+func computeStatus(pd *v1alpha1.PyroscopeDistributor, obs observed, reconcileErr error, errReason string) {
+	st := &pd.Status
+	st.Zones = st.Zones[:0]
+	st.ZoneCount = int32(len(pd.Spec.Zones))
+	st.Replicas, st.ReadyReplicas = 0, 0
+	if obs.traffic == "" {
+		st.TrafficDistribution = v1alpha1.TrafficDistributionNone
+	} else {
+		st.TrafficDistribution = obs.traffic
+	}
+
+	var notReady, stalled []string
+	enabled := 0
+	for _, z := range pd.Spec.Zones {
+		zs := v1alpha1.ZoneStatus{Name: z.Name, Disabled: z.Disabled}
+		name := zoneObjectName(pd, z.Name)
+		d := obs.deployments[name]
+		if h := obs.hpas[name]; h != nil && !z.Disabled {
+			zs.Autoscaled = true
+			if h.Status.DesiredReplicas > 0 || h.Status.LastScaleTime != nil {
+				v := h.Status.DesiredReplicas
+				zs.HPADesiredReplicas = &v
+			}
+		}
+		if !z.Disabled {
+			enabled++
+		}
+		if d != nil {
+			if d.Spec.Replicas != nil {
+				zs.DesiredReplicas = *d.Spec.Replicas
+			}
+			zs.ReadyReplicas = d.Status.ReadyReplicas
+			zs.UpdatedReplicas = d.Status.UpdatedReplicas
+			if deploymentStalled(d) {
+				stalled = append(stalled, z.Name)
+			}
+		}
+		if !zoneRolledOut(d) {
+			notReady = append(notReady, z.Name)
+		}
+		st.Replicas += zs.DesiredReplicas
+		st.ReadyReplicas += zs.ReadyReplicas
+		st.Zones = append(st.Zones, zs)
+	}
+	sort.Slice(st.Zones, func(i, j int) bool { return st.Zones[i].Name < st.Zones[j].Name })
+
+	gen := pd.Generation
+	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen,
+		})
+	}
+
+	switch {
+	case reconcileErr != nil:
+		set(v1alpha1.ConditionDegraded, metav1.ConditionTrue, errReason, truncate(reconcileErr.Error()))
+	case len(stalled) > 0:
+		set(v1alpha1.ConditionDegraded, metav1.ConditionTrue, ReasonZoneStalled,
+			"Deployments exceeded their progress deadline in zones: "+strings.Join(stalled, ", "))
+	default:
+		set(v1alpha1.ConditionDegraded, metav1.ConditionFalse, ReasonAsExpected, "All children are applied.")
+	}
+
+	if len(notReady) > 0 {
+		set(v1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonRollingOut,
+			"Waiting for zones to be updated and ready: "+strings.Join(notReady, ", "))
+	} else {
+		set(v1alpha1.ConditionProgressing, metav1.ConditionFalse, ReasonComplete, "Every zone is updated and ready.")
+	}
+
+	switch {
+	case reconcileErr != nil:
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, errReason, "The last reconcile failed; see the Degraded condition.")
+	case enabled == 0:
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, ReasonNoEnabledZones, "Every zone is disabled.")
+	case len(notReady) > 0:
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, ReasonNotReady,
+			fmt.Sprintf("%d of %d zones are not ready: %s", len(notReady), len(pd.Spec.Zones), strings.Join(notReady, ", ")))
+	default:
+		set(v1alpha1.ConditionReady, metav1.ConditionTrue, ReasonReady,
+			fmt.Sprintf("%d ready replicas in %d zones.", st.ReadyReplicas, enabled))
+	}
+}
+
+// zoneRolledOut reports whether a zone's Deployment has been seen by the
+// Deployment controller at its current generation and every desired pod is
+// updated, ready and available (a zone scaled to 0 is trivially so).
+func zoneRolledOut(d *appsv1.Deployment) bool {
+	if d == nil {
+		return false
+	}
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	s := d.Status
+	return s.ObservedGeneration >= d.Generation &&
+		s.UpdatedReplicas == want && s.ReadyReplicas == want && s.AvailableReplicas == want && s.Replicas == want
+}
+
+// deploymentStalled reports the Deployment controller's verdict that a
+// rollout stopped making progress.
+func deploymentStalled(d *appsv1.Deployment) bool {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+			return true
+		}
+	}
+	return false
+}
+
+// truncate keeps condition messages within a size users can read (the API
+// allows 32768 bytes).
+func truncate(s string) string {
+	const max = 1024
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}
