@@ -110,6 +110,9 @@ type Config struct {
 	// (a Record) before the ack is sent, so a test can still read what a
 	// crashed writer had acknowledged.
 	RecordFile string
+	// SkipProfileCheck acks without parsing the profile, so load runs
+	// measure the distributor and not the simulator's pprof parser.
+	SkipProfileCheck bool
 }
 
 // RegisterFlags registers the flags with Pyroscope's names and the
@@ -125,6 +128,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	f.DurationVar(&c.Latency, "fakewriter.latency", 0, "Delay every Push by this much.")
 	f.StringVar(&c.FailCode, "fakewriter.fail-code", "", "Fail every Push with this gRPC code (e.g. Unavailable).")
 	f.StringVar(&c.RecordFile, "fakewriter.record-file", "", "Append every acknowledged push to this file as a JSON line before acking it.")
+	f.BoolVar(&c.SkipProfileCheck, "fakewriter.skip-profile-check", false, "Ack without parsing the profile (load runs).")
 
 	// Pyroscope's segment-writer overrides of dskit's lifecycler defaults.
 	for name, v := range map[string]string{
@@ -406,8 +410,10 @@ func (w *Writer) push(ctx context.Context, req *segmentwriterv1.PushRequest) (*s
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, "profile_id must be 16 bytes")
 	}
-	if _, err := profile.ParseData(req.Profile); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "invalid profile: %v", err)
+	if !w.cfg.SkipProfileCheck {
+		if _, err := profile.ParseData(req.Profile); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "invalid profile: %v", err)
+		}
 	}
 	rec := Record{
 		ProfileID:      id.String(),
