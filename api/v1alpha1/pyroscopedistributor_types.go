@@ -291,8 +291,10 @@ type PlacementSpec struct {
 
 // LimitsSpec are the per-tenant ingestion limits.
 type LimitsSpec struct {
-	// Defaults apply to every tenant without an override.
+	// Defaults apply to every tenant without an override. The default shard
+	// policy is set in spec.placement, not here.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.tenantShards) && !has(self.datasetShards) && !has(self.loadBalancing)",message="limits.defaults cannot set tenantShards, datasetShards or loadBalancing: set the defaults in spec.placement"
 	Defaults TenantLimits `json:"defaults,omitzero"`
 
 	// Overrides maps a tenant ID to the limits that replace the defaults for
@@ -318,22 +320,22 @@ type TenantLimits struct {
 	// +optional
 	IngestionBurstSize *resource.Quantity `json:"ingestionBurstSize,omitempty"`
 
-	// TenantShards overrides placement.tenantShards for this tenant.
-	// Only honoured in overrides.
+	// TenantShards overrides placement.tenantShards for this tenant
+	// (overrides only).
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=65536
 	TenantShards *int32 `json:"tenantShards,omitempty"`
 
-	// DatasetShards overrides placement.datasetShards for this tenant.
-	// Only honoured in overrides.
+	// DatasetShards overrides placement.datasetShards for this tenant
+	// (overrides only).
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65536
 	DatasetShards *int32 `json:"datasetShards,omitempty"`
 
-	// LoadBalancing overrides placement.loadBalancing for this tenant.
-	// Only honoured in overrides.
+	// LoadBalancing overrides placement.loadBalancing for this tenant
+	// (overrides only).
 	// +optional
 	LoadBalancing LoadBalancing `json:"loadBalancing,omitempty"`
 }

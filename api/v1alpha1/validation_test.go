@@ -142,6 +142,9 @@ func TestCRDValidation(t *testing.T) {
 		{"dot tenant ID", func(p *v1.PyroscopeDistributor) {
 			p.Spec.Limits.Overrides = map[string]v1.TenantLimits{"..": {}}
 		}, "tenant IDs must be"},
+		{"shard policy in limit defaults", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Limits.Defaults.TenantShards = ptr.To[int32](3)
+		}, "set the defaults in spec.placement"},
 		{"bad traffic distribution", func(p *v1.PyroscopeDistributor) { p.Spec.Service.TrafficDistribution = "Anywhere" }, "spec.service.trafficDistribution"},
 	}
 	for i, tc := range rejected {

@@ -673,6 +673,9 @@ func TestBuildErrors(t *testing.T) {
 		{"empty tenant", func(p *v1.PyroscopeDistributor) {
 			p.Spec.Limits.Overrides = map[string]v1.TenantLimits{"": {}}
 		}, nil, "invalid tenant ID"},
+		{"shard policy in limit defaults", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Limits.Defaults.DatasetShards = ptr.To[int32](2)
+		}, nil, "belong in spec.placement"},
 		{"slash in tenant", func(p *v1.PyroscopeDistributor) {
 			p.Spec.Limits.Overrides = map[string]v1.TenantLimits{"a/b": {}}
 		}, nil, "invalid tenant ID"},

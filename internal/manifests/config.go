@@ -28,16 +28,14 @@ const (
 
 // renderedConfig is what goes into the ConfigMap.
 type renderedConfig struct {
-	cfg       config.Config
-	overrides config.Overrides
-	configYAML,
+	cfg           config.Config
+	configYAML    string
 	overridesYAML string
-	hash string
+	hash          string // sha256 of configYAML
 }
 
-// distributorConfig maps the spec onto the distributor's config type. It
-// starts from the distributor's own flag defaults so fields the spec does not
-// cover keep the binary's defaults, written out explicitly.
+// distributorConfig maps the spec onto the distributor's config type,
+// starting from the distributor's own flag defaults.
 func distributorConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (config.Config, error) {
 	s := &pd.Spec
 	c := config.Defaults()
@@ -70,15 +68,18 @@ func distributorConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (config.
 			return c, fmt.Errorf("spec.placement.loadBalancing: %w", err)
 		}
 	}
-	if err := applyRates(&c.Limits, s.Limits.Defaults, "spec.limits.defaults"); err != nil {
+	d := s.Limits.Defaults
+	if d.TenantShards != nil || d.DatasetShards != nil || d.LoadBalancing != "" {
+		return c, fmt.Errorf("spec.limits.defaults: shard settings belong in spec.placement")
+	}
+	if err := applyRates(&c.Limits, d, "spec.limits.defaults"); err != nil {
 		return c, err
 	}
 	return c, nil
 }
 
-// tenantOverrides renders overrides.yaml: every tenant's entry is the full
-// default limits with the fields the spec names replaced, so the file means the
-// same whether the distributor merges it over its defaults or reads it whole.
+// tenantOverrides computes each tenant's effective limits: the configured
+// defaults with the fields the spec names replaced.
 func tenantOverrides(pd *v1.PyroscopeDistributor, defaults config.Limits) (config.Overrides, error) {
 	out := config.Overrides{Overrides: map[string]config.Limits{}}
 	for _, tenant := range slices.Sorted(maps.Keys(pd.Spec.Limits.Overrides)) {
@@ -173,7 +174,7 @@ func renderConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (*renderedCon
 	}
 	sum := sha256.Sum256(cy)
 	return &renderedConfig{
-		cfg: c, overrides: ov,
+		cfg: c,
 		configYAML: string(cy), overridesYAML: string(oy),
 		hash: hex.EncodeToString(sum[:]),
 	}, nil
