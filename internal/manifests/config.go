@@ -174,7 +174,7 @@ func renderConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (*renderedCon
 	}
 	sum := sha256.Sum256(cy)
 	return &renderedConfig{
-		cfg: c,
+		cfg:        c,
 		configYAML: string(cy), overridesYAML: string(oy),
 		hash: hex.EncodeToString(sum[:]),
 	}, nil
