@@ -58,6 +58,8 @@ type Ring struct {
 	ident  []int32 // identity of each instance
 	idents int     // distinct identities (ID, or Addr when the ID is empty)
 	zones  []string
+	// byZone[z] lists the instances of zone z, in ID order.
+	byZone [][]int32
 	// activeInZone[z] counts distinct ACTIVE identities with shards in zone z.
 	activeInZone []int
 	active       int // distinct ACTIVE identities owning shards
@@ -130,8 +132,10 @@ func newRing(instances []Instance, table []int32) *Ring {
 			z = len(r.zones)
 			r.zones = append(r.zones, in.Zone)
 			r.activeInZone = append(r.activeInZone, 0)
+			r.byZone = append(r.byZone, nil)
 		}
 		zone[i] = int32(z)
+		r.byZone[z] = append(r.byZone[z], int32(i))
 	}
 	words := (r.idents + 63) / 64
 	r.seenPool.New = func() any {
@@ -228,6 +232,16 @@ func (r *Ring) ActiveInZone(zone string) int {
 		return 0
 	}
 	return r.activeInZone[z]
+}
+
+// ZoneInstances lists the indices (see Instance) of the instances of zone,
+// in ID order, whatever their state. The slice is shared: do not modify it.
+func (r *Ring) ZoneInstances(zone string) []int32 {
+	z := r.zoneIndex(zone)
+	if z < 0 {
+		return nil
+	}
+	return r.byZone[z]
 }
 
 // Zones lists the zones present in the ring, in first-seen ID order.

@@ -92,6 +92,12 @@ func TestSameZoneFallback(t *testing.T) {
 	if n := r.ActiveInZone("zone-a"); n != 3 {
 		t.Fatalf("ActiveInZone(zone-a) = %d, want 3", n)
 	}
+	if got := ids(r, r.ZoneInstances("zone-b")); !slices.Equal(got, []string{"segment-writer-1", "segment-writer-4", "segment-writer-7"}) {
+		t.Fatalf("ZoneInstances(zone-b) = %v", got)
+	}
+	if r.ZoneInstances("zone-x") != nil || r.ActiveInZone("zone-x") != 0 {
+		t.Fatal("an unknown zone has instances")
+	}
 	for i := range 200 {
 		k := NewKey("t", fmt.Sprintf("svc-%d", i), uint64(i))
 		var a, b [6]int32
