@@ -188,7 +188,7 @@ type Zone struct {
 
 // Autoscaling configures one HorizontalPodAutoscaler per enabled zone.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas (default 2) must be less than or equal to autoscaling.maxReplicas"
 type Autoscaling struct {
 	// MinReplicas is the lowest number of pods of each zone.
 	// +optional

@@ -121,10 +121,10 @@ func TestCRDValidation(t *testing.T) {
 		}, "zones[].replicas cannot be set while autoscaling is on"},
 		{"min above max", func(p *v1.PyroscopeDistributor) {
 			p.Spec.Autoscaling = &v1.Autoscaling{MinReplicas: ptr.To[int32](4), MaxReplicas: 3}
-		}, "minReplicas must be less than or equal to autoscaling.maxReplicas"},
+		}, "must be less than or equal to autoscaling.maxReplicas"},
 		{"default min above max", func(p *v1.PyroscopeDistributor) {
 			p.Spec.Autoscaling = &v1.Autoscaling{MaxReplicas: 1}
-		}, "minReplicas must be less than or equal to autoscaling.maxReplicas"},
+		}, "must be less than or equal to autoscaling.maxReplicas"},
 		{"memberlist on the http port", func(p *v1.PyroscopeDistributor) { p.Spec.Memberlist.Port = 4040 }, "memberlist.port cannot be 4040"},
 		{"privileged memberlist port", func(p *v1.PyroscopeDistributor) { p.Spec.Memberlist.Port = 80 }, "spec.memberlist.port"},
 		{"extra arg owned by the operator", func(p *v1.PyroscopeDistributor) {

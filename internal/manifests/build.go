@@ -158,9 +158,9 @@ type builder struct {
 	cfg          *renderedConfig
 }
 
-// Build returns the objects pd wants. It fails only on a spec the API server's
-// validation should already have refused, or on one it cannot check (a
-// missing image).
+// Build returns the objects pd wants. It fails on a spec the API server's
+// validation should already have refused, and on what the schema cannot
+// check (no image at all, a non-positive rate).
 func Build(pd *v1.PyroscopeDistributor, facts ClusterFacts) (*Desired, error) {
 	if pd == nil {
 		return nil, errors.New("nil PyroscopeDistributor")
