@@ -35,13 +35,23 @@ import (
 
 const (
 	writerHeartbeat  = 500 * time.Millisecond
-	heartbeatTimeout = 3 * time.Second // the distributors' -segment-writer.ring.heartbeat-timeout
+	heartbeatTimeout = 5 * time.Second // the distributors' -segment-writer.ring.heartbeat-timeout
 	datasetShards    = 2               // so the series fingerprint takes part in the shard
 	numTenants       = 20
 	numServices      = 8
 	steadyPushes     = 240
 	pushWorkers      = 6
 	fallbackMetric   = "pyrodist_segment_writer_zone_fallback_total"
+	attemptsMetric   = "pyroscope_segment_writer_client_request_duration_seconds_count"
+	circuitMetric    = "pyrodist_segment_writer_client_circuit_open_total"
+)
+
+// Load phases, in order.
+const (
+	phaseSteady   = 1 // every writer up, nothing fails
+	phaseFaults   = 2 // two writers refuse a few pushes with retryable codes
+	phaseCrash    = 3 // one writer crashed mid-load
+	phaseZoneLost = 4 // zone-c lost both its writers
 )
 
 var zones = []string{"zone-a", "zone-b", "zone-c"}
@@ -323,21 +333,30 @@ func TestDataPlane(t *testing.T) {
 	load := &loadGen{dists: dists, heap: heapProfile(t), cpu: cpu.Gzipped, pushBudget: 15 * time.Second}
 
 	// Phase 1: steady load, every writer up.
-	load.phase.Store(1)
+	load.phase.Store(phaseSteady)
 	load.run(context.Background(), steadyPushes)
 
-	// Phase 2: a writer crashes mid-load; phase 3: zone-c loses both writers
+	// Phase 2: two writers refuse some pushes with retryable codes; the
+	// distributors must retry the next candidate with the same shard id.
+	post(t, byID["sw-a-1"].http()+"/control/fail?code=Unavailable&count=15")
+	post(t, byID["sw-b-1"].http()+"/control/fail?code=ResourceExhausted&count=15")
+	load.phase.Store(phaseFaults)
+	load.run(context.Background(), 2*steadyPushes)
+	post(t, byID["sw-a-1"].http()+"/control/fail?code=OK")
+	post(t, byID["sw-b-1"].http()+"/control/fail?code=OK")
+
+	// Phase 3: a writer crashes mid-load; phase 4: zone-c loses both writers
 	// (one crashes, one shuts down as Pyroscope's does, leaving its entry
 	// LEAVING) and its distributor falls back to the other zones.
 	ctx, stop := context.WithCancel(context.Background())
 	loadDone := make(chan struct{})
-	load.phase.Store(2)
+	load.phase.Store(phaseCrash)
 	go func() { load.run(ctx, 0); close(loadDone) }()
 	time.Sleep(time.Second)
 	post(t, byID["sw-b-2"].http()+"/control/crash")
 	byID["sw-b-2"].p.wait(t, 10*time.Second)
 	time.Sleep(heartbeatTimeout + 2*time.Second)
-	load.phase.Store(3)
+	load.phase.Store(phaseZoneLost)
 	byID["sw-c-1"].p.signal(syscall.SIGTERM)
 	post(t, byID["sw-c-2"].http()+"/control/crash")
 	byID["sw-c-2"].p.wait(t, 10*time.Second)
@@ -414,7 +433,7 @@ func TestDataPlane(t *testing.T) {
 
 	var (
 		pushed, acked, lost, unacked, crossZone, fallbackZoneC, wrongShard, wrongWriter, failovers int
-		dupes, splitShard                                                                          int
+		dupes, splitShard, retried                                                                 int
 		recordedPushes                                                                             int
 	)
 	zoneOf := map[string]string{}
@@ -461,7 +480,8 @@ func TestDataPlane(t *testing.T) {
 
 			key := placement.NewKey(r.Tenant, r.ServiceName, placement.Fingerprint(pairs(r.Labels)))
 			shard, cands := full.Place(key, policy, a.dist.zone, idx[:])
-			if a.phase == 1 {
+			switch a.phase {
+			case phaseSteady:
 				// Nothing failed yet: Pyroscope's shard and the first
 				// same-zone candidate, exactly.
 				if r.Shard != shard {
@@ -472,7 +492,22 @@ func TestDataPlane(t *testing.T) {
 					wrongWriter++
 					t.Errorf("push %s: written by %s, placement's first candidate is %s", a.pushID, r.Writer, want)
 				}
-			} else {
+			case phaseFaults:
+				// Same ring: the shard is exact; a refused push lands on the
+				// next candidate, still with the first one's shard.
+				if r.Shard != shard {
+					wrongShard++
+					t.Errorf("push %s: shard %d, placement says %d", a.pushID, r.Shard, shard)
+				}
+				switch r.Writer {
+				case full.Instance(cands[0]).ID:
+				case full.Instance(cands[1]).ID:
+					retried++
+				default:
+					wrongWriter++
+					t.Errorf("push %s: written by %s, not one of the first two candidates %s, %s", a.pushID, r.Writer, full.Instance(cands[0]).ID, full.Instance(cands[1]).ID)
+				}
+			default:
 				okShard := false
 				for _, rg := range rings {
 					if s, _ := rg.Place(key, policy, a.dist.zone, idx[:]); s == r.Shard {
@@ -488,7 +523,7 @@ func TestDataPlane(t *testing.T) {
 				}
 			}
 			if zoneOf[r.Writer] != a.dist.zone {
-				if a.dist.zone == "zone-c" && a.phase == 3 {
+				if a.dist.zone == "zone-c" && a.phase == phaseZoneLost {
 					fallbackZoneC++
 				} else {
 					crossZone++
@@ -499,23 +534,40 @@ func TestDataPlane(t *testing.T) {
 	}
 
 	fallback := map[string]float64{}
+	var failedAttempts, circuitOpen float64
 	for _, d := range dists {
-		v, found := metric(scrape(t, d.http()+"/metrics"), fallbackMetric)
+		body := scrape(t, d.http()+"/metrics")
+		v, found := metric(body, fallbackMetric)
 		if !found {
 			t.Errorf("%s exposes no %s", d.id, fallbackMetric)
 		}
 		fallback[d.zone] = v
+		all, _ := metric(body, attemptsMetric)
+		ok, _ := metric(body, attemptsMetric, `status_code="OK"`)
+		failedAttempts += all - ok
+		c, _ := metric(body, circuitMetric)
+		circuitOpen += c
 	}
 
 	t.Logf("pushed=%d acknowledged=%d recorded=%d (records=%d, duplicates=%d) lost=%d unacknowledged=%d",
 		pushed, acked, recordedPushes, totalRecords, dupes, lost, unacked)
-	t.Logf("cross-zone: %d while the zone had writers, %d from zone-c after it lost its writers; failovers after the crash: %d",
-		crossZone, fallbackZoneC, failovers)
-	t.Logf("wrong shard=%d, wrong first writer (phase 1)=%d, profile ids recorded with two shards=%d", wrongShard, wrongWriter, splitShard)
+	t.Logf("cross-zone: %d while the zone had writers, %d from zone-c after it lost its writers", crossZone, fallbackZoneC)
+	t.Logf("retries: %d injected refusals went to the next candidate with the first one's shard; failed attempts %v, circuit-open skips %v; after the crash %d profiles were written by another writer than the full ring's first candidate",
+		retried, failedAttempts, circuitOpen, failovers)
+	t.Logf("wrong shard=%d, writer outside the expected candidates (phases 1-2)=%d, profile ids recorded with two shards=%d", wrongShard, wrongWriter, splitShard)
 	t.Logf("fallback metric %s: zone-a=%v zone-b=%v zone-c=%v", fallbackMetric, fallback["zone-a"], fallback["zone-b"], fallback["zone-c"])
 
 	if pushed <= steadyPushes {
 		t.Errorf("only %d pushes, the load phases pushed nothing", pushed)
+	}
+	if retried == 0 {
+		t.Error("no refused push was retried on the next candidate")
+	}
+	if failedAttempts == 0 {
+		t.Errorf("%s counts no failed attempt after injected refusals and a crash", attemptsMetric)
+	}
+	if dupes == 0 && fallback["zone-c"] != float64(fallbackZoneC) {
+		t.Errorf("%s on dist-zone-c = %v, but %d of its profiles were written in other zones", fallbackMetric, fallback["zone-c"], fallbackZoneC)
 	}
 	if fallbackZoneC == 0 {
 		t.Error("zone-c lost its writers but no profile was written in another zone")
