@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	googlev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
@@ -137,10 +138,11 @@ func (b *builder) str(s string) int64 {
 	return i
 }
 
-func (b *builder) loc(name string) uint64 {
-	if id, ok := b.locs[name]; ok {
+func (b *builder) loc(frame []byte) uint64 {
+	if id, ok := b.locs[string(frame)]; ok { // no allocation for the lookup
 		return id
 	}
+	name := string(frame)
 	id := uint64(len(b.p.Location) + 1)
 	b.p.Function = append(b.p.Function, &googlev1.Function{Id: id, Name: b.str(name)})
 	b.p.Location = append(b.p.Location, &googlev1.Location{Id: id, Line: []*googlev1.Line{{FunctionId: id}}})
@@ -157,11 +159,16 @@ func (b *builder) add(stack []byte, v int64) error {
 		}
 		return nil
 	}
-	frames := bytes.Split(stack, []byte{';'})
-	ids := make([]uint64, len(frames))
-	for i, f := range frames {
-		ids[len(frames)-1-i] = b.loc(string(f))
+	ids := make([]uint64, 0, bytes.Count(stack, []byte{';'})+1)
+	for rest := stack; ; {
+		frame, tail, more := bytes.Cut(rest, []byte{';'})
+		ids = append(ids, b.loc(frame))
+		if !more {
+			break
+		}
+		rest = tail
 	}
+	slices.Reverse(ids) // pprof lists the leaf first
 	s := &googlev1.Sample{LocationId: ids, Value: []int64{v}}
 	b.samples[string(stack)] = s
 	b.p.Sample = append(b.p.Sample, s)

@@ -2,10 +2,12 @@ package legacy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	googlev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
 	"github.com/klauspost/compress/gzip"
@@ -74,6 +76,10 @@ func Pprof(data []byte, md Metadata, types map[string]*SampleType, maxSize int64
 	return &Series{Labels: PprofLabels(metricName(&p, types), md), Pprof: raw}, nil
 }
 
+// gzipReaders reuse inflaters: a fresh one costs more than inflating a
+// small profile.
+var gzipReaders sync.Pool
+
 func inflate(data []byte, maxSize int64) ([]byte, error) {
 	if len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
 		if maxSize > 0 && int64(len(data)) > maxSize {
@@ -81,15 +87,28 @@ func inflate(data []byte, maxSize int64) ([]byte, error) {
 		}
 		return data, nil
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	if zr == nil {
+		zr = new(gzip.Reader)
+	}
+	defer gzipReaders.Put(zr)
+	if err := zr.Reset(bytes.NewReader(data)); err != nil {
 		return nil, &ParseError{"gzip", err}
 	}
 	var r io.Reader = zr
 	if maxSize > 0 {
 		r = io.LimitReader(zr, maxSize+1)
 	}
+	// gzip's trailer holds the inflated size (mod 2^32): a size hint only,
+	// never trusted beyond the cap.
 	var buf bytes.Buffer
+	if n := len(data); n >= 18 {
+		hint := int64(binary.LittleEndian.Uint32(data[n-4:]))
+		if maxSize > 0 {
+			hint = min(hint, maxSize+1)
+		}
+		buf.Grow(int(min(hint, 64<<20)) + bytes.MinRead)
+	}
 	if _, err := buf.ReadFrom(r); err != nil {
 		return nil, &ParseError{"gzip", err}
 	}
