@@ -57,10 +57,13 @@ type Client struct {
 	metrics *metrics
 	dial    []grpc.DialOption
 
-	mu    sync.RWMutex
-	conns map[string]*conn
-	known map[string]struct{} // the last address set from the ring; nil until set
+	mu     sync.RWMutex
+	conns  map[string]*conn
+	known  map[string]struct{} // the last address set from the ring; nil until set
+	closed bool
 }
+
+var errClosed = status.Error(codes.Unavailable, "segment-writer client is closed")
 
 type conn struct {
 	addr   string
@@ -131,6 +134,10 @@ func (c *Client) SetAddresses(addrs []string) {
 		known[a] = struct{}{}
 	}
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
 	c.known = known
 	var dropped []string
 	for addr, cn := range c.conns {
@@ -173,6 +180,7 @@ func (c *Client) Addresses() []string {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closed = true
 	for addr, cn := range c.conns {
 		delete(c.conns, addr)
 		c.retire(cn)
@@ -212,6 +220,9 @@ func (c *Client) acquire(addr string) (*conn, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errClosed
+	}
 	if cn = c.conns[addr]; cn == nil {
 		var err error
 		if cn, err = c.newConn(addr); err != nil {
@@ -262,9 +273,12 @@ func (c *Client) Push(ctx context.Context, req *segmentwriterv1.PushRequest, can
 			return ErrUnavailable
 		}
 		level.Debug(c.logger).Log("msg", "segment-writer push attempt failed", "tenant", req.TenantId, "shard", req.Shard, "addr", in.Addr, "attempt", i+1, "err", err)
-		if ctx.Err() != nil {
-			return contextError{ctx.Err()}
+		if err := ctxDone(ctx); err != nil {
+			return contextError{err}
 		}
+	}
+	if err := ctxDone(ctx); err != nil {
+		return contextError{err}
 	}
 	level.Warn(c.logger).Log("msg", "no segment-writer took the profile", "tenant", req.TenantId, "shard", req.Shard, "candidates", len(candidates), "last_err", lastErr)
 	return ErrUnavailable
@@ -273,7 +287,10 @@ func (c *Client) Push(ctx context.Context, req *segmentwriterv1.PushRequest, can
 func (c *Client) pushTo(ctx context.Context, req *segmentwriterv1.PushRequest, in *placement.Instance) error {
 	cn, err := c.acquire(in.Addr)
 	if err != nil {
-		return status.Error(codes.Unavailable, err.Error())
+		if status.Code(err) == codes.Unknown {
+			err = status.Error(codes.Unavailable, err.Error())
+		}
+		return err
 	}
 	defer c.release(cn)
 	gen, err := cn.cb.allow()
@@ -299,6 +316,19 @@ func (c *Client) pushTo(ctx context.Context, req *segmentwriterv1.PushRequest, i
 		c.metrics.sentBytes.WithLabelValues(strconv.FormatUint(uint64(req.Shard), 10), req.TenantId, in.Addr).Observe(float64(len(req.Profile)))
 	}
 	return err
+}
+
+// ctxDone is ctx.Err(), also when the deadline has passed but the
+// context's timer has not fired yet: gRPC fails such a call at once with
+// DeadlineExceeded, which must not read as every writer failing.
+func ctxDone(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // isClientError: the request itself is at fault, so another writer would

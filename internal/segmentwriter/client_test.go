@@ -276,7 +276,7 @@ func TestPushAttemptDeadline(t *testing.T) {
 		defer cancel()
 		err := c.Push(ctx, request(), instances("", w1, w2))
 		if !errors.Is(err, context.DeadlineExceeded) || status.Code(err) != codes.DeadlineExceeded {
-			t.Fatalf("err = %v, want the caller's deadline", err)
+			t.Fatalf("err = %v, want the caller's deadline (calls %d %d)", err, w1.calls(), w2.calls())
 		}
 		if w2.calls() != 0 {
 			t.Fatal("attempt deadline applied although the caller set one")
@@ -509,5 +509,18 @@ func TestPoolChurnDuringPushes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("push during pool churn: %v", err)
 		}
+	}
+}
+
+func TestPushAfterClose(t *testing.T) {
+	w := startWriter(t, codes.OK)
+	c := newClient(t, testConfig())
+	_ = c.Close()
+	err := c.Push(context.Background(), request(), instances("", w))
+	if st := status.Convert(err); st.Code() != codes.Unavailable || st.Message() != unavailableMsg {
+		t.Fatalf("err = %v", err)
+	}
+	if w.calls() != 0 || len(c.Addresses()) != 0 {
+		t.Fatal("a closed client dialed")
 	}
 }
