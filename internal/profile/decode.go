@@ -37,6 +37,7 @@ type decoder struct {
 	functions slab[profilev1.Function]
 	mappings  slab[profilev1.Mapping]
 	types     slab[profilev1.ValueType]
+	linePtrs  []*profilev1.Line
 	u64       []uint64
 	i64       []int64
 	// size hints, from the buffer size
@@ -103,10 +104,32 @@ func (d *decoder) str(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
+// takeU64 returns an empty slice with capacity n carved from the arena.
+func (d *decoder) takeU64(n int) []uint64 {
+	if cap(d.u64)-len(d.u64) < n {
+		d.u64 = make([]uint64, 0, max(n, d.hint))
+	}
+	l := len(d.u64)
+	d.u64 = d.u64[:l+n]
+	return d.u64[l : l : l+n]
+}
+
+func (d *decoder) takeI64(n int) []int64 {
+	if cap(d.i64)-len(d.i64) < n {
+		d.i64 = make([]int64, 0, max(n, d.hint))
+	}
+	l := len(d.i64)
+	d.i64 = d.i64[:l+n]
+	return d.i64[l : l : l+n]
+}
+
 // repeatedU64 appends a packed or single varint to dst, taking capacity from
 // the shared arena.
 func (d *decoder) repeatedU64(dst []uint64, b []byte, wt int, v uint64) ([]uint64, error) {
 	if wt == 0 {
+		if dst == nil {
+			dst = d.takeU64(2) // runtime/pprof writes up to 2 ids unpacked
+		}
 		return append(dst, v), nil
 	}
 	if wt != 2 {
@@ -119,12 +142,7 @@ func (d *decoder) repeatedU64(dst []uint64, b []byte, wt int, v uint64) ([]uint6
 		}
 	}
 	if dst == nil {
-		if cap(d.u64)-len(d.u64) < n {
-			d.u64 = make([]uint64, 0, max(n, d.hint))
-		}
-		l := len(d.u64)
-		dst = d.u64[l:l:l+n]
-		d.u64 = d.u64[:l+n]
+		dst = d.takeU64(n)
 	}
 	for i := 0; i < len(b); {
 		x, j, ok := readVarint(b, i)
@@ -139,6 +157,9 @@ func (d *decoder) repeatedU64(dst []uint64, b []byte, wt int, v uint64) ([]uint6
 
 func (d *decoder) repeatedI64(dst []int64, b []byte, wt int, v uint64) ([]int64, error) {
 	if wt == 0 {
+		if dst == nil {
+			dst = d.takeI64(2) // runtime/pprof writes up to 2 values unpacked
+		}
 		return append(dst, int64(v)), nil
 	}
 	if wt != 2 {
@@ -151,12 +172,7 @@ func (d *decoder) repeatedI64(dst []int64, b []byte, wt int, v uint64) ([]int64,
 		}
 	}
 	if dst == nil {
-		if cap(d.i64)-len(d.i64) < n {
-			d.i64 = make([]int64, 0, max(n, d.hint))
-		}
-		l := len(d.i64)
-		dst = d.i64[l:l:l+n]
-		d.i64 = d.i64[:l+n]
+		dst = d.takeI64(n)
 	}
 	for i := 0; i < len(b); {
 		x, j, ok := readVarint(b, i)
@@ -358,6 +374,14 @@ func (d *decoder) mapping(b []byte, m *profilev1.Mapping) error {
 }
 
 func (d *decoder) location(b []byte, l *profilev1.Location) error {
+	// A location's lines are collected contiguously in one shared slice of
+	// pointers and sliced off at the end: one allocation for all locations.
+	start := len(d.linePtrs)
+	defer func() {
+		if end := len(d.linePtrs); end > start {
+			l.Line = d.linePtrs[start:end:end]
+		}
+	}()
 	for i := 0; i < len(b); {
 		num, wt, v, s, e, next, err := d.field(b, i)
 		if err != nil {
@@ -379,7 +403,13 @@ func (d *decoder) location(b []byte, l *profilev1.Location) error {
 			if err := d.line(b[s:e], ln); err != nil {
 				return err
 			}
-			l.Line = append(l.Line, ln)
+			if len(d.linePtrs) == cap(d.linePtrs) {
+				grown := make([]*profilev1.Line, len(d.linePtrs)-start, max(2*(len(d.linePtrs)-start), d.hint/24, 16))
+				copy(grown, d.linePtrs[start:])
+				d.linePtrs = grown
+				start = 0
+			}
+			d.linePtrs = append(d.linePtrs, ln)
 		case 5:
 			l.IsFolded = v != 0
 		}

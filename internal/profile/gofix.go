@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/cespare/xxhash/v2"
+
 	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 )
@@ -49,13 +51,9 @@ func FixGo(p *profilev1.Profile) bool {
 	return true
 }
 
-type fnKey struct {
-	name, system, file string
-	start              int64
-}
-
 // dedupeSymbols points every reference to a function or location at the
 // first one with equal content, so equal stacks get equal location ids.
+// Candidates are found by hash and confirmed by comparing content.
 func dedupeSymbols(p *profilev1.Profile) {
 	str := func(i int64) string {
 		if i >= 0 && i < int64(len(p.StringTable)) {
@@ -63,56 +61,101 @@ func dedupeSymbols(p *profilev1.Profile) {
 		}
 		return ""
 	}
-	fnCanon := make(map[uint64]uint64, len(p.Function))
-	seenFn := make(map[fnKey]uint64, len(p.Function))
-	for _, f := range p.Function {
-		k := fnKey{str(f.Name), str(f.SystemName), str(f.Filename), f.StartLine}
-		if first, ok := seenFn[k]; ok {
-			fnCanon[f.Id] = first
-		} else {
-			seenFn[k] = f.Id
-			fnCanon[f.Id] = f.Id
-		}
+	sameFn := func(a, b *profilev1.Function) bool {
+		return a.StartLine == b.StartLine && str(a.Name) == str(b.Name) &&
+			str(a.SystemName) == str(b.SystemName) && str(a.Filename) == str(b.Filename)
 	}
-	var b strings.Builder
+	var kb []byte
+	fnCanon := make(map[uint64]uint64, len(p.Function))
+	fnFirst := make(map[uint64]int32, len(p.Function))
+	fnNext := make([]int32, len(p.Function))
+	for fi, f := range p.Function {
+		kb = append(kb[:0], str(f.Name)...)
+		kb = append(kb, 0xff)
+		kb = append(kb, str(f.SystemName)...)
+		kb = append(kb, 0xff)
+		kb = append(kb, str(f.Filename)...)
+		kb = appendUvarint(kb, uint64(f.StartLine))
+		h := xxhash.Sum64(kb)
+		canon := f.Id
+		j, ok := fnFirst[h]
+		for ok && j >= 0 {
+			if c := p.Function[j]; sameFn(c, f) {
+				canon = c.Id
+				break
+			}
+			j = fnNext[j]
+		}
+		if canon == f.Id {
+			fnNext[fi] = -1
+			if ok {
+				fnNext[fi] = fnFirst[h]
+			}
+			fnFirst[h] = int32(fi)
+		}
+		fnCanon[f.Id] = canon
+	}
+	sameLoc := func(a, b *profilev1.Location) bool {
+		if a.MappingId != b.MappingId || a.Address != b.Address || a.IsFolded != b.IsFolded || len(a.Line) != len(b.Line) {
+			return false
+		}
+		for i := range a.Line {
+			if a.Line[i].FunctionId != b.Line[i].FunctionId || a.Line[i].Line != b.Line[i].Line {
+				return false
+			}
+		}
+		return true
+	}
 	locCanon := make(map[uint64]uint64, len(p.Location))
-	seenLoc := make(map[string]uint64, len(p.Location))
-	for _, l := range p.Location {
-		b.Reset()
-		writeU(&b, l.MappingId)
-		writeU(&b, l.Address)
+	locFirst := make(map[uint64]int32, len(p.Location))
+	locNext := make([]int32, len(p.Location))
+	for li, l := range p.Location {
+		kb = appendUvarint(kb[:0], l.MappingId)
+		kb = appendUvarint(kb, l.Address)
 		if l.IsFolded {
-			b.WriteByte(1)
+			kb = append(kb, 1)
 		}
 		for _, ln := range l.Line {
 			if c, ok := fnCanon[ln.FunctionId]; ok {
 				ln.FunctionId = c
 			}
-			writeU(&b, ln.FunctionId)
-			writeU(&b, uint64(ln.Line))
+			kb = appendUvarint(kb, ln.FunctionId)
+			kb = appendUvarint(kb, uint64(ln.Line))
 		}
-		k := b.String()
-		if first, ok := seenLoc[k]; ok {
-			locCanon[l.Id] = first
-		} else {
-			seenLoc[k] = l.Id
-			locCanon[l.Id] = l.Id
+		h := xxhash.Sum64(kb)
+		canon := l.Id
+		j, ok := locFirst[h]
+		for ok && j >= 0 {
+			if c := p.Location[j]; sameLoc(c, l) {
+				canon = c.Id
+				break
+			}
+			j = locNext[j]
 		}
+		if canon == l.Id {
+			locNext[li] = -1
+			if ok {
+				locNext[li] = locFirst[h]
+			}
+			locFirst[h] = int32(li)
+		}
+		locCanon[l.Id] = canon
 	}
 	for _, s := range p.Sample {
 		for i, id := range s.LocationId {
-			if c, ok := locCanon[id]; ok {
+			if c := locCanon[id]; c != 0 {
 				s.LocationId[i] = c
 			}
 		}
 	}
 }
 
-func writeU(b *strings.Builder, v uint64) {
+// appendUvarint appends v as a varint and a 0xff separator (a varint's
+// last byte is < 0x80, so keys stay unambiguous).
+func appendUvarint(b []byte, v uint64) []byte {
 	for v >= 0x80 {
-		b.WriteByte(byte(v) | 0x80)
+		b = append(b, byte(v)|0x80)
 		v >>= 7
 	}
-	b.WriteByte(byte(v))
-	b.WriteByte(0xff)
+	return append(b, byte(v), 0xff)
 }

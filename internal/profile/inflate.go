@@ -97,6 +97,10 @@ func Inflate(raw []byte, limit int, buf *[]byte, reserve Reserver) ([]byte, erro
 			want = hint + 1 // room to see EOF without growing
 		}
 	}
+	// Deflate cannot expand more than ~1032:1: a larger claim is a lie.
+	if maxRatio := 1032*len(raw) + chunkSize; want > maxRatio {
+		want = maxRatio
+	}
 	if limit > 0 && want > limit+1 {
 		want = limit + 1
 	}
@@ -131,9 +135,11 @@ func Inflate(raw []byte, limit int, buf *[]byte, reserve Reserver) ([]byte, erro
 		return nil, err
 	}
 	for {
-		if err := grow(chunkSize); err != nil {
-			*buf = out
-			return nil, err
+		if len(out) == cap(out) {
+			if err := grow(chunkSize); err != nil {
+				*buf = out
+				return nil, err
+			}
 		}
 		n, rerr := zr.Read(out[len(out):cap(out)])
 		out = out[:len(out)+n]
