@@ -64,6 +64,10 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit := s.opts.Limits.IngestionBodyLimitBytes(tenant)
+	if limit > 0 && r.ContentLength > limit { // refuse before reading a byte
+		writeReadError(w, &http.MaxBytesError{Limit: limit})
+		return
+	}
 	body := r.Body
 	if limit > 0 {
 		body = http.MaxBytesReader(w, r.Body, limit)

@@ -475,3 +475,34 @@ func smallProfile(t *testing.T) []byte {
 	}
 	return buf.Bytes()
 }
+
+// TestIngestChunkedBodyLimit: without a Content-Length the limit is enforced
+// while streaming, for raw and multipart bodies alike.
+func TestIngestChunkedBodyLimit(t *testing.T) {
+	ts := startServer(t, func(o *Options) { o.Limits = fixedLimits{body: 4 << 10, profile: 4 << 10} })
+	big := bytes.Repeat([]byte("a;b 1\n"), 2000)
+	mp, mpType := multipartBody(t, map[string][]byte{"profile": big})
+	for _, tc := range []struct {
+		query, contentType string
+		body               []byte
+	}{
+		{"name=a.cpu", "text/plain", big},
+		{"name=a&format=pprof", "application/octet-stream", big},
+		{"name=a", mpType, mp},
+	} {
+		// io.MultiReader hides the length, so the client sends it chunked.
+		req, _ := http.NewRequest(http.MethodPost, ts.url+"/ingest?"+tc.query, io.MultiReader(bytes.NewReader(tc.body)))
+		req.Header.Set("Content-Type", tc.contentType)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s: status %d, want 413", tc.query, resp.StatusCode)
+		}
+	}
+	if ts.pusher.count() != 0 {
+		t.Fatal("an oversized body reached the pipeline")
+	}
+}

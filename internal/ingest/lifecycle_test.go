@@ -349,3 +349,13 @@ func TestGracefulDrainGRPC(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+func TestPushGetIsRefused(t *testing.T) {
+	ts := startServer(t, nil)
+	if code, _ := get(t, ts.url+"/push.v1.PusherService/Push"); code != http.StatusMethodNotAllowed {
+		t.Fatalf("GET push = %d, want 405", code)
+	}
+	if code, _ := get(t, ts.url+"/ingest"); code != http.StatusMethodNotAllowed {
+		t.Fatalf("GET /ingest = %d, want 405", code)
+	}
+}
