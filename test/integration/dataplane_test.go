@@ -549,6 +549,21 @@ func TestDataPlane(t *testing.T) {
 		circuitOpen += c
 	}
 
+	// A distributor shutting down leaves the distributor ring, so the others
+	// divide global rate limits by two from then on.
+	leaving := dists[2]
+	leaving.p.signal(syscall.SIGTERM)
+	leaving.p.wait(t, 40*time.Second)
+	if leaving.p.err != nil {
+		t.Errorf("%s did not shut down cleanly on SIGTERM: %v", leaving.id, leaving.p.err)
+	}
+	for _, d := range dists[:2] {
+		waitHTTP(t, d.p, d.http()+"/metrics", 20*time.Second, func(body string) bool {
+			n, _ := metric(body, "pyrodist_healthy_distributors")
+			return n == 2
+		})
+	}
+
 	t.Logf("pushed=%d acknowledged=%d recorded=%d (records=%d, duplicates=%d) lost=%d unacknowledged=%d",
 		pushed, acked, recordedPushes, totalRecords, dupes, lost, unacked)
 	t.Logf("cross-zone: %d while the zone had writers, %d from zone-c after it lost its writers", crossZone, fallbackZoneC)
