@@ -12,6 +12,7 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -366,7 +367,32 @@ func TestUpdatesFollowTheSpec(t *testing.T) {
 			return nil
 		})
 	})
+	expectEvents(t, ns, "web", EventZoneAdded, EventZoneRemoved, EventConfigRolled)
 	assertNoWritesOnResync(t, key)
+}
+
+// expectEvents waits until events with all the given reasons were recorded
+// about PyroscopeDistributor name.
+func expectEvents(t *testing.T, ns, name string, reasons ...string) {
+	t.Helper()
+	eventually(t, waitFor, func() error {
+		var list eventsv1.EventList
+		if err := k8sClient.List(testCtx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, e := range list.Items {
+			if e.Regarding.Kind == "PyroscopeDistributor" && e.Regarding.Name == name {
+				seen[e.Reason] = true
+			}
+		}
+		for _, r := range reasons {
+			if !seen[r] {
+				return fmt.Errorf("no %s event about %s (seen %v)", r, name, seen)
+			}
+		}
+		return nil
+	})
 }
 
 func equalMaps(a, b map[string]string) bool {
@@ -599,6 +625,7 @@ func TestAutoscalingHandOver(t *testing.T) {
 					ownsField(d, FieldManager, "spec", "replicas"))
 			}
 		}
+		expectEvents(t, ns, "hpa", EventHPAHandover, EventReplicasTaken)
 		assertNoWritesOnResync(t, key)
 	})
 }
@@ -733,11 +760,11 @@ func TestCELRejectsInvalidSpecs(t *testing.T) {
 		{"no zones", func(pd *v1alpha1.PyroscopeDistributor) { pd.Spec.Zones = []v1alpha1.Zone{} }, "spec.zones"},
 		{"min above max", func(pd *v1alpha1.PyroscopeDistributor) {
 			pd.Spec.Autoscaling = &v1alpha1.Autoscaling{MinReplicas: ptrTo[int32](5), MaxReplicas: 2}
-		}, "minReplicas must be less than or equal to autoscaling.maxReplicas"},
+		}, "must be less than or equal to autoscaling.maxReplicas"},
 		{"replicas and autoscaling", func(pd *v1alpha1.PyroscopeDistributor) {
 			pd.Spec.Replicas = ptrTo[int32](2)
 			pd.Spec.Autoscaling = &v1alpha1.Autoscaling{MaxReplicas: 4}
-		}, "replicas and autoscaling are mutually exclusive"},
+		}, "mutually exclusive"},
 		{"bad zone name", func(pd *v1alpha1.PyroscopeDistributor) {
 			pd.Spec.Zones = []v1alpha1.Zone{{Name: "Zone_A"}}
 		}, "spec.zones[0].name"},

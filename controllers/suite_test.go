@@ -135,6 +135,7 @@ func startManager(ctx context.Context, base *rest.Config) (<-chan struct{}, erro
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		Cache:                  CacheOptions(nil),
 		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
 	})
 	if err != nil {
