@@ -770,3 +770,14 @@ func TestSampleBuilds(t *testing.T) {
 		t.Errorf("warnings: %q", d.Warnings)
 	}
 }
+
+// Build runs on every reconcile of every PyroscopeDistributor.
+func BenchmarkBuild(b *testing.B) {
+	pd := threeZones()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Build(pd, testFacts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -193,7 +194,7 @@ func marshalConfig(c config.Config) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", ConfigFileName, err)
 	}
-	def, err := toNode(config.Defaults())
+	def, err := defaultsNode()
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", ConfigFileName, err)
 	}
@@ -225,21 +226,21 @@ func marshalOverrides(ov config.Overrides, defaults config.Limits) ([]byte, erro
 
 func scalar(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s} }
 
-// toNode marshals v through its yaml tags into a node tree.
+// toNode encodes v through its yaml tags into a node tree.
 func toNode(v any) (*yaml.Node, error) {
-	raw, err := yaml.Marshal(v)
-	if err != nil {
+	var n yaml.Node
+	if err := n.Encode(v); err != nil {
 		return nil, err
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return nil, err
+	if n.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%T does not encode to a YAML mapping", v)
 	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil, fmt.Errorf("unexpected YAML document shape for %T", v)
-	}
-	return doc.Content[0], nil
+	return &n, nil
 }
+
+// defaultsNode is config.Defaults() as a node tree; the flag defaults are
+// fixed for the life of the process, so it is built once.
+var defaultsNode = sync.OnceValues(func() (*yaml.Node, error) { return toNode(config.Defaults()) })
 
 func encodeNode(n *yaml.Node, file string) ([]byte, error) {
 	var buf bytes.Buffer
