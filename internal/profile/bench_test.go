@@ -1,8 +1,13 @@
 package profile
 
 import (
+	"bytes"
+	stdgzip "compress/gzip"
+	"io"
 	"testing"
 	"time"
+
+	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
 )
 
 // BenchmarkDecodeNormalize: inflate + decode + validate + normalize + split +
@@ -51,6 +56,37 @@ func BenchmarkDecodeNormalize(b *testing.B) {
 				PutBuffer(out)
 				PutBuffer(buf)
 			}
+		})
+	}
+}
+
+// BenchmarkNaiveFloor is the reference the hot path is measured against in
+// the same run: stdlib gzip inflate, UnmarshalVT and MarshalVT, nothing else.
+func BenchmarkNaiveFloor(b *testing.B) {
+	for _, name := range []string{"cpu.pb.gz", "heap.pb.gz", "big16k.pb.gz"} {
+		raw := readTestProfile(b, name)
+		b.Run(name, func(b *testing.B) {
+			var size int
+			for b.Loop() {
+				zr, err := stdgzip.NewReader(bytes.NewReader(raw))
+				if err != nil {
+					b.Fatal(err)
+				}
+				data, err := io.ReadAll(zr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(data)
+				var p profilev1.Profile
+				if err := p.UnmarshalVT(data); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := p.MarshalVT(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
 		})
 	}
 }

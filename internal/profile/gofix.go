@@ -35,26 +35,30 @@ var goShape = regexp.MustCompile(`\[go\.shape\..*\]`)
 // merged (Normalize then sums the samples that became identical). It reports
 // whether it changed p. Truncated-stack repair is not done.
 func FixGo(p *profilev1.Profile) bool {
-	n := 0
+	var renamed map[int64]bool
 	for i, s := range p.StringTable {
 		if strings.Contains(s, "[go.shape.") {
 			if c := goShape.ReplaceAllString(s, "[...]"); c != s {
 				p.StringTable[i] = c
-				n++
+				if renamed == nil {
+					renamed = make(map[int64]bool)
+				}
+				renamed[int64(i)] = true
 			}
 		}
 	}
-	if n == 0 {
+	if renamed == nil {
 		return false
 	}
-	dedupeSymbols(p)
+	dedupeSymbols(p, renamed)
 	return true
 }
 
-// dedupeSymbols points every reference to a function or location at the
-// first one with equal content, so equal stacks get equal location ids.
+// dedupeSymbols points references to functions whose strings were renamed,
+// and to the locations using them, at the first one with equal content, so
+// equal stacks get equal location ids. Only those can have become equal.
 // Candidates are found by hash and confirmed by comparing content.
-func dedupeSymbols(p *profilev1.Profile) {
+func dedupeSymbols(p *profilev1.Profile, renamed map[int64]bool) {
 	str := func(i int64) string {
 		if i >= 0 && i < int64(len(p.StringTable)) {
 			return p.StringTable[i]
@@ -66,10 +70,15 @@ func dedupeSymbols(p *profilev1.Profile) {
 			str(a.SystemName) == str(b.SystemName) && str(a.Filename) == str(b.Filename)
 	}
 	var kb []byte
-	fnCanon := make(map[uint64]uint64, len(p.Function))
-	fnFirst := make(map[uint64]int32, len(p.Function))
-	fnNext := make([]int32, len(p.Function))
+	touched := map[uint64]bool{}   // ids of functions with a renamed string
+	fnCanon := map[uint64]uint64{} // duplicate function id -> first id
+	fnFirst := map[uint64]int{}    // content hash -> index of a first function
+	fnNext := map[int]int{}        // collision chain
 	for fi, f := range p.Function {
+		if !renamed[f.Name] && !renamed[f.SystemName] && !renamed[f.Filename] {
+			continue
+		}
+		touched[f.Id] = true
 		kb = append(kb[:0], str(f.Name)...)
 		kb = append(kb, 0xff)
 		kb = append(kb, str(f.SystemName)...)
@@ -77,23 +86,25 @@ func dedupeSymbols(p *profilev1.Profile) {
 		kb = append(kb, str(f.Filename)...)
 		kb = appendUvarint(kb, uint64(f.StartLine))
 		h := xxhash.Sum64(kb)
-		canon := f.Id
 		j, ok := fnFirst[h]
-		for ok && j >= 0 {
+		dup := false
+		for ok {
 			if c := p.Function[j]; sameFn(c, f) {
-				canon = c.Id
+				fnCanon[f.Id] = c.Id
+				dup = true
 				break
 			}
-			j = fnNext[j]
+			j, ok = fnNext[j]
 		}
-		if canon == f.Id {
-			fnNext[fi] = -1
-			if ok {
-				fnNext[fi] = fnFirst[h]
+		if !dup {
+			if head, had := fnFirst[h]; had {
+				fnNext[fi] = head
 			}
-			fnFirst[h] = int32(fi)
+			fnFirst[h] = fi
 		}
-		fnCanon[f.Id] = canon
+	}
+	if len(fnCanon) == 0 {
+		return // renamed, but no two functions became equal
 	}
 	sameLoc := func(a, b *profilev1.Location) bool {
 		if a.MappingId != b.MappingId || a.Address != b.Address || a.IsFolded != b.IsFolded || len(a.Line) != len(b.Line) {
@@ -106,44 +117,55 @@ func dedupeSymbols(p *profilev1.Profile) {
 		}
 		return true
 	}
-	locCanon := make(map[uint64]uint64, len(p.Location))
-	locFirst := make(map[uint64]int32, len(p.Location))
-	locNext := make([]int32, len(p.Location))
+	locCanon := map[uint64]uint64{}
+	locFirst := map[uint64]int{}
+	locNext := map[int]int{}
 	for li, l := range p.Location {
+		uses := false
+		for _, ln := range l.Line {
+			if touched[ln.FunctionId] {
+				uses = true
+				if c, ok := fnCanon[ln.FunctionId]; ok {
+					ln.FunctionId = c
+				}
+			}
+		}
+		if !uses {
+			continue
+		}
 		kb = appendUvarint(kb[:0], l.MappingId)
 		kb = appendUvarint(kb, l.Address)
 		if l.IsFolded {
 			kb = append(kb, 1)
 		}
 		for _, ln := range l.Line {
-			if c, ok := fnCanon[ln.FunctionId]; ok {
-				ln.FunctionId = c
-			}
 			kb = appendUvarint(kb, ln.FunctionId)
 			kb = appendUvarint(kb, uint64(ln.Line))
 		}
 		h := xxhash.Sum64(kb)
-		canon := l.Id
 		j, ok := locFirst[h]
-		for ok && j >= 0 {
+		dup := false
+		for ok {
 			if c := p.Location[j]; sameLoc(c, l) {
-				canon = c.Id
+				locCanon[l.Id] = c.Id
+				dup = true
 				break
 			}
-			j = locNext[j]
+			j, ok = locNext[j]
 		}
-		if canon == l.Id {
-			locNext[li] = -1
-			if ok {
-				locNext[li] = locFirst[h]
+		if !dup {
+			if head, had := locFirst[h]; had {
+				locNext[li] = head
 			}
-			locFirst[h] = int32(li)
+			locFirst[h] = li
 		}
-		locCanon[l.Id] = canon
+	}
+	if len(locCanon) == 0 {
+		return
 	}
 	for _, s := range p.Sample {
 		for i, id := range s.LocationId {
-			if c := locCanon[id]; c != 0 {
+			if c, ok := locCanon[id]; ok {
 				s.LocationId[i] = c
 			}
 		}
