@@ -110,8 +110,8 @@ run-distributor: build ## Run a distributor with its defaults.
 	$(BIN)/distributor
 
 .PHONY: bench
-bench: ## Benchmarks and a load run; writes the performance report.
-	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+bench: ## Benchmarks, the floor and a load run; writes the performance report (path printed at the end).
+	GO=$(GO) hack/bench.sh
 
 ##@ Demo
 

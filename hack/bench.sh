@@ -8,7 +8,7 @@
 #
 # Knobs (environment): BENCHTIME (go test -benchtime, 1s), LOAD_DURATION (15s),
 # LOAD_WORKERS (closed-loop workers at saturation, 16), WRITERS (3),
-# SKIP_LOAD=1 (benchmarks only), NET (first three octets of the 127.0.0.0/8
+# INFLIGHT_MIB (distributor in-flight budget, 32), SKIP_LOAD=1 (benchmarks only), NET (first three octets of the 127.0.0.0/8
 # addresses used, 127.0.77), PORT_BASE (first port, 24040).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,7 @@ BENCHTIME=${BENCHTIME:-1s}
 LOAD_DURATION=${LOAD_DURATION:-15s}
 LOAD_WORKERS=${LOAD_WORKERS:-16}
 WRITERS=${WRITERS:-3}
+INFLIGHT_MIB=${INFLIGHT_MIB:-32}
 NET=${NET:-127.0.77}
 PORT_BASE=${PORT_BASE:-24040}
 HTTP_PORT=$PORT_BASE               # distributor HTTP (and each writer's HTTP on its own IP)
@@ -79,7 +80,7 @@ load_run() {
 			-memberlist.advertise-addr="$NET.$i" -memberlist.advertise-port=$GOSSIP_PORT \
 			-memberlist.join="$join" \
 			-segment-writer.lifecycler.addr="$NET.$i" -segment-writer.lifecycler.ID="bench-writer-$i" \
-			-segment-writer.availability-zone=zone-a \
+			-segment-writer.availability-zone=zone-a -fakewriter.skip-profile-check \
 			$FAKEWRITER_FLAGS >"$OUT/logs/fakewriter-$i.log" 2>&1 &
 		pids+=($!)
 	done
@@ -94,7 +95,7 @@ load_run() {
 		-memberlist.join="$join" -distributor.ring.instance-addr="$DIST" \
 		-auth.multitenancy-enabled=true \
 		-distributor.ingestion-rate-limit-mb=1000000 -distributor.ingestion-burst-size-mb=1000000 \
-		-distributor.max-inflight-bytes=$((256 << 20)) \
+		-distributor.max-inflight-bytes=$((INFLIGHT_MIB << 20)) \
 		$DISTRIBUTOR_FLAGS >"$OUT/logs/distributor.log" 2>&1 &
 	local dpid=$!
 	pids+=($dpid)
@@ -118,18 +119,21 @@ load_run() {
 		log "$proto at saturation (5s)"
 		"${lg[@]}" -protocol $proto -duration 5s -workers "$LOAD_WORKERS" -json "$OUT/load/proto-$proto.json" >&2
 	done
-	log "overload: writers stall 2s per push, open loop at 2x saturation (10s); heap and in-flight bytes watched"
+	log "overload: writers stall 3s per push, open loop at 4x saturation (10s); heap and in-flight bytes watched"
 	local stall=() unstall=()
 	for i in $(seq 2 $((WRITERS + 1))); do
-		stall+=(-post-before "http://$NET.$i:$HTTP_PORT/control/latency?duration=2s")
+		stall+=(-post-before "http://$NET.$i:$HTTP_PORT/control/latency?duration=3s")
 		unstall+=(-post-after "http://$NET.$i:$HTTP_PORT/control/latency?duration=0s")
 	done
-	"${lg[@]}" -duration 10s -mode open -rate-from "$OUT/load/saturation.json" -rate-factor 2 -max-inflight 4000 \
+	"${lg[@]}" -duration 10s -mode open -rate-from "$OUT/load/saturation.json" -rate-factor 4 -max-inflight 4000 \
 		-timeout 30s "${stall[@]}" "${unstall[@]}" -watch-metrics "$DIST_URL/metrics" \
 		-json "$OUT/load/overload.json" >&2
 	if [ -s "$OUT/distributor.cpu.pb.gz" ]; then
 		$GO tool pprof -top -nodecount=30 "$OUT/bin/distributor" "$OUT/distributor.cpu.pb.gz" 2>/dev/null \
-			| sed -n '/^Showing\|flat/,$p' >"$OUT/distributor.top.txt" || true
+			| sed -n '/^Showing nodes/,$p' >"$OUT/distributor.top.txt" || true
+		echo >>"$OUT/distributor.top.txt"
+		$GO tool pprof -top -cum -nodecount=35 "$OUT/bin/distributor" "$OUT/distributor.cpu.pb.gz" 2>/dev/null \
+			| sed -n '/^Showing nodes/,$p' >>"$OUT/distributor.top.txt" || true
 	fi
 }
 FAKEWRITER_FLAGS=${FAKEWRITER_FLAGS:-}

@@ -173,12 +173,24 @@ func TestClosedLoopProtocols(t *testing.T) {
 			if res.RawMB <= 0 || res.LatencyMs.P50 <= 0 || res.LatencyMs.P50 > res.LatencyMs.Max {
 				t.Errorf("implausible figures: %+v", res)
 			}
+			n := 0
+			for name, l := range res.ByProfile {
+				if _, ok := corpusNames[name]; !ok || l.Count == 0 || l.P50 > l.Max {
+					t.Errorf("latency of %q: %+v", name, l)
+				}
+				n += l.Count
+			}
+			if int64(n) != res.Requests {
+				t.Errorf("per-profile latencies count %d requests, want %d", n, res.Requests)
+			}
 			if res.Server == nil || res.Server.CPUSeconds < 0 {
 				t.Errorf("no server cost with -server-pid: %+v", res.Server)
 			}
 		})
 	}
 }
+
+var corpusNames = map[string]bool{"cpu": true, "heap": true, "cpu-16k": true}
 
 func TestErrorsCountedByCode(t *testing.T) {
 	for protocol, code := range map[string]string{"connect": "resource_exhausted", "grpc": "resource_exhausted", "ingest": "http_429"} {

@@ -111,35 +111,38 @@ func main() {
 
 // result is the JSON the bench script reads.
 type result struct {
-	Protocol     string             `json:"protocol"`
-	Mode         string             `json:"mode"`
-	Workers      int                `json:"workers,omitempty"`
-	TargetRate   float64            `json:"target_rate,omitempty"`
-	Batch        int                `json:"batch"`
-	Profiles     string             `json:"profiles"`
-	Tenants      int                `json:"tenants"`
-	Services     int                `json:"services"`
-	DurationS    float64            `json:"duration_s"`
-	Requests     int64              `json:"requests"`
-	OK           int64              `json:"ok_profiles"`
-	Skipped      int64              `json:"skipped,omitempty"`
-	Errors       map[string]int64   `json:"errors"`
-	ReqPerS      float64            `json:"requests_per_s"`
-	ProfilesPerS float64            `json:"profiles_per_s"`
-	RawMB        float64            `json:"raw_mb"`
-	RawMBPerS    float64            `json:"raw_mb_per_s"`
-	WireMBPerS   float64            `json:"wire_mb_per_s"`
-	LatencyMs    latencyMs          `json:"latency_ms"`
-	Server       *serverCost        `json:"server,omitempty"`
-	Watched      map[string]watched `json:"watched,omitempty"`
+	Protocol     string           `json:"protocol"`
+	Mode         string           `json:"mode"`
+	Workers      int              `json:"workers,omitempty"`
+	TargetRate   float64          `json:"target_rate,omitempty"`
+	Batch        int              `json:"batch"`
+	Profiles     string           `json:"profiles"`
+	Tenants      int              `json:"tenants"`
+	Services     int              `json:"services"`
+	DurationS    float64          `json:"duration_s"`
+	Requests     int64            `json:"requests"`
+	OK           int64            `json:"ok_profiles"`
+	Skipped      int64            `json:"skipped,omitempty"`
+	Errors       map[string]int64 `json:"errors"`
+	ReqPerS      float64          `json:"requests_per_s"`
+	ProfilesPerS float64          `json:"profiles_per_s"`
+	RawMB        float64          `json:"raw_mb"`
+	RawMBPerS    float64          `json:"raw_mb_per_s"`
+	WireMBPerS   float64          `json:"wire_mb_per_s"`
+	LatencyMs    latencyMs        `json:"latency_ms"`
+	// ByProfile splits the latencies by corpus profile (requests carrying one profile).
+	ByProfile map[string]latencyMs `json:"latency_ms_by_profile,omitempty"`
+	Server    *serverCost          `json:"server,omitempty"`
+	Watched   map[string]watched   `json:"watched,omitempty"`
 }
 
 type latencyMs struct {
-	P50  float64 `json:"p50"`
-	P90  float64 `json:"p90"`
-	P99  float64 `json:"p99"`
-	P999 float64 `json:"p999"`
-	Max  float64 `json:"max"`
+	Count int     `json:"count"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	P999  float64 `json:"p999"`
+	Max   float64 `json:"max"`
 }
 
 type serverCost struct {
@@ -220,8 +223,14 @@ func execute(ctx context.Context, c config) (*result, error) {
 	}
 
 	secs := s.elapsed.Seconds()
-	lat := sortedLatencies(s)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	summary := func(l []time.Duration) latencyMs {
+		l = sorted(l)
+		return latencyMs{
+			P50: ms(percentile(l, 0.50)), P90: ms(percentile(l, 0.90)), P99: ms(percentile(l, 0.99)),
+			P999: ms(percentile(l, 0.999)), Max: ms(percentile(l, 1)), Count: len(l),
+		}
+	}
 	res := &result{
 		Protocol: c.protocol, Mode: c.mode, Batch: c.batch, Profiles: c.mix,
 		Tenants: c.tenants, Services: c.services, DurationS: secs,
@@ -231,11 +240,14 @@ func execute(ctx context.Context, c config) (*result, error) {
 		RawMB:        float64(s.rawBytes) / 1e6,
 		RawMBPerS:    float64(s.rawBytes) / 1e6 / secs,
 		WireMBPerS:   float64(s.wireBytes) / 1e6 / secs,
-		LatencyMs: latencyMs{
-			P50: ms(percentile(lat, 0.50)), P90: ms(percentile(lat, 0.90)), P99: ms(percentile(lat, 0.99)),
-			P999: ms(percentile(lat, 0.999)), Max: ms(percentile(lat, 1)),
-		},
-		Watched: seen,
+		LatencyMs:    summary(s.latencies),
+		Watched:      seen,
+	}
+	if len(s.byProfile) > 0 {
+		res.ByProfile = map[string]latencyMs{}
+		for i, l := range s.byProfile {
+			res.ByProfile[wl.profiles[i].Name] = summary(l)
+		}
 	}
 	if c.mode == "closed" {
 		res.Workers = c.workers
@@ -383,6 +395,15 @@ func printText(w io.Writer, r *result) {
 	fmt.Fprintf(w, "throughput   %.1f profiles/s, %.2f MB/s uncompressed pprof (%.2f MB/s gzipped)\n", r.ProfilesPerS, r.RawMBPerS, r.WireMBPerS)
 	l := r.LatencyMs
 	fmt.Fprintf(w, "latency ms   p50 %.2f  p90 %.2f  p99 %.2f  p999 %.2f  max %.2f\n", l.P50, l.P90, l.P99, l.P999, l.Max)
+	profs := make([]string, 0, len(r.ByProfile))
+	for n := range r.ByProfile {
+		profs = append(profs, n)
+	}
+	sort.Strings(profs)
+	for _, n := range profs {
+		l := r.ByProfile[n]
+		fmt.Fprintf(w, "  %-10s %5d requests: p50 %.2f  p90 %.2f  p99 %.2f  p999 %.2f  max %.2f\n", n, l.Count, l.P50, l.P90, l.P99, l.P999, l.Max)
+	}
 	if s := r.Server; s != nil {
 		fmt.Fprintf(w, "distributor  %.2f CPU-s (%.2f cores): %.1f MB per CPU-second, %.1f CPU-s per GB\n",
 			s.CPUSeconds, s.Cores, s.MBPerCPUSec, s.CPUSecPerGB)

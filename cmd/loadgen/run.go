@@ -24,6 +24,7 @@ type options struct {
 type stats struct {
 	mu        sync.Mutex
 	latencies []time.Duration
+	byProfile map[int][]time.Duration // single-profile requests, by profile
 	errors    map[string]int64
 	requests  int64
 	profiles  int64 // acknowledged
@@ -38,6 +39,9 @@ func (s *stats) record(w *workload, p push, lat time.Duration, err error) {
 	defer s.mu.Unlock()
 	s.requests++
 	s.latencies = append(s.latencies, lat)
+	if len(p.profs) == 1 {
+		s.byProfile[p.profs[0]] = append(s.byProfile[p.profs[0]], lat)
+	}
 	if err != nil {
 		s.errors[errorCode(err)]++
 		return
@@ -51,7 +55,7 @@ func (s *stats) record(w *workload, p push, lat time.Duration, err error) {
 
 // run sends load for o.duration and waits for the requests in flight.
 func run(ctx context.Context, t target, w *workload, o options) *stats {
-	s := &stats{errors: map[string]int64{}}
+	s := &stats{errors: map[string]int64{}, byProfile: map[int][]time.Duration{}}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := time.Now()
@@ -127,8 +131,8 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
-func sortedLatencies(s *stats) []time.Duration {
-	l := slices.Clone(s.latencies)
+func sorted(l []time.Duration) []time.Duration {
+	l = slices.Clone(l)
 	slices.Sort(l)
 	return l
 }

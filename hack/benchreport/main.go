@@ -118,30 +118,38 @@ func parseBench(r io.Reader) (map[string]*bench, error) {
 
 // loadResult mirrors the fields of cmd/loadgen's JSON the report uses.
 type loadResult struct {
-	Protocol     string           `json:"protocol"`
-	Mode         string           `json:"mode"`
-	Workers      int              `json:"workers"`
-	TargetRate   float64          `json:"target_rate"`
-	Profiles     string           `json:"profiles"`
-	Tenants      int              `json:"tenants"`
-	Services     int              `json:"services"`
-	DurationS    float64          `json:"duration_s"`
-	Requests     int64            `json:"requests"`
-	OK           int64            `json:"ok_profiles"`
-	Skipped      int64            `json:"skipped"`
-	Errors       map[string]int64 `json:"errors"`
-	ReqPerS      float64          `json:"requests_per_s"`
-	ProfilesPerS float64          `json:"profiles_per_s"`
-	RawMBPerS    float64          `json:"raw_mb_per_s"`
-	LatencyMs    struct {
-		P50, P90, P99, P999, Max float64
-	} `json:"latency_ms"`
+	Protocol     string             `json:"protocol"`
+	Mode         string             `json:"mode"`
+	Workers      int                `json:"workers"`
+	TargetRate   float64            `json:"target_rate"`
+	Profiles     string             `json:"profiles"`
+	Tenants      int                `json:"tenants"`
+	Services     int                `json:"services"`
+	DurationS    float64            `json:"duration_s"`
+	Requests     int64              `json:"requests"`
+	OK           int64              `json:"ok_profiles"`
+	Skipped      int64              `json:"skipped"`
+	Errors       map[string]int64   `json:"errors"`
+	ReqPerS      float64            `json:"requests_per_s"`
+	ProfilesPerS float64            `json:"profiles_per_s"`
+	RawMBPerS    float64            `json:"raw_mb_per_s"`
+	LatencyMs    latency            `json:"latency_ms"`
+	ByProfile    map[string]latency `json:"latency_ms_by_profile"`
+	Watched      map[string]struct {
+		Max  float64 `json:"max"`
+		Last float64 `json:"last"`
+	} `json:"watched"`
 	Server *struct {
 		CPUSeconds  float64 `json:"cpu_seconds"`
 		MBPerCPUSec float64 `json:"mb_per_cpu_second"`
 		CPUSecPerGB float64 `json:"cpu_seconds_per_gb"`
 		Cores       float64 `json:"cores_used"`
 	} `json:"server"`
+}
+
+type latency struct {
+	Count                    int
+	P50, P90, P99, P999, Max float64
 }
 
 func readLoad(dir string) (map[string]*loadResult, error) {
@@ -247,7 +255,8 @@ func (r *report) write() {
 	if r.top != "" {
 		r.p("## Where the distributor spends CPU under load")
 		r.p("")
-		r.p("`go tool pprof -top` of the distributor's `/debug/pprof/profile` taken during the saturation run:")
+		r.p("`go tool pprof -top` (by flat, then by cumulative time) of the distributor's")
+		r.p("`/debug/pprof/profile` taken during the saturation run:")
 		r.p("")
 		r.p("```")
 		r.p("%s", r.top)
@@ -349,6 +358,68 @@ func (r *report) loadRuns(fl float64) {
 		r.p("Corpus mix `%s`, %d tenants and %d services drawn with Zipf weights.", s.Profiles, s.Tenants, s.Services)
 		r.p("")
 	}
+	r.latencyByProfile()
+	r.memory()
+}
+
+// latencyByProfile splits the half-load latencies by profile size: a
+// 1 MB profile needs tens of CPU-milliseconds however lean the path is.
+func (r *report) latencyByProfile() {
+	h := r.load["half"]
+	if h == nil || len(h.ByProfile) == 0 {
+		return
+	}
+	r.p("### Latency at half load, by profile")
+	r.p("")
+	r.p("| profile | requests | p50 ms | p90 ms | p99 ms | p999 ms | max ms | floor CPU-ms for this profile |")
+	r.p("|---|---|---|---|---|---|---|---|")
+	for _, name := range []string{"cpu", "heap", "cpu-16k"} {
+		l, ok := h.ByProfile[name]
+		if !ok {
+			continue
+		}
+		floorMs := "-"
+		if ns, ok := r.metric("BenchmarkCompare/floor/"+name, "ns/op"); ok {
+			floorMs = fmt.Sprintf("%.2f (wall, 1 goroutine)", ns/1e6)
+		}
+		r.p("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %s |", name, l.Count, l.P50, l.P90, l.P99, l.P999, l.Max, floorMs)
+	}
+	r.p("")
+}
+
+// memory reports the distributor's heap and in-flight bytes (scraped from
+// its /metrics every 200 ms) at saturation and while the writers stall.
+func (r *report) memory() {
+	rows := 0
+	for _, n := range []string{"saturation", "overload"} {
+		if l := r.load[n]; l != nil && len(l.Watched) > 0 {
+			rows++
+		}
+	}
+	if rows == 0 {
+		return
+	}
+	r.p("### Memory under load")
+	r.p("")
+	r.p("`overload`: every fake writer delays each push by 3 s while the load generator sends at four times")
+	r.p("the saturating rate, so requests pile up in the distributor. The in-flight budget")
+	r.p("(`-distributor.max-inflight-bytes`) should cap what they hold; requests past it get 429")
+	r.p("(`resource_exhausted`).")
+	r.p("")
+	r.p("| run | heap in use max MiB | in-flight bytes max MiB | in-flight limit MiB | goroutines max |")
+	r.p("|---|---|---|---|---|")
+	mib := func(v float64) string { return fmt.Sprintf("%.1f", v/(1<<20)) }
+	for _, n := range []string{"saturation", "overload"} {
+		l := r.load[n]
+		if l == nil || len(l.Watched) == 0 {
+			continue
+		}
+		w := l.Watched
+		r.p("| %s | %s | %s | %s | %.0f |", n, mib(w["go_memstats_heap_inuse_bytes"].Max),
+			mib(w["pyrodist_distributor_inflight_bytes"].Max), mib(w["pyrodist_distributor_inflight_bytes_limit"].Max),
+			w["go_goroutines"].Max)
+	}
+	r.p("")
 }
 
 func loadOrder(n string) string {
@@ -357,6 +428,8 @@ func loadOrder(n string) string {
 		return "0"
 	case "half":
 		return "1"
+	case "overload":
+		return "9"
 	}
 	return "2" + n
 }

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const benchOut = `goos: linux
+pkg: github.com/pyrodist/pyrodist/test/bench
+BenchmarkCompare/floor/mix-2         	      10	 100000000 ns/op	  10.00 MB/s	        30.00 MB/cpu-s	 8551525 B/op	   87128 allocs/op
+BenchmarkCompare/pipeline/mix-2      	       8	 150000000 ns/op	   6.70 MB/s	        20.00 MB/cpu-s	10393925 B/op	   98541 allocs/op
+BenchmarkStages/1-inflate-2          	      75	  29878010 ns/op	  35.86 MB/s	       100.0 MB/cpu-s	   41049 B/op	       5 allocs/op
+PASS
+pkg: github.com/pyrodist/pyrodist/internal/placement
+BenchmarkPlace/default-2   	 5000000	       120.5 ns/op	       0 B/op	       0 allocs/op
+`
+
+func TestParseBench(t *testing.T) {
+	b, err := parseBench(strings.NewReader(benchOut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != 4 {
+		t.Fatalf("parsed %d benchmarks, want 4", len(b))
+	}
+	p := b["BenchmarkPlace/default"]
+	if p == nil || p.pkg != "github.com/pyrodist/pyrodist/internal/placement" || p.metrics["ns/op"] != 120.5 || p.metrics["allocs/op"] != 0 {
+		t.Errorf("placement line parsed as %+v", p)
+	}
+	if v := b["BenchmarkCompare/floor/mix"].metrics["MB/cpu-s"]; v != 30 {
+		t.Errorf("floor MB/cpu-s = %v", v)
+	}
+	if _, err := parseBench(strings.NewReader("PASS\n")); err == nil {
+		t.Error("empty bench output accepted")
+	}
+}
+
+func TestReportRatios(t *testing.T) {
+	b, _ := parseBench(strings.NewReader(benchOut))
+	dir := t.TempDir()
+	sat := `{"protocol":"connect","mode":"closed","workers":16,"profiles_per_s":30,"raw_mb_per_s":10,
+	  "latency_ms":{"P50":5,"P99":50},"server":{"cpu_seconds":10,"mb_per_cpu_second":24,"cpu_seconds_per_gb":41.7,"cores_used":0.9}}`
+	half := `{"protocol":"connect","mode":"open","target_rate":15,"latency_ms":{"P50":2,"P99":9},
+	  "latency_ms_by_profile":{"cpu":{"Count":10,"P50":1,"P99":2}}}`
+	for name, body := range map[string]string{"saturation": sat, "half": half} {
+		if err := os.WriteFile(filepath.Join(dir, name+".json"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load, err := readLoad(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	(&report{w: &out, b: b, load: load}).write()
+	for _, want := range []string{
+		"| floor (inflate + decode + encode), mix | 30.0 MB/CPU-s",
+		"cost ratio 1.50",          // pipeline 20 vs floor 30
+		"**cost ratio 1.25**",      // distributor 24 vs floor 30
+		"p50 2.00 ms, p99 9.00 ms", // half load
+		"| cpu | 10 | 1.00 |",
+		"BenchmarkPlace/default | 120.5 |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
