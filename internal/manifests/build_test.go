@@ -676,6 +676,9 @@ func TestBuildErrors(t *testing.T) {
 		{"shard policy in limit defaults", func(p *v1.PyroscopeDistributor) {
 			p.Spec.Limits.Defaults.DatasetShards = ptr.To[int32](2)
 		}, nil, "belong in spec.placement"},
+		{"negative tenant shards", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Limits.Overrides = map[string]v1.TenantLimits{"t": {TenantShards: ptr.To[int32](-1)}}
+		}, nil, "must not be negative"},
 		{"slash in tenant", func(p *v1.PyroscopeDistributor) {
 			p.Spec.Limits.Overrides = map[string]v1.TenantLimits{"a/b": {}}
 		}, nil, "invalid tenant ID"},

@@ -165,6 +165,17 @@ func renderConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (*renderedCon
 	if err != nil {
 		return nil, err
 	}
+	// Refuse what the distributor would refuse at start (or on reload), so a
+	// bad spec shows up as a condition, not as crash-looping pods.
+	if err := c.Limits.Placement.Validate(); err != nil {
+		return nil, fmt.Errorf("spec.placement: %w", err)
+	}
+	for _, tenant := range slices.Sorted(maps.Keys(ov.Overrides)) {
+		l := ov.Overrides[tenant]
+		if err := l.Placement.Validate(); err != nil {
+			return nil, fmt.Errorf("spec.limits.overrides[%s]: %w", tenant, err)
+		}
+	}
 	cy, err := marshalConfig(c)
 	if err != nil {
 		return nil, err
