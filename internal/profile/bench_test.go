@@ -28,6 +28,7 @@ func BenchmarkDecodeNormalize(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			now := time.Now()
+			cpu0 := processCPU()
 			for b.Loop() {
 				buf := GetBuffer()
 				data, err := Inflate(raw, l.MaxProfileSizeBytes, buf, nil)
@@ -56,6 +57,7 @@ func BenchmarkDecodeNormalize(b *testing.B) {
 				PutBuffer(out)
 				PutBuffer(buf)
 			}
+			reportCPU(b, cpu0, size)
 		})
 	}
 }
@@ -67,6 +69,7 @@ func BenchmarkNaiveFloor(b *testing.B) {
 		raw := readTestProfile(b, name)
 		b.Run(name, func(b *testing.B) {
 			var size int
+			cpu0 := processCPU()
 			for b.Loop() {
 				zr, err := stdgzip.NewReader(bytes.NewReader(raw))
 				if err != nil {
@@ -87,6 +90,18 @@ func BenchmarkNaiveFloor(b *testing.B) {
 			}
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
+			reportCPU(b, cpu0, size)
 		})
 	}
+}
+
+// reportCPU adds process CPU time per op and MB of uncompressed pprof per
+// CPU-second, the figures that hold on a shared machine.
+func reportCPU(b *testing.B, cpu0 time.Duration, size int) {
+	cpu := processCPU() - cpu0
+	if cpu <= 0 || b.N == 0 {
+		return
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(size)*float64(b.N)/1e6/cpu.Seconds(), "MB/cpu-s")
 }
