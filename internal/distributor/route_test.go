@@ -16,6 +16,7 @@ import (
 	"github.com/google/pprof/profile"
 	segmentwriterv1 "github.com/grafana/pyroscope/api/gen/proto/go/segmentwriter/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -253,6 +254,7 @@ func (w *routeWriter) Push(_ context.Context, req *segmentwriterv1.PushRequest) 
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.got = append(w.got, req.CloneVT())
+	// (the test reads got and sets fail only between sends)
 	if w.fail != codes.OK {
 		return nil, status.Error(w.fail, "failing")
 	}
@@ -391,4 +393,101 @@ type routeNop struct{}
 
 func (routeNop) Push(context.Context, *segmentwriterv1.PushRequest, []*placement.Instance) error {
 	return nil
+}
+
+// Same-zone preference over real gRPC: profiles stay in the zone while it
+// has writers; when they all fail, the other zone takes them with the same
+// shard id and the fallback counter says so.
+func TestRouterZoneFallbackOverGRPC(t *testing.T) {
+	var writers []*routeWriter
+	var in []placement.Instance
+	for i := range 4 {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &routeWriter{addr: lis.Addr().String()}
+		s := grpc.NewServer()
+		segmentwriterv1.RegisterSegmentWriterServiceServer(s, w)
+		go func() { _ = s.Serve(lis) }()
+		t.Cleanup(s.Stop)
+		writers = append(writers, w)
+		in = append(in, placement.Instance{ID: fmt.Sprintf("w%d", i), Addr: w.addr, Zone: []string{"zone-a", "zone-b"}[i%2], Tokens: 4})
+	}
+	ring := placement.NewRing(in)
+	reg := prometheus.NewRegistry()
+	client, err := segmentwriter.New(segmentwriter.Config{SegmentWriter: config.Defaults().SegmentWriter, Zone: "zone-a", PreferSameZone: true}, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	r, _ := NewRouter(routeRing{ring}, routeLimits{routePlacementLimits(0, 1, config.LoadBalancingDynamic)}, client, RouterConfig{Zone: "zone-a", PreferSameZone: true})
+
+	zoneOf := map[*routeWriter]string{}
+	for i, w := range writers {
+		zoneOf[w] = in[i].Zone
+	}
+	send := func(i int) uint32 {
+		p := routeProfile("tenant", [][2]string{{"__name__", "cpu"}, {"service_name", fmt.Sprint("svc-", i)}})
+		if err := r.Send(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+		s, _ := ring.Place(placement.NewKey(p.Tenant, p.Service, p.Fingerprint), placement.Policy{DatasetShards: 1}, "", nil)
+		return s
+	}
+	for i := range 20 {
+		send(i)
+	}
+	for _, w := range writers {
+		if zoneOf[w] != "zone-a" && len(w.got) > 0 {
+			t.Fatalf("a profile crossed zones while zone-a had writers")
+		}
+	}
+	if got := routeCounter(t, reg, "pyrodist_segment_writer_zone_fallback_total"); got != 0 {
+		t.Fatalf("fallback counter = %v before any fallback", got)
+	}
+	for _, w := range writers {
+		if zoneOf[w] == "zone-a" {
+			w.mu.Lock()
+			w.fail = codes.Unavailable
+			w.mu.Unlock()
+		}
+	}
+	for i := range 10 {
+		before := map[*routeWriter]int{}
+		for _, w := range writers {
+			before[w] = len(w.got)
+		}
+		shard := send(100 + i)
+		acked := 0
+		for _, w := range writers {
+			if zoneOf[w] == "zone-b" && len(w.got) > before[w] {
+				acked++
+				if got := w.got[len(w.got)-1].Shard; got != shard {
+					t.Fatalf("fallback push on shard %d, want %d", got, shard)
+				}
+			}
+		}
+		if acked != 1 {
+			t.Fatalf("%d zone-b writers got the fallback push, want 1", acked)
+		}
+	}
+	if got := routeCounter(t, reg, "pyrodist_segment_writer_zone_fallback_total"); got != 10 {
+		t.Fatalf("fallback counter = %v, want 10", got)
+	}
+}
+
+func routeCounter(t *testing.T, g prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
 }
