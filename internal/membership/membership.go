@@ -121,7 +121,10 @@ func New(opts Options) (*Membership, error) {
 		changed: make(chan struct{}, 1),
 	}
 	m.healthyDists.Store(1)
-	m.metrics = newMetrics(opts.Registerer)
+	var err error
+	if m.metrics, err = newMetrics(opts.Registerer); err != nil {
+		return nil, err
+	}
 
 	kvCfg, err := KVConfig(opts.Memberlist)
 	if err != nil {
@@ -182,7 +185,7 @@ func (m *Membership) kvClient(name string) (kv.Client, error) {
 	return c, nil
 }
 
-func newMetrics(reg prometheus.Registerer) metrics {
+func newMetrics(reg prometheus.Registerer) (metrics, error) {
 	m := metrics{
 		writers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pyrodist_segment_writer_ring_instances",
@@ -202,9 +205,13 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.writers, m.ringRebuilds, m.writerUpdates, m.distributors)
+		for _, c := range []prometheus.Collector{m.writers, m.ringRebuilds, m.writerUpdates, m.distributors} {
+			if err := reg.Register(c); err != nil {
+				return m, fmt.Errorf("membership: metrics: %w", err)
+			}
+		}
 	}
-	return m
+	return m, nil
 }
 
 // KVConfig maps our memberlist settings onto dskit's, starting from dskit's

@@ -20,6 +20,10 @@ import (
 	"github.com/pyrodist/pyrodist/internal/placement"
 )
 
+// Every member of these tests carries a cluster label: a member that did not
+// pass ours on would be dropped by the writers and never see the ring.
+const clusterLabel = "pyrodist-test"
+
 // startWriter runs an in-process segment-writer simulator on ip with random
 // ports, joining join (memberlist host:port) when set.
 func startWriter(t *testing.T, id, zone, ip, join string) *fakewriter.Writer {
@@ -30,6 +34,7 @@ func startWriter(t *testing.T, id, zone, ip, join string) *fakewriter.Writer {
 	cfg.Memberlist.TCPTransport.BindAddrs = []string{ip}
 	cfg.Memberlist.TCPTransport.BindPort = 0
 	cfg.Memberlist.NodeName = id
+	cfg.Memberlist.ClusterLabel = clusterLabel
 	if join != "" {
 		cfg.Memberlist.JoinMembers = []string{join}
 	}
@@ -71,6 +76,7 @@ func newMembership(t *testing.T, id, zone, ip, join string, addrs *addrLog) *mem
 	c.BindPort = 0
 	c.JoinMembers = []string{join}
 	c.NodeName = id
+	c.ClusterLabel = clusterLabel
 	c.LeaveTimeout = time.Second
 	c.BroadcastTimeoutOnShutdown = time.Second
 	c.DistributorRing.InstanceID = id
@@ -215,8 +221,10 @@ func TestNotReadyWithoutWriters(t *testing.T) {
 // Pyroscope gossips collectors/versions with codec "versions"; a member
 // that knows the codec stores and relays it instead of logging errors.
 func TestVersionsKeyIsCarried(t *testing.T) {
-	w := startWriter(t, "sw-v", "zone-a", "127.0.0.9", "")
-	seed := fmt.Sprintf("127.0.0.9:%d", w.GossipPort())
+	// The writer gossips on 127.0.0.1 so the distributor can find it through
+	// a dns+ join target (localhost).
+	w := startWriter(t, "sw-v", "zone-a", "127.0.0.1", "")
+	seed := fmt.Sprintf("dns+localhost:%d", w.GossipPort())
 	d := newMembership(t, "dist-v", "zone-a", "127.0.0.10", seed, nil)
 
 	// Play Pyroscope: write the versions key from the writer's KV.
