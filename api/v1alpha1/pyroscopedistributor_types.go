@@ -142,7 +142,7 @@ type PyroscopeDistributorSpec struct {
 
 	// PodTemplate adds to the pods of every zone.
 	// +optional
-	PodTemplate PodTemplateSpec `json:"podTemplate,omitzero"`
+	PodTemplate PodTemplateExtras `json:"podTemplate,omitzero"`
 
 	// Paused stops the operator from changing any child object of this
 	// PyroscopeDistributor (status is still reported). Use it for manual
@@ -361,8 +361,8 @@ type ServiceSpec struct {
 	TrafficDistribution string `json:"trafficDistribution,omitempty"`
 }
 
-// PodTemplateSpec adds to the distributor pods of every zone.
-type PodTemplateSpec struct {
+// PodTemplateExtras adds to the distributor pods of every zone.
+type PodTemplateExtras struct {
 	// Labels added to every pod. The operator's own labels win on conflict.
 	// +optional
 	Labels map[string]string `json:"labels,omitempty"`
