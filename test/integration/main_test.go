@@ -57,15 +57,17 @@ func build(targets map[string]string) error {
 	return nil
 }
 
-// requireBinaries fails the test when the build failed, and skips it when
-// cmd/distributor is not yet a runnable program (it registers no flags).
+// requireBinaries fails the test when the build failed or cmd/distributor
+// does not take the flags this test drives it with.
 func requireBinaries(t *testing.T) {
 	t.Helper()
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	out, _ := exec.Command(distributorBin, "-help").CombinedOutput()
-	if !strings.Contains(string(out), "memberlist.join") {
-		t.Skip("cmd/distributor does not run a server yet (no -memberlist.join flag)")
+	for _, f := range []string{"memberlist.join", "distributor.prefer-same-zone", "distributor.ring.instance-id"} {
+		if !strings.Contains(string(out), f) {
+			t.Fatalf("cmd/distributor has no -%s flag:\n%s", f, out)
+		}
 	}
 }
