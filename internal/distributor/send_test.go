@@ -1,0 +1,121 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// blockingSender fails the profile of one service and blocks the others
+// until their context is cancelled.
+type blockingSender struct {
+	failService string
+	cancelled   atomic.Int32
+}
+
+func (s *blockingSender) Send(ctx context.Context, p *Profile) error {
+	if p.Service == s.failService {
+		return errors.New("writer down")
+	}
+	<-ctx.Done()
+	s.cancelled.Add(1)
+	return ctx.Err()
+}
+
+func TestSendFirstErrorCancelsTheRest(t *testing.T) {
+	s := &blockingSender{failService: "b"}
+	d := newTestDistributor(t, defaultLimits(), s)
+	err := d.send(context.Background(), []*Profile{{Service: "a"}, {Service: "b"}, {Service: "c"}})
+	if err == nil || err.Error() != "writer down" {
+		t.Fatalf("err %v, want the first error", err)
+	}
+	if s.cancelled.Load() != 2 {
+		t.Fatalf("%d sends cancelled, want 2", s.cancelled.Load())
+	}
+}
+
+func TestPushManySeries(t *testing.T) {
+	now := time.Now()
+	raw := recent(t, readProfile(t, "heap.pb.gz"), now)
+	var series []*pushv1.RawProfileSeries
+	for _, svc := range []string{"a", "b", "c", "d"} {
+		series = append(series, &pushv1.RawProfileSeries{
+			Labels:  []*typesv1.LabelPair{{Name: "__name__", Value: "memory"}, {Name: "service_name", Value: svc}},
+			Samples: []*pushv1.RawSample{{RawProfile: raw}, {RawProfile: raw}},
+		})
+	}
+	rec := &recorder{}
+	l := defaultLimits()
+	l.PushMaxConcurrency = 2
+	d := newTestDistributor(t, l, rec)
+	if err := d.Push(context.Background(), "t1", &pushv1.PushRequest{Series: series}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.got) != 8 {
+		t.Fatalf("sent %d profiles, want 8", len(rec.got))
+	}
+	ids := map[[16]byte]bool{}
+	for _, p := range rec.got {
+		parseChecked(t, p.Pprof)
+		if ids[p.ID] || p.ID[6]>>4 != 4 {
+			t.Fatalf("profile id %x not a fresh UUID v4", p.ID)
+		}
+		ids[p.ID] = true
+	}
+	if c := d.inflight.cur.Load(); c != 0 {
+		t.Fatalf("in-flight bytes %d after the request", c)
+	}
+}
+
+func TestDiscardMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	d, err := New(Config{MaxInflightBytes: 1 << 30}, staticLimits{defaultLimits()}, &recorder{}, nil, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup := []*typesv1.LabelPair{{Name: "__name__", Value: "cpu"}, {Name: "service_name", Value: "s"}, {Name: "pod", Value: "a"}, {Name: "pod", Value: "b"}}
+	raw := recent(t, readProfile(t, "cpu.pb.gz"), time.Now())
+	if err := d.Push(context.Background(), "t1", pushOne(dup, raw)); err == nil {
+		t.Fatal("duplicate labels accepted")
+	}
+	if err := d.Push(context.Background(), "t1", pushOne(cpuLabels(), []byte("junk"))); err == nil {
+		t.Fatal("junk accepted")
+	}
+	if err := d.Push(context.Background(), "t1", pushOne(cpuLabels(), raw)); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+		if mf.GetName() != "pyroscope_discarded_samples_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			key := ""
+			for _, lp := range m.GetLabel() {
+				key += lp.GetName() + "=" + lp.GetValue() + ","
+			}
+			got[key] = m.GetCounter().GetValue()
+		}
+	}
+	if got["reason=duplicate_label_names,tenant=t1,"] != 1 || got["reason=malformed_profile,tenant=t1,"] != 1 || len(got) != 2 {
+		t.Errorf("discarded profiles %v", got)
+	}
+	for _, name := range []string{"pyroscope_distributor_received_compressed_bytes", "pyroscope_distributor_received_decompressed_bytes_total",
+		"pyroscope_distributor_received_samples", "pyroscope_discarded_bytes_total", "pyrodist_distributor_inflight_bytes"} {
+		if !names[name] {
+			t.Errorf("metric %s missing", name)
+		}
+	}
+}
