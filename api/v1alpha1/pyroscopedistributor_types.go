@@ -354,8 +354,8 @@ type ServiceSpec struct {
 
 	// TrafficDistribution overrides the shared Service's
 	// spec.trafficDistribution. Unset: PreferSameZone on Kubernetes 1.34 and
-	// later, PreferClose before. None leaves the field unset (no zone
-	// preference). The topology-mode annotation is never used.
+	// later, PreferClose on 1.31 to 1.33, none before. None leaves the field
+	// unset (no zone preference). The topology-mode annotation is never used.
 	// +optional
 	// +kubebuilder:validation:Enum=PreferSameZone;PreferClose;PreferSameNode;None
 	TrafficDistribution string `json:"trafficDistribution,omitempty"`
