@@ -180,6 +180,19 @@ func (r *PyroscopeDistributorReconciler) sync(ctx context.Context, pd *v1alpha1.
 		}
 	}
 
+	// Prune first: an HPA that is going away (autoscaling off, zone
+	// disabled) must not scale the Deployment again after we set its replicas.
+	deleted, err := a.prune(ctx, pd, client.MatchingLabels(manifests.OwnerLabels(pd.Name)), desired.Wants)
+	for _, obj := range deleted {
+		if d, ok := obj.(*appsv1.Deployment); ok {
+			r.Recorder.Eventf(pd, d, corev1.EventTypeNormal, EventZoneRemoved, "Prune",
+				"Zone removed from the spec: deleted Deployment %s and its Service, PodDisruptionBudget and HPA", d.Name)
+		}
+	}
+	if err != nil {
+		return obs, err
+	}
+
 	for _, obj := range desired.Objects() {
 		obj.SetNamespace(pd.Namespace)
 		if err := controllerutil.SetControllerReference(pd, obj, r.Scheme); err != nil {
@@ -233,15 +246,7 @@ func (r *PyroscopeDistributorReconciler) sync(ctx context.Context, pd *v1alpha1.
 			}
 		}
 	}
-
-	deleted, err := a.prune(ctx, pd, client.MatchingLabels(manifests.OwnerLabels(pd.Name)), desired.Wants)
-	for _, obj := range deleted {
-		if d, ok := obj.(*appsv1.Deployment); ok {
-			r.Recorder.Eventf(pd, d, corev1.EventTypeNormal, EventZoneRemoved, "Prune",
-				"Zone removed from the spec: deleted Deployment %s and its Service, PodDisruptionBudget and HPA", d.Name)
-		}
-	}
-	return obs, err
+	return obs, nil
 }
 
 // syncDeployment applies one zone's Deployment. When hpa is set the

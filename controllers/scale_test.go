@@ -14,7 +14,7 @@ import (
 )
 
 // TestManyDistributorsConvergeAndResyncWritesNothing creates 100
-// PyroscopeDistributors of 3 zones each, waits until every one is reconciled
+// PyroscopeDistributors of 3 zones each (a third of them autoscaled), waits until every one is reconciled
 // (its generation observed, its 3 zone Deployments present), then resyncs all
 // of them and counts the operator's mutating requests: there must be none.
 // The convergence time is logged, not asserted.
@@ -37,8 +37,11 @@ func TestManyDistributorsConvergeAndResyncWritesNothing(t *testing.T) {
 	start := time.Now()
 	for i := range n {
 		pd := newPD(ns, fmt.Sprintf("pd-%03d", i), "zone-a", "zone-b", "zone-c")
-		if i%2 == 1 {
+		switch i % 3 { // a mix: default size, fixed size, autoscaled
+		case 1:
 			pd.Spec.Replicas = ptrTo[int32](3)
+		case 2:
+			pd.Spec.Autoscaling = &v1alpha1.Autoscaling{MinReplicas: ptrTo[int32](2), MaxReplicas: 6}
 		}
 		if err := user.Create(testCtx, pd); err != nil {
 			t.Fatal(err)

@@ -28,66 +28,60 @@ import (
 var defaultImage = "ghcr.io/pyrodist/pyrodist:dev"
 
 func main() {
-	var (
-		metricsAddr      string
-		secureMetrics    bool
-		enableHTTP2      bool
-		probeAddr        string
-		leaderElect      bool
-		watchNamespaces  string
-		distributorImage string
-		qps              float64
-		burst            int
-		concurrency      int
-	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
-		"Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 turns it off.")
-	flag.BoolVar(&secureMetrics, "metrics-secure", true,
-		"Serve metrics over HTTPS, to callers authenticated and authorized through the API server.")
-	flag.BoolVar(&enableHTTP2, "enable-http2", false,
-		"Allow HTTP/2 on the metrics server (off: HTTP/2 stream-reset and rapid-reset CVEs).")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
-	flag.BoolVar(&leaderElect, "leader-elect", false,
-		"Elect a leader, so only one of several operator replicas reconciles at a time.")
-	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
-		"Comma-separated namespaces to watch; empty watches all. With a list the operator needs Roles in those namespaces only.")
-	flag.StringVar(&distributorImage, "distributor-image", defaultImage,
-		"Distributor image for PyroscopeDistributors that set no spec.image.")
-	flag.Float64Var(&qps, "kube-api-qps", controllers.DefaultQPS, "Sustained requests per second to the API server.")
-	flag.IntVar(&burst, "kube-api-burst", controllers.DefaultBurst, "Burst of requests to the API server.")
-	flag.IntVar(&concurrency, "max-concurrent-reconciles", controllers.DefaultConcurrency,
-		"PyroscopeDistributors reconciled in parallel.")
-	opts := zap.Options{}
-	opts.BindFlags(flag.CommandLine)
-	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
-	log := ctrl.Log.WithName("setup")
-
-	if err := run(runOptions{
-		metricsAddr: metricsAddr, secureMetrics: secureMetrics, enableHTTP2: enableHTTP2,
-		probeAddr: probeAddr, leaderElect: leaderElect, namespaces: splitList(watchNamespaces),
-		image: distributorImage, qps: float32(qps), burst: burst, concurrency: concurrency,
-	}); err != nil {
-		log.Error(err, "operator failed")
+	fs := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
+	o, zapOpts := registerFlags(fs)
+	_ = fs.Parse(os.Args[1:]) // ExitOnError: never returns an error
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(zapOpts)))
+	if err := run(*o); err != nil {
+		ctrl.Log.WithName("setup").Error(err, "operator failed")
 		os.Exit(1)
 	}
 }
 
 type runOptions struct {
-	metricsAddr   string
-	secureMetrics bool
-	enableHTTP2   bool
-	probeAddr     string
-	leaderElect   bool
-	namespaces    []string
-	image         string
-	qps           float32
-	burst         int
-	concurrency   int
+	metricsAddr          string
+	secureMetrics        bool
+	enableHTTP2          bool
+	probeAddr            string
+	leaderElect          bool
+	leaderElectNamespace string
+	watchNamespaces      string
+	image                string
+	qps                  float64
+	burst                int
+	concurrency          int
+}
+
+// registerFlags defines the operator's command line on fs.
+func registerFlags(fs *flag.FlagSet) (*runOptions, *zap.Options) {
+	o := &runOptions{}
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "0",
+		"Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 turns it off.")
+	fs.BoolVar(&o.secureMetrics, "metrics-secure", true,
+		"Serve metrics over HTTPS, to callers authenticated and authorized through the API server.")
+	fs.BoolVar(&o.enableHTTP2, "enable-http2", false,
+		"Allow HTTP/2 on the metrics server (off: HTTP/2 stream-reset and rapid-reset CVEs).")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false,
+		"Elect a leader, so only one of several operator replicas reconciles at a time.")
+	fs.StringVar(&o.leaderElectNamespace, "leader-election-namespace", "",
+		"Namespace of the leader election Lease; empty means the operator pod's own namespace.")
+	fs.StringVar(&o.watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces to watch; empty watches all. With a list the operator needs Roles in those namespaces only.")
+	fs.StringVar(&o.image, "distributor-image", defaultImage,
+		"Distributor image for PyroscopeDistributors that set no spec.image.")
+	fs.Float64Var(&o.qps, "kube-api-qps", controllers.DefaultQPS, "Sustained requests per second to the API server.")
+	fs.IntVar(&o.burst, "kube-api-burst", controllers.DefaultBurst, "Burst of requests to the API server.")
+	fs.IntVar(&o.concurrency, "max-concurrent-reconciles", controllers.DefaultConcurrency,
+		"PyroscopeDistributors reconciled in parallel.")
+	zapOpts := &zap.Options{}
+	zapOpts.BindFlags(fs)
+	return o, zapOpts
 }
 
 func run(o runOptions) error {
 	log := ctrl.Log.WithName("setup")
+	namespaces := splitList(o.watchNamespaces)
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
@@ -96,7 +90,7 @@ func run(o runOptions) error {
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
-	cfg.QPS, cfg.Burst = o.qps, o.burst
+	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
 	cfg.UserAgent = "pyrodist-operator"
 
 	facts, err := controllers.DiscoverClusterFacts(cfg, o.image)
@@ -123,8 +117,9 @@ func run(o runOptions) error {
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "pyrodist-operator.pyrodist.dev",
+		LeaderElectionNamespace:       o.leaderElectNamespace,
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controllers.CacheOptions(o.namespaces),
+		Cache:                         controllers.CacheOptions(namespaces),
 	})
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
@@ -146,7 +141,7 @@ func run(o runOptions) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	log.Info("starting manager", "namespaces", o.namespaces, "leaderElect", o.leaderElect)
+	log.Info("starting manager", "namespaces", namespaces, "leaderElect", o.leaderElect)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 
