@@ -3,6 +3,7 @@ package profile
 import (
 	"regexp"
 	"strings"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -33,7 +34,8 @@ var goShape = regexp.MustCompile(`\[go\.shape\..*\]`)
 // FixGo applies Pyroscope's Go fixes: type parameters in function names become
 // "[...]" and the functions and locations that thereby become identical are
 // merged (Normalize then sums the samples that became identical). It reports
-// whether it changed p. Truncated-stack repair is not done.
+// whether it changed p. Then stacks cut by Go's depth limit are repaired
+// from their neighbours (see repairTruncatedGo).
 func FixGo(p *profilev1.Profile) bool {
 	var renamed map[int64]bool
 	for i, s := range p.StringTable {
@@ -47,11 +49,25 @@ func FixGo(p *profilev1.Profile) bool {
 			}
 		}
 	}
-	if renamed == nil {
-		return false
+	changed := false
+	if renamed != nil {
+		dedupeSymbols(p, renamed)
+		changed = true
 	}
-	dedupeSymbols(p, renamed)
-	return true
+	if mayBeTruncatedGo(p) {
+		before := stackLen(p)
+		repairTruncatedGo(p)
+		changed = changed || stackLen(p) != before
+	}
+	return changed
+}
+
+func stackLen(p *profilev1.Profile) int {
+	n := 0
+	for _, s := range p.Sample {
+		n += len(s.LocationId)
+	}
+	return n
 }
 
 // dedupeSymbols points references to functions whose strings were renamed,
@@ -180,4 +196,11 @@ func appendUvarint(b []byte, v uint64) []byte {
 		v >>= 7
 	}
 	return append(b, byte(v), 0xff)
+}
+
+func unsafeBytes(ids []uint64) []byte {
+	if len(ids) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&ids[0])), len(ids)*8)
 }

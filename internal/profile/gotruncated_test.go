@@ -1,0 +1,58 @@
+package profile
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
+)
+
+func ids(from, to int) []uint64 {
+	var out []uint64
+	for i := from; i <= to; i++ {
+		out = append(out, uint64(i))
+	}
+	return out
+}
+
+// A heap stack cut at 32 frames gets its root frames back from a stack that
+// shares its 16 root-most frames and goes 8 frames further.
+func TestRepairTruncatedGoStacks(t *testing.T) {
+	p := &profilev1.Profile{
+		SampleType: []*profilev1.ValueType{{Type: 1, Unit: 2}, {Type: 3, Unit: 4}},
+		Sample: []*profilev1.Sample{
+			{LocationId: ids(1, 32), Value: []int64{1, 100}},  // truncated: root 33..40 missing
+			{LocationId: ids(9, 40), Value: []int64{2, 200}},  // reaches the root
+			{LocationId: ids(100, 110), Value: []int64{3, 1}}, // shallow: untouched
+		},
+		StringTable: []string{"", "alloc_objects", "count", "alloc_space", "bytes"},
+		TimeNanos:   time.Now().UnixNano(),
+	}
+	if !mayBeTruncatedGo(p) {
+		t.Fatal("not considered")
+	}
+	if !FixGo(p) {
+		t.Fatal("FixGo reported no change")
+	}
+	var repaired, other []uint64
+	for _, s := range p.Sample {
+		switch s.Value[0] {
+		case 1:
+			repaired = s.LocationId
+		case 3:
+			other = s.LocationId
+		}
+	}
+	if !slices.Equal(repaired, ids(1, 40)) {
+		t.Errorf("repaired stack %v", repaired)
+	}
+	if !slices.Equal(other, ids(100, 110)) {
+		t.Errorf("shallow stack changed: %v", other)
+	}
+	// Go 1.23+ heap profiles (stacks deeper than 32) are left alone.
+	p.Sample[0].LocationId = ids(1, 33)
+	if mayBeTruncatedGo(p) {
+		t.Error("deep heap profile considered truncated")
+	}
+}
