@@ -3,6 +3,7 @@ package controllers
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 
@@ -32,8 +33,39 @@ const (
 // manager, skipping those already up to date. It knows nothing about the
 // PyroscopeDistributor type: objects in, API calls out.
 type applier struct {
-	c      client.Client
+	c client.Client
+	// reader reads from the API server, bypassing the cache.
+	reader client.Reader
 	scheme *runtime.Scheme
+}
+
+// errForeign is returned for a child name already taken by an object this
+// PyroscopeDistributor does not control.
+var errForeign = errors.New("exists and is not controlled by this PyroscopeDistributor; rename or delete it")
+
+// get reads the live copy of obj: from the cache, and from the API server
+// when the cache has none (the cache only holds labelled children, and may
+// lag). It refuses to hand back an object owned by someone else, so the
+// operator never adopts a same-named object it did not create.
+func (a *applier) getOwned(ctx context.Context, obj client.Object, owner metav1.Object) (client.Object, error) {
+	live, err := a.get(ctx, obj)
+	if err != nil || live != nil {
+		return live, err
+	}
+	fresh, ok := obj.DeepCopyObject().(client.Object)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a client.Object", obj)
+	}
+	if err := a.reader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if !metav1.IsControlledBy(fresh, owner) {
+		return nil, fmt.Errorf("%s %s/%s %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetNamespace(), obj.GetName(), errForeign)
+	}
+	return fresh, nil
 }
 
 // get reads the live copy of obj (from the cache); nil when it does not exist.

@@ -168,7 +168,7 @@ func (r *PyroscopeDistributorReconciler) writeStatus(ctx context.Context, pd *v1
 // returns what it observed for status.
 func (r *PyroscopeDistributorReconciler) sync(ctx context.Context, pd *v1alpha1.PyroscopeDistributor,
 	desired *manifests.Desired) (observed, error) {
-	a := &applier{c: r.Client, scheme: r.Scheme}
+	a := &applier{c: r.Client, reader: r.APIReader, scheme: r.Scheme}
 	obs := observed{
 		deployments: map[string]*appsv1.Deployment{},
 		hpas:        map[string]*autoscalingv2.HorizontalPodAutoscaler{},
@@ -209,7 +209,7 @@ func (r *PyroscopeDistributorReconciler) sync(ctx context.Context, pd *v1alpha1.
 		ann[appliedHashAnnotation] = hash
 		obj.SetAnnotations(ann)
 
-		live, err := a.get(ctx, obj)
+		live, err := a.getOwned(ctx, obj, pd)
 		if err != nil {
 			return obs, err
 		}

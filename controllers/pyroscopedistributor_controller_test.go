@@ -784,3 +784,42 @@ func TestCELRejectsInvalidSpecs(t *testing.T) {
 		})
 	}
 }
+
+// A same-named object the operator did not create is never taken over: the
+// PyroscopeDistributor reports Degraded until the name is free, then heals.
+func TestForeignObjectIsNotAdopted(t *testing.T) {
+	ns := newNamespace(t)
+	key := types.NamespacedName{Namespace: ns, Name: "taken"}
+	foreign := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken-config"},
+		Data:       map[string]string{"mine": "yes"},
+	}
+	mustCreate(t, foreign)
+	mustCreate(t, newPD(ns, "taken", "zone-a"))
+
+	eventually(t, waitFor, func() error {
+		pd := get(t, ns, "taken", &v1alpha1.PyroscopeDistributor{})
+		c := condition(pd, v1alpha1.ConditionDegraded)
+		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonApplyFailed ||
+			!strings.Contains(c.Message, "taken-config") || !strings.Contains(c.Message, "not controlled by this PyroscopeDistributor") {
+			return fmt.Errorf("degraded %+v", c)
+		}
+		if pd.Status.ObservedGeneration == pd.Generation {
+			return errors.New("observedGeneration set by a failed reconcile")
+		}
+		return nil
+	})
+	cm := get(t, ns, "taken-config", &corev1.ConfigMap{})
+	if cm.Data["mine"] != "yes" || metav1.GetControllerOf(cm) != nil {
+		t.Fatalf("the foreign ConfigMap was changed: %+v", cm)
+	}
+
+	if err := k8sClient.Delete(testCtx, cm); err != nil {
+		t.Fatal(err)
+	}
+	reconcileNow(t, key) // the failed object waits in backoff; a resync retries it
+	pd := reconciled(t, key)
+	if c := condition(pd, v1alpha1.ConditionDegraded); c == nil || c.Status != metav1.ConditionFalse {
+		t.Fatalf("still degraded: %+v", c)
+	}
+}
