@@ -6,7 +6,8 @@
 #   hack/bench.sh                 # report under a new temp dir, printed at the end
 #   BENCH_OUT=/tmp/b hack/bench.sh
 #
-# Knobs (environment): BENCHTIME (go test -benchtime, 1s), LOAD_DURATION (15s),
+# Knobs (environment): BENCHTIME (go test -benchtime, 1s), COMPARE_COUNT (3),
+# LOAD_DURATION (15s),
 # LOAD_WORKERS (closed-loop workers at saturation, 16), WRITERS (3),
 # INFLIGHT_MIB (distributor in-flight budget, 32), SKIP_LOAD=1 (benchmarks only), NET (first three octets of the 127.0.0.0/8
 # addresses used, 127.0.77), PORT_BASE (first port, 24040).
@@ -16,6 +17,7 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 OUT=${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/pyrodist-bench.XXXXXX")}
 BENCHTIME=${BENCHTIME:-1s}
+COMPARE_COUNT=${COMPARE_COUNT:-3}
 LOAD_DURATION=${LOAD_DURATION:-15s}
 LOAD_WORKERS=${LOAD_WORKERS:-16}
 WRITERS=${WRITERS:-3}
@@ -52,11 +54,16 @@ $GO build -o "$OUT/bin/" ./cmd/distributor ./cmd/fakewriter ./cmd/loadgen ./hack
 
 # Benchmarks run one package at a time (-p 1) so they do not share the CPUs.
 pkgs=()
-for p in ./test/bench ./internal/profile ./internal/distributor ./internal/placement; do
+for p in ./internal/profile ./internal/distributor ./internal/placement; do
 	[ -d "$p" ] && pkgs+=("$p")
 done
-log "go benchmarks: ${pkgs[*]} (benchtime $BENCHTIME)"
-$GO test -p 1 -run '^$' -bench . -benchmem -benchtime "$BENCHTIME" "${pkgs[@]}" | tee "$OUT/bench.txt" >&2
+# The floor-vs-pipeline comparison runs COMPARE_COUNT times (the report takes
+# the median), the rest once.
+log "floor vs pipeline on the corpus (test/bench, x$COMPARE_COUNT, benchtime $BENCHTIME)"
+$GO test -run '^$' -bench 'Compare' -count "$COMPARE_COUNT" -benchmem -benchtime "$BENCHTIME" ./test/bench | tee "$OUT/bench.txt" >&2
+$GO test -run '^$' -bench 'Stages' -benchmem -benchtime "$BENCHTIME" ./test/bench | tee -a "$OUT/bench.txt" >&2
+log "package benchmarks: ${pkgs[*]} (benchtime $BENCHTIME)"
+$GO test -p 1 -run '^$' -bench . -benchmem -benchtime "$BENCHTIME" "${pkgs[@]}" | tee -a "$OUT/bench.txt" >&2
 log "floor references (internal/floor)"
 $GO test -run '^$' -bench 'Floor/mix|FloorStdlib/mix|Inflate' -benchmem -benchtime "$BENCHTIME" ./internal/floor | tee -a "$OUT/bench.txt" >&2
 
@@ -109,8 +116,7 @@ load_run() {
 	$GO tool pprof -proto -seconds $((secs > 4 ? secs - 2 : secs)) "$DIST_URL/debug/pprof/profile" \
 		>"$OUT/distributor.cpu.pb.gz" 2>"$OUT/logs/pprof.log" &
 	local ppid=$!
-	"${lg[@]}" -duration "$LOAD_DURATION" -workers "$LOAD_WORKERS" -json "$OUT/load/saturation.json" \
-		-watch-metrics "$DIST_URL/metrics" >&2
+	"${lg[@]}" -duration "$LOAD_DURATION" -workers "$LOAD_WORKERS" -json "$OUT/load/saturation.json" >&2
 	wait $ppid || log "no CPU profile: see $OUT/logs/pprof.log"
 	log "half of saturation: open loop"
 	"${lg[@]}" -duration "$LOAD_DURATION" -mode open -rate-from "$OUT/load/saturation.json" -rate-factor 0.5 \
@@ -125,9 +131,16 @@ load_run() {
 		stall+=(-post-before "http://$NET.$i:$HTTP_PORT/control/latency?duration=3s")
 		unstall+=(-post-after "http://$NET.$i:$HTTP_PORT/control/latency?duration=0s")
 	done
+	(sleep 7 && $GO tool pprof -proto "$DIST_URL/debug/pprof/heap" >"$OUT/distributor.heap.pb.gz" 2>>"$OUT/logs/pprof.log") &
+	local hpid=$!
 	"${lg[@]}" -duration 10s -mode open -rate-from "$OUT/load/saturation.json" -rate-factor 4 -max-inflight 4000 \
 		-timeout 30s "${stall[@]}" "${unstall[@]}" -watch-metrics "$DIST_URL/metrics" \
 		-json "$OUT/load/overload.json" >&2
+	wait $hpid || log "no heap profile: see $OUT/logs/pprof.log"
+	if [ -s "$OUT/distributor.heap.pb.gz" ]; then
+		$GO tool pprof -top -sample_index=inuse_space -nodecount=20 "$OUT/bin/distributor" "$OUT/distributor.heap.pb.gz" 2>/dev/null \
+			| sed -n '/^Showing nodes/,$p' >"$OUT/distributor.heap.txt" || true
+	fi
 	if [ -s "$OUT/distributor.cpu.pb.gz" ]; then
 		$GO tool pprof -top -nodecount=30 "$OUT/bin/distributor" "$OUT/distributor.cpu.pb.gz" 2>/dev/null \
 			| sed -n '/^Showing nodes/,$p' >"$OUT/distributor.top.txt" || true
@@ -143,8 +156,9 @@ cleanup
 pids=()
 
 echo "load average at end:   $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
-top=()
-[ -s "$OUT/distributor.top.txt" ] && top=(-top "$OUT/distributor.top.txt")
-"$OUT/bin/benchreport" -bench "$OUT/bench.txt" -load "$OUT/load" -machine "$OUT/machine.txt" "${top[@]}" -out "$OUT/report.md"
+extra=()
+[ -s "$OUT/distributor.top.txt" ] && extra+=(-top "$OUT/distributor.top.txt")
+[ -s "$OUT/distributor.heap.txt" ] && extra+=(-heap "$OUT/distributor.heap.txt")
+"$OUT/bin/benchreport" -bench "$OUT/bench.txt" -load "$OUT/load" -machine "$OUT/machine.txt" "${extra[@]}" -out "$OUT/report.md"
 log "report: $OUT/report.md"
 echo "$OUT/report.md"

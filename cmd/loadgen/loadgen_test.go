@@ -350,7 +350,10 @@ func TestWatchAndPost(t *testing.T) {
 	var posts []string
 	heap := 100
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept-Encoding") != "identity" {
+			t.Errorf("metrics scraped with Accept-Encoding %q", r.Header.Get("Accept-Encoding"))
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		heap += 100
@@ -373,7 +376,7 @@ func TestWatchAndPost(t *testing.T) {
 
 	_, url := startFake(t, "")
 	c := testConfig(url, "connect")
-	c.watchURL, c.watchNames = base+"/metrics", "go_memstats_heap_inuse_bytes"
+	c.watchURL, c.watchNames, c.watchEvery = base+"/metrics", "go_memstats_heap_inuse_bytes", 100*time.Millisecond
 	c.before, c.after = listFlag{base + "/control?x=1"}, listFlag{base + "/control?x=0"}
 	res, err := execute(context.Background(), c)
 	if err != nil {

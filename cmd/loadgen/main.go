@@ -42,6 +42,7 @@ type config struct {
 	rateFactor         float64
 	watchURL           string
 	watchNames         string
+	watchEvery         time.Duration
 	before, after      listFlag
 	options
 }
@@ -71,6 +72,7 @@ func main() {
 	flag.StringVar(&c.watchURL, "watch-metrics", "", "scrape this /metrics URL during the run and report the max of the -watch metrics")
 	flag.StringVar(&c.watchNames, "watch", "go_memstats_heap_inuse_bytes,pyrodist_distributor_inflight_bytes,pyrodist_distributor_inflight_bytes_limit,go_goroutines",
 		"metrics -watch-metrics reports (summed over label sets)")
+	flag.DurationVar(&c.watchEvery, "watch-interval", 500*time.Millisecond, "how often -watch-metrics scrapes (each scrape costs the server CPU)")
 	flag.Var(&c.before, "post-before", "POST to this URL before the run (repeatable), e.g. a fake writer's /control/latency?duration=2s")
 	flag.Var(&c.after, "post-after", "POST to this URL after the run (repeatable), e.g. /control/latency?duration=0")
 	flag.DurationVar(&c.restampEvery, "restamp", 5*time.Minute, "re-stamp the profiles' time this often (ingestion window)")
@@ -207,7 +209,7 @@ func execute(ctx context.Context, c config) (*result, error) {
 	}
 	var watch *watcher
 	if c.watchURL != "" {
-		watch = startWatcher(c.watchURL, strings.Split(c.watchNames, ","), 200*time.Millisecond)
+		watch = startWatcher(c.watchURL, strings.Split(c.watchNames, ","), c.watchEvery)
 	}
 	s := run(ctx, t, wl, c.options)
 	var seen map[string]watched

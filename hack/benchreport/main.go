@@ -22,6 +22,7 @@ func main() {
 	benchFile := flag.String("bench", "", "go test -bench output")
 	loadDir := flag.String("load", "", "directory with the loadgen JSON results (saturation.json, half.json, proto-*.json)")
 	topFile := flag.String("top", "", "go tool pprof -top output of the distributor under load (optional)")
+	heapFile := flag.String("heap", "", "go tool pprof -top inuse_space output of the distributor under overload (optional)")
 	machine := flag.String("machine", "", "file with a description of the machine (optional)")
 	out := flag.String("out", "", "write the report here (default stdout)")
 	flag.Parse()
@@ -46,6 +47,7 @@ func main() {
 	r := &report{w: w, b: benches, load: load}
 	r.machine = readOptional(*machine)
 	r.top = readOptional(*topFile)
+	r.heap = readOptional(*heapFile)
 	r.write()
 }
 
@@ -70,7 +72,8 @@ type bench struct {
 	pkg     string
 	name    string // without the -GOMAXPROCS suffix
 	n       int64
-	metrics map[string]float64 // by unit: ns/op, MB/s, B/op, allocs/op, MB/cpu-s
+	runs    map[string][]float64 // every value seen, by unit
+	metrics map[string]float64   // median by unit: ns/op, MB/s, B/op, allocs/op, MB/cpu-s
 }
 
 var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.+)$`)
@@ -99,19 +102,31 @@ func parseBench(r io.Reader) (map[string]*bench, error) {
 			continue
 		}
 		n, _ := strconv.ParseInt(m[2], 10, 64)
-		b := &bench{pkg: pkg, name: m[1], n: n, metrics: map[string]float64{}}
+		b := out[m[1]]
+		if b == nil {
+			b = &bench{pkg: pkg, name: m[1], runs: map[string][]float64{}}
+			out[m[1]] = b
+		}
+		b.n += n
 		f := strings.Fields(m[3])
 		for i := 0; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {
 				continue
 			}
-			b.metrics[f[i+1]] = v
+			b.runs[f[i+1]] = append(b.runs[f[i+1]], v)
 		}
-		out[m[1]] = b
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no benchmark results in the bench output")
+	}
+	// A benchmark run with -count N has N lines: keep each metric's median.
+	for _, b := range out {
+		b.metrics = map[string]float64{}
+		for unit, vs := range b.runs {
+			sort.Float64s(vs)
+			b.metrics[unit] = vs[len(vs)/2]
+		}
 	}
 	return out, sc.Err()
 }
@@ -181,6 +196,7 @@ type report struct {
 	load    map[string]*loadResult
 	machine string
 	top     string
+	heap    string
 }
 
 func (r *report) p(format string, a ...any) { fmt.Fprintf(r.w, format+"\n", a...) }
@@ -240,8 +256,11 @@ func (r *report) write() {
 				h.Server.MBPerCPUSec, h.Server.CPUSecPerGB, fl/h.Server.MBPerCPUSec)
 		}
 	}
+	// Both measured by internal/floor, one after the other.
 	if v, ok := r.metric("BenchmarkFloorStdlib/mix", "MB/cpu-s"); ok {
-		r.p("| naive floor with stdlib gzip, mix | %.1f MB/CPU-s | cost ratio %.2f |", v, fl/v)
+		if k, ok := r.metric("BenchmarkFloor/mix", "MB/cpu-s"); ok {
+			r.p("| naive floor with stdlib gzip, mix (internal/floor) | %.1f MB/CPU-s | cost ratio %.2f vs %.1f of the klauspost floor next to it |", v, k/v, k)
+		}
 	}
 	r.p("")
 	r.p("For scale: design.md records Pyroscope's own v2 distributor at ~11 MB/CPU-s on this kind of")
@@ -252,6 +271,16 @@ func (r *report) write() {
 	r.stages()
 	r.loadRuns(fl)
 	r.others()
+	if r.heap != "" {
+		r.p("## What the distributor holds in memory under overload")
+		r.p("")
+		r.p("`go tool pprof -top -sample_index=inuse_space` of `/debug/pprof/heap` taken during the overload run:")
+		r.p("")
+		r.p("```")
+		r.p("%s", r.heap)
+		r.p("```")
+		r.p("")
+	}
 	if r.top != "" {
 		r.p("## Where the distributor spends CPU under load")
 		r.p("")
@@ -268,7 +297,8 @@ func (r *report) write() {
 func (r *report) compare(fl float64) {
 	r.p("## Floor and pipeline on the same inputs (test/bench)")
 	r.p("")
-	r.p("Serial benchmarks; MB/CPU-s divides the bytes by the process's CPU time (GC included).")
+	r.p("Serial benchmarks; MB/CPU-s divides the bytes by the process's CPU time (GC included);")
+	r.p("each figure is the median of the runs (`COMPARE_COUNT`).")
 	r.p("The pipeline is `distributor.Push` with a sender that acks at once.")
 	r.p("")
 	r.p("| profile | floor MB/CPU-s | pipeline MB/CPU-s | cost ratio | pipeline ns/op | pipeline allocs/op | floor allocs/op |")
@@ -400,6 +430,9 @@ func (r *report) memory() {
 		return
 	}
 	r.p("### Memory under load")
+	r.p("")
+	r.p("Scraped from the distributor's /metrics every 500 ms during the overload run only (scraping")
+	r.p("costs CPU, so the runs that measure CPU are not watched).")
 	r.p("")
 	r.p("`overload`: every fake writer delays each push by 3 s while the load generator sends at four times")
 	r.p("the saturating rate, so requests pile up in the distributor. The in-flight budget")

@@ -12,6 +12,8 @@ const benchOut = `goos: linux
 pkg: github.com/pyrodist/pyrodist/test/bench
 BenchmarkCompare/floor/mix-2         	      10	 100000000 ns/op	  10.00 MB/s	        30.00 MB/cpu-s	 8551525 B/op	   87128 allocs/op
 BenchmarkCompare/pipeline/mix-2      	       8	 150000000 ns/op	   6.70 MB/s	        20.00 MB/cpu-s	10393925 B/op	   98541 allocs/op
+BenchmarkCompare/pipeline/mix-2      	       8	 150000000 ns/op	   6.70 MB/s	        10.00 MB/cpu-s	10393925 B/op	   98541 allocs/op
+BenchmarkCompare/pipeline/mix-2      	       8	 150000000 ns/op	   6.70 MB/s	        21.00 MB/cpu-s	10393925 B/op	   98541 allocs/op
 BenchmarkStages/1-inflate-2          	      75	  29878010 ns/op	  35.86 MB/s	       100.0 MB/cpu-s	   41049 B/op	       5 allocs/op
 PASS
 pkg: github.com/pyrodist/pyrodist/internal/placement
@@ -32,6 +34,10 @@ func TestParseBench(t *testing.T) {
 	}
 	if v := b["BenchmarkCompare/floor/mix"].metrics["MB/cpu-s"]; v != 30 {
 		t.Errorf("floor MB/cpu-s = %v", v)
+	}
+	// Three runs of the pipeline: 20, 10, 21 -> the median.
+	if v := b["BenchmarkCompare/pipeline/mix"].metrics["MB/cpu-s"]; v != 20 {
+		t.Errorf("pipeline MB/cpu-s median = %v, want 20", v)
 	}
 	if _, err := parseBench(strings.NewReader("PASS\n")); err == nil {
 		t.Error("empty bench output accepted")
