@@ -55,7 +55,13 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "distributor:", err)
 		return 2
 	}
-	if err := serve(cfg, logger); err != nil {
+	signals, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stopSignals()
+	go func() {
+		<-signals.Done()
+		stopSignals() // a second signal now ends the process at once
+	}()
+	if err := serve(signals, cfg, logger, nil); err != nil {
 		_ = level.Error(logger).Log("msg", "distributor failed", "err", err)
 		return 1
 	}
@@ -81,12 +87,13 @@ func newLogger(w io.Writer, lvl string) (log.Logger, error) {
 	return log.With(l, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller), nil
 }
 
-// serve runs the distributor until SIGTERM or SIGINT, then shuts down in
-// order: /ready fails at once, requests are still served for -shutdown-delay
+// serve runs the distributor until stop ends (SIGTERM or SIGINT), then shuts
+// down in order: /ready fails at once, requests are still served for -shutdown-delay
 // (load balancers notice), the port closes and in-flight requests drain
 // within -server.graceful-shutdown-timeout, then the distributor leaves the
 // cluster and closes its writer connections.
-func serve(cfg *config.Config, logger log.Logger) error {
+// listening, when set, learns the HTTP address once it is bound.
+func serve(stop context.Context, cfg *config.Config, logger log.Logger, listening func(addr string)) error {
 	setMemoryLimit(logger)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -128,27 +135,27 @@ func serve(cfg *config.Config, logger log.Logger) error {
 		return err
 	}
 
-	signals, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stopSignals()
 	background, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
 	go limits.Run(background)
 
-	if err := be.Start(signals); err != nil {
+	if err := be.Start(stop); err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("joining the cluster: %w", err)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	_ = level.Info(logger).Log("msg", "distributor serving", "addr", ln.Addr().String())
+	if listening != nil {
+		listening(ln.Addr().String())
+	}
 
 	var failed error
 	select {
-	case <-signals.Done():
+	case <-stop.Done():
 	case err := <-serveErr:
 		failed = fmt.Errorf("http server: %w", err)
 	}
-	stopSignals() // a second signal now ends the process at once
 
 	srv.BeginShutdown()
 	if failed == nil {

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/pprof"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/go-kit/log"
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+
+	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/fakewriter"
+)
+
+func startFakeWriter(t *testing.T, ip string, latency time.Duration) *fakewriter.Writer {
+	t.Helper()
+	cfg := fakewriter.DefaultConfig()
+	cfg.GRPCListenAddress, cfg.GRPCListenPort = ip, 0
+	cfg.HTTPListenAddress, cfg.HTTPListenPort = ip, 0
+	cfg.Memberlist.TCPTransport.BindAddrs = []string{ip}
+	cfg.Memberlist.TCPTransport.BindPort = 0
+	cfg.Memberlist.NodeName = "sw-serve-test"
+	cfg.Memberlist.LeaveTimeout = time.Second
+	cfg.Memberlist.BroadcastTimeoutForLocalUpdatesOnShutdown = time.Second
+	cfg.Lifecycler.ID = "sw-serve-test"
+	cfg.Lifecycler.Addr = ip
+	cfg.Lifecycler.HeartbeatPeriod = 200 * time.Millisecond
+	cfg.Latency = latency
+	w, err := fakewriter.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	return w
+}
+
+func heapPprof(t *testing.T) []byte {
+	var buf bytes.Buffer
+	if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestServeShutdownSequence runs the whole distributor in process against a
+// segment-writer simulator: it becomes ready once the writer is known,
+// forwards a push, and on stop fails /ready at once, keeps serving for the
+// shutdown delay, lets an in-flight push finish, then returns.
+func TestServeShutdownSequence(t *testing.T) {
+	const ip = "127.0.0.1"
+	w := startFakeWriter(t, ip, 500*time.Millisecond)
+
+	cfg := config.Defaults()
+	cfg.Server.HTTPListenAddress, cfg.Server.HTTPListenPort = ip, 0
+	cfg.Server.ShutdownDelay = 300 * time.Millisecond
+	cfg.Server.GracefulTimeout = 20 * time.Second
+	cfg.Memberlist.BindAddr = []string{ip}
+	cfg.Memberlist.BindPort = 0
+	cfg.Memberlist.JoinMembers = []string{fmt.Sprintf("%s:%d", ip, w.GossipPort())}
+	cfg.Memberlist.LeaveTimeout = time.Second
+	cfg.Memberlist.BroadcastTimeoutOnShutdown = time.Second
+	cfg.Memberlist.DistributorRing.InstanceID = "dist-serve-test"
+	cfg.Memberlist.DistributorRing.InstanceAddr = ip
+
+	stop, stopNow := context.WithCancel(context.Background())
+	defer stopNow()
+	addrs := make(chan string, 1)
+	served := make(chan error, 1)
+	go func() { served <- serve(stop, &cfg, log.NewNopLogger(), func(a string) { addrs <- a }) }()
+	var base string
+	select {
+	case a := <-addrs:
+		base = "http://" + a
+	case err := <-served:
+		t.Fatalf("serve: %v", err)
+	}
+
+	ready := func() int {
+		resp, err := http.Get(base + "/ready")
+		if err != nil {
+			return -1
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := 0; i < 300 && ready() != 200; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code := ready(); code != 200 {
+		t.Fatalf("/ready = %d; the writer never became known", code)
+	}
+
+	client := pushv1connect.NewPusherServiceClient(http.DefaultClient, base)
+	push := func() error {
+		_, err := client.Push(context.Background(), connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
+			Labels:  []*typesv1.LabelPair{{Name: "__name__", Value: "memory"}, {Name: "service_name", Value: "serve-test"}},
+			Samples: []*pushv1.RawSample{{RawProfile: heapPprof(t)}},
+		}}}))
+		return err
+	}
+	if err := push(); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	if n := len(w.Records()); n != 1 {
+		t.Fatalf("writer recorded %d pushes, want 1", n)
+	}
+
+	// A push in flight when the stop arrives: the writer holds it 500ms.
+	// Should it not have left the client yet, it lands in the shutdown
+	// delay instead; either way it must succeed.
+	inflight := make(chan error, 1)
+	go func() { inflight <- push() }()
+	time.Sleep(100 * time.Millisecond)
+	stopNow()
+	// During the shutdown delay /ready fails while the port still answers.
+	sawNotReady := false
+	for i := 0; i < 50 && !sawNotReady; i++ {
+		if ready() == http.StatusServiceUnavailable {
+			sawNotReady = true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !sawNotReady {
+		t.Error("/ready never answered 503 during the shutdown delay")
+	}
+	if err := <-inflight; err != nil {
+		t.Fatalf("in-flight push failed during shutdown: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	if n := len(w.Records()); n != 2 {
+		t.Fatalf("writer recorded %d pushes, want 2", n)
+	}
+}
