@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/cespare/xxhash/v2"
 	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 	"github.com/google/uuid"
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
@@ -50,6 +51,7 @@ type Distributor struct {
 	metrics  *metrics
 	logger   log.Logger
 	now      func() time.Time
+	defaults config.Limits // for a TenantLimits that knows no limits
 }
 
 // New builds a Distributor. healthyDistributors gives the number of healthy
@@ -77,6 +79,7 @@ func New(cfg Config, limits TenantLimits, sender Sender, healthyDistributors fun
 		metrics:  m,
 		logger:   logger,
 		now:      time.Now,
+		defaults: config.Defaults().Limits,
 	}, nil
 }
 
@@ -101,6 +104,9 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 		return connect.NewError(connect.CodeInvalidArgument, errors.New("no profiles received"))
 	}
 	lim := d.limits.ForTenant(tenant)
+	if lim == nil {
+		lim = &d.defaults
+	}
 	now := d.now()
 
 	ch := &charge{f: d.inflight}
@@ -261,6 +267,7 @@ func (d *Distributor) invalid(tenant string, size int, err error) error {
 	var verr *validation.Error
 	if errors.As(err, &verr) {
 		d.metrics.discard(verr.Reason, tenant, size)
+		level.Debug(d.logger).Log("msg", "profile rejected", "tenant", tenant, "reason", verr.Reason, "err", err)
 	}
 	return connect.NewError(connect.CodeInvalidArgument, err)
 }
