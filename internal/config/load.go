@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,8 +19,12 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// ConfigFileFlag names the YAML config file.
-const ConfigFileFlag = "config.file"
+// ConfigFileFlag names the YAML config file; ExpandEnvFlag turns on
+// ${VAR} expansion in it (both as in Pyroscope).
+const (
+	ConfigFileFlag = "config.file"
+	ExpandEnvFlag  = "config.expand-env"
+)
 
 // Load builds the distributor's config the dskit way: every flag's default,
 // then the YAML file named by -config.file (unknown keys are an error), then
@@ -31,15 +35,17 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	c := &Config{}
 	c.RegisterFlags(fs)
 	var file string
+	var expand bool
 	fs.StringVar(&file, ConfigFileFlag, "", "Path of the YAML config file. Flags given on the command line override its values.")
-	path, err := configFileArg(args)
-	if err != nil {
-		return nil, err
-	}
-	if path != "" {
+	fs.BoolVar(&expand, ExpandEnvFlag, false, "Expand ${VAR} and $VAR in the config file with environment variables.")
+	given := preParse(fs, args)
+	if path := given[ConfigFileFlag]; path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("reading config file: %w", err)
+		}
+		if expand, _ := strconv.ParseBool(given[ExpandEnvFlag]); expand {
+			data = []byte(os.ExpandEnv(string(data)))
 		}
 		if err := decodeStrict(data, c); err != nil {
 			return nil, fmt.Errorf("config file %s: %w", path, err)
@@ -51,27 +57,39 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	return c, nil
 }
 
-// configFileArg finds -config.file in args before the flags are parsed, so
-// the file can be applied between the defaults and the explicit flags.
-func configFileArg(args []string) (string, error) {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" || !strings.HasPrefix(a, "-") {
-			return "", nil
-		}
-		name := strings.TrimLeft(a, "-")
-		if v, ok := strings.CutPrefix(name, ConfigFileFlag+"="); ok {
-			return v, nil
-		}
-		if name == ConfigFileFlag {
-			if i+1 >= len(args) {
-				return "", fmt.Errorf("flag needs an argument: -%s", ConfigFileFlag)
-			}
-			return args[i+1], nil
+// preParse reads the flags given in args without applying them, so the
+// config file can be applied between the defaults and the explicit flags.
+// Errors are left to the real parse, which reports them properly.
+func preParse(fs *flag.FlagSet, args []string) map[string]string {
+	shadow := flag.NewFlagSet("", flag.ContinueOnError)
+	shadow.SetOutput(io.Discard)
+	shadow.Usage = func() {}
+	values := map[string]*rawValue{}
+	fs.VisitAll(func(f *flag.Flag) {
+		b, ok := f.Value.(interface{ IsBoolFlag() bool })
+		v := &rawValue{isBool: ok && b.IsBoolFlag()}
+		values[f.Name] = v
+		shadow.Var(v, f.Name, "")
+	})
+	_ = shadow.Parse(args)
+	out := map[string]string{}
+	for name, v := range values {
+		if v.set {
+			out[name] = v.s
 		}
 	}
-	return "", nil
+	return out
 }
+
+// rawValue records a flag's text, whatever its type.
+type rawValue struct {
+	s           string
+	set, isBool bool
+}
+
+func (v *rawValue) String() string     { return v.s }
+func (v *rawValue) Set(s string) error { v.s, v.set = s, true; return nil }
+func (v *rawValue) IsBoolFlag() bool   { return v.isBool }
 
 // decodeStrict decodes YAML into v over what v holds; unknown keys are an error.
 func decodeStrict(data []byte, v any) error {

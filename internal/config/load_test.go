@@ -90,6 +90,18 @@ runtime_config:
 	}
 }
 
+func TestLoadExpandEnv(t *testing.T) {
+	t.Setenv("PYRODIST_TEST_PORT", "4242")
+	file := writeFile(t, t.TempDir(), "env.yaml", "server:\n  http_listen_port: ${PYRODIST_TEST_PORT}\n")
+	c, err := load(t, "-config.file", file, "-config.expand-env")
+	if err != nil || c.Server.HTTPListenPort != 4242 {
+		t.Fatalf("expanded: %v %v", c, err)
+	}
+	if _, err := load(t, "-config.file", file); err == nil {
+		t.Fatal("without -config.expand-env the placeholder must not parse as a port")
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	unknown := writeFile(t, dir, "unknown.yaml", "server:\n  http_listen_prot: 1\n")
