@@ -38,6 +38,7 @@ type decoder struct {
 	mappings  slab[profilev1.Mapping]
 	types     slab[profilev1.ValueType]
 	linePtrs  []*profilev1.Line
+	labelPtrs []*profilev1.Label
 	u64       []uint64
 	i64       []int64
 	// size hints, from the buffer size
@@ -284,6 +285,14 @@ func (d *decoder) valueType(b []byte, vt *profilev1.ValueType) error {
 }
 
 func (d *decoder) sample(b []byte, sm *profilev1.Sample) error {
+	// Labels are collected like location lines: contiguous in one shared
+	// slice of pointers, sliced off at the end.
+	start := len(d.labelPtrs)
+	defer func() {
+		if end := len(d.labelPtrs); end > start {
+			sm.Label = d.labelPtrs[start:end:end]
+		}
+	}()
 	for i := 0; i < len(b); {
 		num, wt, v, s, e, next, err := d.field(b, i)
 		if err != nil {
@@ -307,7 +316,13 @@ func (d *decoder) sample(b []byte, sm *profilev1.Sample) error {
 			if err := d.label(b[s:e], l); err != nil {
 				return err
 			}
-			sm.Label = append(sm.Label, l)
+			if len(d.labelPtrs) == cap(d.labelPtrs) {
+				grown := make([]*profilev1.Label, len(d.labelPtrs)-start, max(2*(len(d.labelPtrs)-start), d.hint/32, 16))
+				copy(grown, d.labelPtrs[start:])
+				d.labelPtrs = grown
+				start = 0
+			}
+			d.labelPtrs = append(d.labelPtrs, l)
 		}
 	}
 	return nil
