@@ -8,6 +8,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -91,7 +92,8 @@ func New(opts Options) (*Server, error) {
 		WriteTimeout:      opts.WriteTimeout,
 		IdleTimeout:       opts.IdleTimeout,
 		ConnContext:       s.connContext,
-		ErrorLog:          nil,
+		// Connection-level noise (bad clients, resets) at debug, in our log format.
+		ErrorLog: stdlog.New(log.NewStdlibAdapter(level.Debug(opts.Logger)), "", 0),
 	}
 	return s, nil
 }
