@@ -11,17 +11,41 @@ import (
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 )
 
+// spyLanguages maps pyroscope_spy values to languages, as Pyroscope does.
+var spyLanguages = map[string]string{
+	"dotnetspy": "dotnet", "gospy": "go", "phpspy": "php", "pyspy": "python", "rbspy": "ruby",
+	"nodespy": "nodejs", "javaspy": "java", "grafana-agent.java": "java", "pyroscope-rs": "rust",
+}
+
+// languageHints are Pyroscope's string-table heuristics: the first string
+// that starts or ends with one of these decides the language.
+var languageHints = []struct{ lang, pattern string }{
+	{"go", ".go"}, {"go", "/usr/local/go/"},
+	{"java", "java/"}, {"java", "sun/"},
+	{"ruby", ".rb"}, {"ruby", "gems/"},
+	{"nodejs", "./node_modules/"}, {"nodejs", ".js"},
+	{"dotnet", "System."}, {"dotnet", "Microsoft."},
+	{"python", ".py"},
+	{"rust", "main.rs"}, {"rust", "core.rs"},
+}
+
 // IsGo reports whether a profile comes from Go: by the pyroscope_spy series
-// label when present, otherwise by Go's runtime frames in the string table.
+// label when it names a known profiler, otherwise by the first string of the
+// string table that looks like a source file or package of some language.
 func IsGo(p *profilev1.Profile, ls []*typesv1.LabelPair) bool {
 	for _, l := range ls {
 		if l.Name == "pyroscope_spy" {
-			return l.Value == "gospy" || l.Value == "go"
+			if lang, ok := spyLanguages[l.Value]; ok {
+				return lang == "go"
+			}
+			break
 		}
 	}
 	for _, s := range p.StringTable {
-		if s == "runtime.main" || s == "runtime.goexit" || s == "runtime/pprof.profileWriter" {
-			return true
+		for _, h := range languageHints {
+			if strings.HasPrefix(s, h.pattern) || strings.HasSuffix(s, h.pattern) {
+				return h.lang == "go"
+			}
 		}
 	}
 	return false

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 )
 
 func ids(from, to int) []uint64 {
@@ -54,5 +55,27 @@ func TestRepairTruncatedGoStacks(t *testing.T) {
 	p.Sample[0].LocationId = ids(1, 33)
 	if mayBeTruncatedGo(p) {
 		t.Error("deep heap profile considered truncated")
+	}
+}
+
+func TestIsGo(t *testing.T) {
+	spy := func(v string) []*typesv1.LabelPair { return []*typesv1.LabelPair{{Name: "pyroscope_spy", Value: v}} }
+	tests := []struct {
+		name    string
+		strings []string
+		labels  []*typesv1.LabelPair
+		want    bool
+	}{
+		{"gospy", []string{"", "main.py"}, spy("gospy"), true},
+		{"pyspy wins over strings", []string{"", "/src/main.go"}, spy("pyspy"), false},
+		{"unknown spy falls back to strings", []string{"", "x", "/src/main.go"}, spy("ebpfspy"), true},
+		{"go file", []string{"", "main.main", "/app/main.go"}, nil, true},
+		{"first hint decides", []string{"", "app.py", "/app/main.go"}, nil, false},
+		{"nothing known", []string{"", "a", "b"}, nil, false},
+	}
+	for _, tt := range tests {
+		if got := IsGo(&profilev1.Profile{StringTable: tt.strings}, tt.labels); got != tt.want {
+			t.Errorf("%s: IsGo = %v", tt.name, got)
+		}
 	}
 }
