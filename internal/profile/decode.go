@@ -403,7 +403,7 @@ func (d *decoder) location(b []byte, l *profilev1.Location) error {
 			return err
 		}
 		i = next
-		if num <= 5 && (num == 4) != (wt == 2) {
+		if num <= 5 && ((num == 4 && wt != 2) || (num != 4 && wt != 0)) {
 			return errFallback
 		}
 		switch num {
