@@ -108,6 +108,14 @@ load_run() {
 	pids+=($dpid)
 	wait_ready "$DIST_URL/ready" 60 || { log "distributor not ready: see $OUT/logs/distributor.log"; return 1; }
 
+	# The floor again, right before and after the load runs: the machine may
+	# be busier or quieter than during the benchmarks above.
+	$GO test -c -o "$OUT/bin/bench.test" ./test/bench
+	load_floor() {
+		"$OUT/bin/bench.test" -test.run '^$' -test.bench 'Compare/floor/mix' -test.benchtime "$BENCHTIME" \
+			-test.benchmem | tee -a "$OUT/load-floor.txt" >&2
+	}
+	load_floor
 	local lg=("$OUT/bin/loadgen" -url "$DIST_URL" -server-pid "$dpid" -tenants 20 -services 100 -conns 8)
 	log "warm-up (3s)"
 	"${lg[@]}" -duration 3s -workers "$LOAD_WORKERS" >/dev/null
@@ -125,6 +133,7 @@ load_run() {
 		log "$proto at saturation (5s)"
 		"${lg[@]}" -protocol $proto -duration 5s -workers "$LOAD_WORKERS" -json "$OUT/load/proto-$proto.json" >&2
 	done
+	load_floor
 	log "overload: writers stall 3s per push, open loop at 4x saturation (10s); heap and in-flight bytes watched"
 	local stall=() unstall=()
 	for i in $(seq 2 $((WRITERS + 1))); do
@@ -159,6 +168,7 @@ echo "load average at end:   $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.t
 extra=()
 [ -s "$OUT/distributor.top.txt" ] && extra+=(-top "$OUT/distributor.top.txt")
 [ -s "$OUT/distributor.heap.txt" ] && extra+=(-heap "$OUT/distributor.heap.txt")
+[ -s "$OUT/load-floor.txt" ] && extra+=(-load-floor "$OUT/load-floor.txt")
 "$OUT/bin/benchreport" -bench "$OUT/bench.txt" -load "$OUT/load" -machine "$OUT/machine.txt" "${extra[@]}" -out "$OUT/report.md"
 log "report: $OUT/report.md"
 echo "$OUT/report.md"

@@ -22,6 +22,7 @@ func main() {
 	benchFile := flag.String("bench", "", "go test -bench output")
 	loadDir := flag.String("load", "", "directory with the loadgen JSON results (saturation.json, half.json, proto-*.json)")
 	topFile := flag.String("top", "", "go tool pprof -top output of the distributor under load (optional)")
+	loadFloorFile := flag.String("load-floor", "", "go test -bench output of the floor taken right before and after the load runs (optional)")
 	heapFile := flag.String("heap", "", "go tool pprof -top inuse_space output of the distributor under overload (optional)")
 	machine := flag.String("machine", "", "file with a description of the machine (optional)")
 	out := flag.String("out", "", "write the report here (default stdout)")
@@ -45,6 +46,15 @@ func main() {
 		w = f
 	}
 	r := &report{w: w, b: benches, load: load}
+	if *loadFloorFile != "" {
+		lf, err := readBench(*loadFloorFile)
+		if err != nil {
+			fatal(err)
+		}
+		if b := lf["BenchmarkCompare/floor/mix"]; b != nil {
+			r.loadFloor = b
+		}
+	}
 	r.machine = readOptional(*machine)
 	r.top = readOptional(*topFile)
 	r.heap = readOptional(*heapFile)
@@ -125,7 +135,11 @@ func parseBench(r io.Reader) (map[string]*bench, error) {
 		b.metrics = map[string]float64{}
 		for unit, vs := range b.runs {
 			sort.Float64s(vs)
-			b.metrics[unit] = vs[len(vs)/2]
+			m := vs[len(vs)/2]
+			if len(vs)%2 == 0 {
+				m = (vs[len(vs)/2-1] + m) / 2
+			}
+			b.metrics[unit] = m
 		}
 	}
 	return out, sc.Err()
@@ -197,6 +211,28 @@ type report struct {
 	machine string
 	top     string
 	heap    string
+	// loadFloor is the floor measured right before and after the load runs.
+	loadFloor *bench
+}
+
+// floorForLoad is the yardstick for the load runs: the floor measured around
+// them when available (same machine state), else the benchmark floor.
+func (r *report) floorForLoad() (float64, string) {
+	if r.loadFloor != nil {
+		if v, ok := r.loadFloor.metrics["MB/cpu-s"]; ok && v > 0 {
+			return v, fmt.Sprintf("the floor measured right before and after the load runs (%s MB/CPU-s, median %.1f)", joinFloats(r.loadFloor.runs["MB/cpu-s"]), v)
+		}
+	}
+	v, _ := r.floorMB()
+	return v, "the benchmark floor"
+}
+
+func joinFloats(vs []float64) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (r *report) p(format string, a ...any) { fmt.Fprintf(r.w, format+"\n", a...) }
@@ -243,9 +279,13 @@ func (r *report) write() {
 	if v, ok := r.metric("BenchmarkCompare/pipeline/mix", "MB/cpu-s"); ok {
 		r.p("| pipeline benchmark (distributor.Push, no network), mix | %.1f MB/CPU-s (%.1f CPU-s/GB) | cost ratio %.2f |", v, 1000/v, fl/v)
 	}
+	lfl, lname := r.floorForLoad()
+	if r.loadFloor != nil {
+		r.p("| floor right before and after the load runs, mix | %.1f MB/CPU-s | 1.00 (yardstick of the load rows) |", lfl)
+	}
 	if s := r.load["saturation"]; s != nil && s.Server != nil && s.Server.MBPerCPUSec > 0 {
 		r.p("| distributor process at saturation (%s, load run) | %.1f MB/CPU-s (%.1f CPU-s/GB) | **cost ratio %.2f** |",
-			s.Protocol, s.Server.MBPerCPUSec, s.Server.CPUSecPerGB, fl/s.Server.MBPerCPUSec)
+			s.Protocol, s.Server.MBPerCPUSec, s.Server.CPUSecPerGB, lfl/s.Server.MBPerCPUSec)
 		r.p("| saturation throughput | %.1f profiles/s, %.1f MB/s on %.2f cores | |", s.ProfilesPerS, s.RawMBPerS, s.Server.Cores)
 	}
 	if h := r.load["half"]; h != nil {
@@ -253,7 +293,7 @@ func (r *report) write() {
 			h.TargetRate, h.LatencyMs.P50, h.LatencyMs.P99, h.LatencyMs.P999)
 		if h.Server != nil && h.Server.MBPerCPUSec > 0 {
 			r.p("| distributor process at half load | %.1f MB/CPU-s (%.1f CPU-s/GB) | cost ratio %.2f |",
-				h.Server.MBPerCPUSec, h.Server.CPUSecPerGB, fl/h.Server.MBPerCPUSec)
+				h.Server.MBPerCPUSec, h.Server.CPUSecPerGB, lfl/h.Server.MBPerCPUSec)
 		}
 	}
 	// Both measured by internal/floor, one after the other.
@@ -262,6 +302,8 @@ func (r *report) write() {
 			r.p("| naive floor with stdlib gzip, mix (internal/floor) | %.1f MB/CPU-s | cost ratio %.2f vs %.1f of the klauspost floor next to it |", v, k/v, k)
 		}
 	}
+	r.p("")
+	r.p("Load-run ratios use %s.", lname)
 	r.p("")
 	r.p("For scale: design.md records Pyroscope's own v2 distributor at ~11 MB/CPU-s on this kind of")
 	r.p("machine, measured next to a naive floor of 28-33 MB/CPU-s, i.e. a cost ratio of roughly 2.5-3.")
@@ -347,7 +389,8 @@ func (r *report) stages() {
 	r.p("")
 }
 
-func (r *report) loadRuns(fl float64) {
+func (r *report) loadRuns(_ float64) {
+	fl, _ := r.floorForLoad()
 	if len(r.load) == 0 {
 		r.p("## Load run")
 		r.p("")

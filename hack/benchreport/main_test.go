@@ -75,3 +75,24 @@ func TestReportRatios(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadRatiosUseTheFloorAroundTheLoadRuns(t *testing.T) {
+	b, _ := parseBench(strings.NewReader(benchOut))
+	lf, err := parseBench(strings.NewReader("BenchmarkCompare/floor/mix-2 10 1 ns/op 56.00 MB/cpu-s\nBenchmarkCompare/floor/mix-2 10 1 ns/op 40.00 MB/cpu-s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := map[string]*loadResult{"saturation": {Protocol: "connect", Mode: "closed", Workers: 4}}
+	load["saturation"].Server = &struct {
+		CPUSeconds  float64 `json:"cpu_seconds"`
+		MBPerCPUSec float64 `json:"mb_per_cpu_second"`
+		CPUSecPerGB float64 `json:"cpu_seconds_per_gb"`
+		Cores       float64 `json:"cores_used"`
+	}{CPUSeconds: 1, MBPerCPUSec: 32, CPUSecPerGB: 31.25, Cores: 1}
+	var out bytes.Buffer
+	(&report{w: &out, b: b, load: load, loadFloor: lf["BenchmarkCompare/floor/mix"]}).write()
+	// The median of 56 and 40 is 48; 48/32 = 1.50.
+	if !strings.Contains(out.String(), "**cost ratio 1.50**") {
+		t.Errorf("load ratio not against the floor around the load runs:\n%s", out.String())
+	}
+}
