@@ -178,10 +178,10 @@ func TestStatusCodes(t *testing.T) {
 		f(l)
 		return l
 	}
-	bomb := func() []byte { // 64 MiB of zeros, ~64 KiB gzipped
+	bomb := func() []byte { // 16 MiB of zeros, ~16 KiB gzipped
 		var b bytes.Buffer
 		zw := gzip.NewWriter(&b)
-		zw.Write(make([]byte, 64<<20))
+		zw.Write(make([]byte, 16<<20))
 		zw.Close()
 		return b.Bytes()
 	}()
