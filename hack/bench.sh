@@ -57,10 +57,11 @@ pkgs=()
 for p in ./internal/profile ./internal/distributor ./internal/placement; do
 	[ -d "$p" ] && pkgs+=("$p")
 done
-# The floor-vs-pipeline comparison runs COMPARE_COUNT times (the report takes
-# the median), the rest once.
-log "floor vs pipeline on the corpus (test/bench, x$COMPARE_COUNT, benchtime $BENCHTIME)"
-$GO test -run '^$' -bench 'Compare' -count "$COMPARE_COUNT" -benchmem -benchtime "$BENCHTIME" ./test/bench | tee "$OUT/bench.txt" >&2
+# The floor-vs-pipeline comparison on the mix runs COMPARE_COUNT times (the
+# report takes the median), everything else once.
+log "floor vs pipeline on the corpus (test/bench; mix x$COMPARE_COUNT; benchtime $BENCHTIME)"
+$GO test -run '^$' -bench 'Compare/./mix$' -count "$COMPARE_COUNT" -benchmem -benchtime "$BENCHTIME" ./test/bench | tee "$OUT/bench.txt" >&2
+$GO test -run '^$' -bench 'Compare/./^(cpu|heap|cpu-16k)$' -benchmem -benchtime "$BENCHTIME" ./test/bench | tee -a "$OUT/bench.txt" >&2
 $GO test -run '^$' -bench 'Stages' -benchmem -benchtime "$BENCHTIME" ./test/bench | tee -a "$OUT/bench.txt" >&2
 log "package benchmarks: ${pkgs[*]} (benchtime $BENCHTIME)"
 $GO test -p 1 -run '^$' -bench . -benchmem -benchtime "$BENCHTIME" "${pkgs[@]}" | tee -a "$OUT/bench.txt" >&2
