@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,7 +70,34 @@ type addrLog struct {
 func (a *addrLog) set(addrs []string) { a.mu.Lock(); a.last = addrs; a.mu.Unlock() }
 func (a *addrLog) get() []string      { a.mu.Lock(); defer a.mu.Unlock(); return a.last }
 
+// errLog keeps the error-level log lines of a member.
+type errLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *errLog) Log(kv ...interface{}) error {
+	isErr := false
+	for i := 0; i+1 < len(kv); i += 2 {
+		if fmt.Sprint(kv[i]) == "level" && fmt.Sprint(kv[i+1]) == "error" {
+			isErr = true
+		}
+	}
+	if isErr {
+		l.mu.Lock()
+		l.lines = append(l.lines, fmt.Sprint(kv...))
+		l.mu.Unlock()
+	}
+	return nil
+}
+
+func (l *errLog) errors() []string { l.mu.Lock(); defer l.mu.Unlock(); return slices.Clone(l.lines) }
+
 func newMembership(t *testing.T, id, zone, ip, join string, addrs *addrLog) *membership.Membership {
+	return newMembershipLogged(t, id, zone, ip, join, addrs, nil)
+}
+
+func newMembershipLogged(t *testing.T, id, zone, ip, join string, addrs *addrLog, logger *errLog) *membership.Membership {
 	t.Helper()
 	c := config.Defaults().Memberlist
 	c.BindAddr = []string{ip}
@@ -91,6 +119,9 @@ func newMembership(t *testing.T, id, zone, ip, join string, addrs *addrLog) *mem
 	}
 	if addrs != nil {
 		opts.WriterAddrs = addrs.set
+	}
+	if logger != nil {
+		opts.Logger = logger
 	}
 	m, err := membership.New(opts)
 	if err != nil {
@@ -225,7 +256,8 @@ func TestVersionsKeyIsCarried(t *testing.T) {
 	// a dns+ join target (localhost).
 	w := startWriter(t, "sw-v", "zone-a", "127.0.0.1", "")
 	seed := fmt.Sprintf("dns+localhost:%d", w.GossipPort())
-	d := newMembership(t, "dist-v", "zone-a", "127.0.0.10", seed, nil)
+	var logs errLog
+	d := newMembershipLogged(t, "dist-v", "zone-a", "127.0.0.10", seed, nil, &logs)
 
 	// Play Pyroscope: write the versions key from the writer's KV.
 	client, err := kv.NewClient(kv.Config{
@@ -253,6 +285,12 @@ func TestVersionsKeyIsCarried(t *testing.T) {
 		got := v.(*membership.Versions).Instances["querier-1"]
 		return got != nil && got.Timestamp == now && got.QuerierAPI == 1
 	})
+	// dskit logs "unknown codec" at error level for a key it cannot decode.
+	for _, l := range logs.errors() {
+		if strings.Contains(l, "codec") {
+			t.Errorf("distributor logged a codec error: %s", l)
+		}
+	}
 }
 
 func TestHealthy(t *testing.T) {
