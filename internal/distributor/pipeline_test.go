@@ -121,11 +121,14 @@ func TestRealProfilesKeepTotals(t *testing.T) {
 	}
 }
 
+// neg is a sample value with one negative entry and positive others: the
+// whole sample must go.
 func neg(n int) []int64 {
 	v := make([]int64, n)
 	for i := range v {
-		v[i] = -1
+		v[i] = 7
 	}
+	v[0] = -1
 	return v
 }
 
