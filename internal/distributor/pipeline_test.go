@@ -264,3 +264,26 @@ func TestInflightBudget(t *testing.T) {
 		t.Fatalf("in-flight bytes %d after the request ended", c)
 	}
 }
+
+// A profile over max_profile_size_bytes fails the request, but the other
+// profiles of the request are still processed and sent (Pyroscope does the same).
+func TestOversizedProfileDoesNotStopTheOthers(t *testing.T) {
+	now := time.Now()
+	big := recent(t, readProfile(t, "cpu.pb.gz"), now)    // ~30 KB inflated
+	small := recent(t, readProfile(t, "heap.pb.gz"), now) // ~10 KB inflated
+	l := defaultLimits()
+	l.MaxProfileSizeBytes = 20000
+	rec := &recorder{}
+	d := newTestDistributor(t, l, rec)
+	err := d.Push(context.Background(), "t1", &pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
+		Labels:  cpuLabels(),
+		Samples: []*pushv1.RawSample{{RawProfile: big}, {RawProfile: small}},
+	}}})
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument || ce.Message() != "uncompressed profile payload size exceeds limit of 20 kB" {
+		t.Fatalf("err %v", err)
+	}
+	if len(rec.got) != 1 {
+		t.Fatalf("sent %d profiles, want the small one", len(rec.got))
+	}
+}
