@@ -9,7 +9,8 @@
 // Push checks: tenant_id set, profile_id exactly 16 bytes, and the profile
 // (raw or gzip pprof) parses with github.com/google/pprof/profile and passes
 // its CheckValid; otherwise InvalidArgument. (Pyroscope only decodes the
-// protobuf; the stricter check makes the simulator a test oracle.) While
+// protobuf; the stricter check makes the simulator a test oracle;
+// -fakewriter.skip-profile-check turns it off for load runs.) While
 // stopping, Push answers Unavailable "service is unavailable".
 //
 // # HTTP API (on -server.http-listen-address:port)
@@ -21,13 +22,14 @@
 //	               "service_name": "<label value>", "shard": <uint32>,
 //	               "bytes": <profile size>, "received_unix_ms": <int>,
 //	               "labels": [{"name": "...", "value": "..."}],
-//	               "writer": "<lifecycler ID>"}]}
+//	               "writer": "<lifecycler ID>"}],
+//	 "dropped": <pushes acknowledged beyond -fakewriter.max-records, not listed>}
 //
 // With -fakewriter.record-file, the same records are also appended to that
 // file, one JSON object a line, before each ack (readable after a crash).
 //
-// GET /counts returns the same record aggregated, sorted by tenant, service
-// and shard:
+// GET /counts returns every acknowledged push (the cap does not apply)
+// counted per tenant, service and shard, sorted by them:
 //
 //	{"id": "...", "addr": "...", "zone": "...",
 //	 "counts": [{"tenant": "...", "service_name": "...", "shard": <uint32>, "count": <int>}]}
@@ -113,6 +115,10 @@ type Config struct {
 	// SkipProfileCheck acks without parsing the profile, so load runs
 	// measure the distributor and not the simulator's pprof parser.
 	SkipProfileCheck bool
+	// MaxRecords caps the records kept in memory for GET /profiles (0: no
+	// cap), so a long load run does not grow without bound; counts and the
+	// record file still see every push.
+	MaxRecords int
 }
 
 // RegisterFlags registers the flags with Pyroscope's names and the
@@ -129,6 +135,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	f.StringVar(&c.FailCode, "fakewriter.fail-code", "", "Fail every Push with this gRPC code (e.g. Unavailable).")
 	f.StringVar(&c.RecordFile, "fakewriter.record-file", "", "Append every acknowledged push to this file as a JSON line before acking it.")
 	f.BoolVar(&c.SkipProfileCheck, "fakewriter.skip-profile-check", false, "Ack without parsing the profile (load runs).")
+	f.IntVar(&c.MaxRecords, "fakewriter.max-records", 200000, "Most records kept in memory for GET /profiles (0: no cap); counts and the record file see every push.")
 
 	// Pyroscope's segment-writer overrides of dskit's lifecycler defaults.
 	for name, v := range map[string]string{
@@ -178,6 +185,9 @@ type ProfilesResponse struct {
 	Addr     string   `json:"addr"`
 	Zone     string   `json:"zone"`
 	Profiles []Record `json:"profiles"`
+	// Dropped counts pushes acknowledged but not listed because of
+	// -fakewriter.max-records.
+	Dropped int `json:"dropped"`
 }
 
 // CountsResponse is the body of GET /counts.
@@ -213,6 +223,8 @@ type Writer struct {
 	}
 	mu      sync.Mutex
 	records []Record
+	dropped int // records not kept because of MaxRecords
+	counts  map[countKey]int
 	file    *os.File // RecordFile, guarded by mu
 
 	pushes *prometheus.CounterVec
@@ -226,7 +238,7 @@ func New(cfg Config, logger log.Logger) (*Writer, error) {
 	if logger == nil {
 		logger = log.NewNopLogger()
 	}
-	w := &Writer{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), Crash: func() { os.Exit(2) }}
+	w := &Writer{cfg: cfg, logger: logger, reg: prometheus.NewRegistry(), counts: map[countKey]int{}, Crash: func() { os.Exit(2) }}
 	w.pushes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fakewriter_pushes_total", Help: "Push calls by gRPC code.",
 	}, []string{"code"})
@@ -438,7 +450,12 @@ func (w *Writer) push(ctx context.Context, req *segmentwriterv1.PushRequest) (*s
 			return nil, status.Errorf(codes.Unknown, "record file: %v", err)
 		}
 	}
-	w.records = append(w.records, rec)
+	if w.cfg.MaxRecords > 0 && len(w.records) >= w.cfg.MaxRecords {
+		w.dropped++
+	} else {
+		w.records = append(w.records, rec)
+	}
+	w.counts[countKey{rec.Tenant, rec.ServiceName, rec.Shard}]++
 	return &segmentwriterv1.PushResponse{}, nil
 }
 
@@ -514,16 +531,21 @@ func ReadRecordFile(path string) ([]Record, error) {
 	return out, nil
 }
 
+type countKey struct {
+	t, s  string
+	shard uint32
+}
+
 // Counts aggregates Records per (tenant, service, shard).
 func Counts(records []Record) []Count {
-	type key struct {
-		t, s  string
-		shard uint32
-	}
-	m := map[key]int{}
+	m := map[countKey]int{}
 	for _, r := range records {
-		m[key{r.Tenant, r.ServiceName, r.Shard}]++
+		m[countKey{r.Tenant, r.ServiceName, r.Shard}]++
 	}
+	return sortedCounts(m)
+}
+
+func sortedCounts(m map[countKey]int) []Count {
 	out := make([]Count, 0, len(m))
 	for k, n := range m {
 		out = append(out, Count{Tenant: k.t, ServiceName: k.s, Shard: k.shard, Count: n})
@@ -535,11 +557,17 @@ func Counts(records []Record) []Count {
 }
 
 func (w *Writer) handleProfiles(rw http.ResponseWriter, _ *http.Request) {
-	writeJSON(rw, ProfilesResponse{ID: w.lifecycler.ID, Addr: w.lifecycler.Addr, Zone: w.lifecycler.Zone, Profiles: w.Records()})
+	w.mu.Lock()
+	resp := ProfilesResponse{ID: w.lifecycler.ID, Addr: w.lifecycler.Addr, Zone: w.lifecycler.Zone, Profiles: slices.Clone(w.records), Dropped: w.dropped}
+	w.mu.Unlock()
+	writeJSON(rw, resp)
 }
 
 func (w *Writer) handleCounts(rw http.ResponseWriter, _ *http.Request) {
-	writeJSON(rw, CountsResponse{ID: w.lifecycler.ID, Addr: w.lifecycler.Addr, Zone: w.lifecycler.Zone, Counts: Counts(w.Records())})
+	w.mu.Lock()
+	counts := sortedCounts(w.counts)
+	w.mu.Unlock()
+	writeJSON(rw, CountsResponse{ID: w.lifecycler.ID, Addr: w.lifecycler.Addr, Zone: w.lifecycler.Zone, Counts: counts})
 }
 
 func (w *Writer) handleReady(rw http.ResponseWriter, _ *http.Request) {
@@ -590,6 +618,8 @@ func (w *Writer) handleCrash(rw http.ResponseWriter, _ *http.Request) {
 func (w *Writer) handleReset(rw http.ResponseWriter, _ *http.Request) {
 	w.mu.Lock()
 	w.records = nil
+	w.dropped = 0
+	w.counts = map[countKey]int{}
 	w.mu.Unlock()
 	rw.WriteHeader(http.StatusNoContent)
 }

@@ -23,9 +23,12 @@ import (
 	"github.com/pyrodist/pyrodist/internal/fakewriter"
 )
 
-func newWriter(t *testing.T) (*fakewriter.Writer, segmentwriterv1.SegmentWriterServiceClient, *grpc.ClientConn) {
+func newWriter(t *testing.T, opts ...func(*fakewriter.Config)) (*fakewriter.Writer, segmentwriterv1.SegmentWriterServiceClient, *grpc.ClientConn) {
 	t.Helper()
 	cfg := fakewriter.DefaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
 	cfg.GRPCListenAddress, cfg.GRPCListenPort = "127.0.0.1", 0
 	cfg.HTTPListenAddress, cfg.HTTPListenPort = "127.0.0.1", 0
 	cfg.Memberlist.TCPTransport.BindAddrs = []string{"127.0.0.1"}
@@ -203,6 +206,34 @@ func post(t *testing.T, u string, want int) {
 	res.Body.Close()
 	if res.StatusCode != want {
 		t.Fatalf("POST %s: %s, want %d", u, res.Status, want)
+	}
+}
+
+// A capped record list still counts every push; load runs can skip the
+// profile check.
+func TestRecordCapAndSkipCheck(t *testing.T) {
+	w, client, _ := newWriter(t, func(c *fakewriter.Config) {
+		c.MaxRecords = 2
+		c.SkipProfileCheck = true
+	})
+	for range 5 {
+		id := uuid.New()
+		if _, err := client.Push(context.Background(), request("t", "s", 7, id[:], []byte("not parsed"))); err != nil {
+			t.Fatalf("push with the check skipped: %v", err)
+		}
+	}
+	var profiles fakewriter.ProfilesResponse
+	getJSON(t, "http://"+w.HTTPAddr()+"/profiles", &profiles)
+	if len(profiles.Profiles) != 2 || profiles.Dropped != 3 {
+		t.Fatalf("listed %d, dropped %d; want 2 and 3", len(profiles.Profiles), profiles.Dropped)
+	}
+	var counts fakewriter.CountsResponse
+	getJSON(t, "http://"+w.HTTPAddr()+"/counts", &counts)
+	if len(counts.Counts) != 1 || counts.Counts[0].Count != 5 {
+		t.Fatalf("counts = %+v, want 5 pushes", counts.Counts)
+	}
+	if n, err := fakewriter.ReadRecordFile(w.RecordFile()); err != nil || len(n) != 5 {
+		t.Fatalf("record file has %d records (%v), want 5", len(n), err)
 	}
 }
 

@@ -401,6 +401,9 @@ func TestDataPlane(t *testing.T) {
 			if resp.ID != w.id || resp.Zone != w.zone || resp.Addr != w.ringAddr() {
 				t.Fatalf("writer identity %+v, want %s %s %s", resp, w.id, w.zone, w.ringAddr())
 			}
+			if resp.Dropped != 0 {
+				t.Fatalf("%s listed only part of its records (%d dropped)", w.id, resp.Dropped)
+			}
 			recs = resp.Profiles
 		}
 		for _, r := range recs {
