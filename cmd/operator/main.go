@@ -28,9 +28,9 @@ import (
 var defaultImage = "ghcr.io/pyrodist/pyrodist:dev"
 
 func main() {
-	fs := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
-	o, zapOpts := registerFlags(fs)
-	_ = fs.Parse(os.Args[1:]) // ExitOnError: never returns an error
+	// flag.CommandLine also carries controller-runtime's --kubeconfig.
+	o, zapOpts := registerFlags(flag.CommandLine)
+	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(zapOpts)))
 	if err := run(*o); err != nil {
 		ctrl.Log.WithName("setup").Error(err, "operator failed")
