@@ -159,6 +159,16 @@ func TestUnchangedProfileIsForwarded(t *testing.T) {
 	if len(rec.got) != 1 || !bytes.Equal(rec.got[0].Pprof, raw) {
 		t.Fatalf("the unchanged profile was not forwarded byte for byte")
 	}
+	// Not gzipped: the sender gets the request's own bytes, not a re-encoding.
+	alias := &aliasSender{want: raw}
+	d.sender = alias
+	if err := d.Push(context.Background(), "t1", pushOne(cpuLabels(), raw)); err != nil {
+		t.Fatal(err)
+	}
+	if !alias.aliased {
+		t.Fatal("the unchanged profile was re-encoded")
+	}
+	d.sender = rec
 	// A duplicate sample makes it change: then it is re-encoded.
 	p.Sample = append(p.Sample, &profilev1.Sample{LocationId: []uint64{1}, Value: []int64{7}})
 	raw2, _ := p.MarshalVT()
