@@ -237,6 +237,9 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 	if len(p.Sample) == 0 {
 		return nil // nothing left to store: acknowledged, nothing sent
 	}
+	if profile.InjectMappingVersions(p, it.labels) {
+		changed = true
+	}
 	labels := validation.LimitSessions(it.labels, lim.MaxSessionsPerSeries)
 	outs, splitChanged, err := profile.Split(lim, p, labels)
 	if err != nil {

@@ -79,3 +79,23 @@ func TestIsGo(t *testing.T) {
 		}
 	}
 }
+
+func TestInjectMappingVersions(t *testing.T) {
+	p := &profilev1.Profile{
+		Mapping:     []*profilev1.Mapping{{Id: 1, BuildId: 1}, {Id: 2}},
+		StringTable: []string{"", "abc"},
+	}
+	if InjectMappingVersions(p, []*typesv1.LabelPair{{Name: "service_name", Value: "s"}}) {
+		t.Fatal("changed without version labels")
+	}
+	ls := []*typesv1.LabelPair{{Name: "service_git_ref", Value: "v1"}, {Name: "service_repository", Value: "https://github.com/x/y"}}
+	if !InjectMappingVersions(p, ls) {
+		t.Fatal("no change")
+	}
+	if got := p.StringTable[p.Mapping[0].BuildId]; got != `{"repository":"https://github.com/x/y","git_ref":"v1","build_id":"abc"}` {
+		t.Errorf("mapping 1: %s", got)
+	}
+	if got := p.StringTable[p.Mapping[1].BuildId]; got != `{"repository":"https://github.com/x/y","git_ref":"v1"}` {
+		t.Errorf("mapping 2: %s", got)
+	}
+}
