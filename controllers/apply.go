@@ -43,29 +43,44 @@ type applier struct {
 // PyroscopeDistributor does not control.
 var errForeign = errors.New("exists and is not controlled by this PyroscopeDistributor; rename or delete it")
 
-// get reads the live copy of obj: from the cache, and from the API server
-// when the cache has none (the cache only holds labelled children, and may
-// lag). It refuses to hand back an object owned by someone else, so the
-// operator never adopts a same-named object it did not create.
+// getOwned reads the live copy of obj: from the cache, and from the API
+// server when the cache has none (the cache only holds labelled children, and
+// may lag). It refuses to hand back an object controlled by anyone else (a
+// user's object, or another PyroscopeDistributor's child whose name collides),
+// so the operator never takes over an object it did not create.
 func (a *applier) getOwned(ctx context.Context, obj client.Object, owner metav1.Object) (client.Object, error) {
 	live, err := a.get(ctx, obj)
-	if err != nil || live != nil {
-		return live, err
-	}
-	fresh, ok := obj.DeepCopyObject().(client.Object)
-	if !ok {
-		return nil, fmt.Errorf("%T is not a client.Object", obj)
-	}
-	if err := a.reader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
+	if err != nil {
 		return nil, err
 	}
-	if !metav1.IsControlledBy(fresh, owner) {
+	if live == nil {
+		fresh, ok := obj.DeepCopyObject().(client.Object)
+		if !ok {
+			return nil, fmt.Errorf("%T is not a client.Object", obj)
+		}
+		if err := a.reader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, nil
+			}
+			return nil, err
+		}
+		live = fresh
+	}
+	if !ours(live, owner) {
 		return nil, fmt.Errorf("%s %s/%s %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetNamespace(), obj.GetName(), errForeign)
 	}
-	return fresh, nil
+	return live, nil
+}
+
+// ours reports whether live belongs to owner: controlled by it, or without
+// any controller but labelled as its child (its owner reference was removed
+// by hand; applying puts it back).
+func ours(live client.Object, owner metav1.Object) bool {
+	if ref := metav1.GetControllerOf(live); ref != nil {
+		return ref.UID == owner.GetUID()
+	}
+	return live.GetLabels()[manifests.LabelOwner] == owner.GetName() &&
+		live.GetLabels()[manifests.LabelManagedBy] == manifests.ManagedBy
 }
 
 // get reads the live copy of obj (from the cache); nil when it does not exist.

@@ -22,6 +22,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/pyrodist/pyrodist/api/v1alpha1"
@@ -467,6 +468,21 @@ func TestChildrenEditedOrDeletedByHandAreRestored(t *testing.T) {
 		})
 	})
 
+	t.Run("owner reference removed", func(t *testing.T) {
+		pdb := get(t, ns, "fix-zone-a", &policyv1.PodDisruptionBudget{})
+		pdb.OwnerReferences = nil
+		if err := k8sClient.Update(testCtx, pdb, client.FieldOwner("kubectl-edit")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, waitFor, func() error {
+			pdb := get(t, ns, "fix-zone-a", &policyv1.PodDisruptionBudget{})
+			if ref := metav1.GetControllerOf(pdb); ref == nil || ref.Name != "fix" {
+				return fmt.Errorf("owner references %+v", pdb.OwnerReferences)
+			}
+			return nil
+		})
+	})
+
 	t.Run("edited Service port", func(t *testing.T) {
 		svc := get(t, ns, "fix", &corev1.Service{})
 		svc.Spec.Ports[0].Port = 9999
@@ -736,6 +752,38 @@ func TestStatusConditionsAndObservedGeneration(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The gauge series goes away with the object.
+	if err := k8sClient.Delete(testCtx, get(t, ns, "st", &v1alpha1.PyroscopeDistributor{})); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitFor, func() error {
+		if gaugeHas(ns, "st") {
+			return errors.New("ready gauge still reports a deleted object")
+		}
+		return nil
+	})
+}
+
+// gaugeHas reports whether the ready gauge has a series for ns/name.
+func gaugeHas(ns, name string) bool {
+	ch := make(chan prometheus.Metric, 1024)
+	go func() { readyGauge.Collect(ch); close(ch) }()
+	found := false
+	for m := range ch {
+		var d dto.Metric
+		if m.Write(&d) != nil {
+			continue
+		}
+		l := map[string]string{}
+		for _, p := range d.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		if l["namespace"] == ns && l["name"] == name {
+			found = true
+		}
+	}
+	return found
 }
 
 func gaugeValue(t *testing.T, ns, name string) float64 {
