@@ -89,8 +89,9 @@ fuzz: ## Run every fuzz target for FUZZTIME (5s in make test).
 		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg; done
 
 .PHONY: test-e2e
-test-e2e: ## End-to-end test on a local control plane (built from Go modules).
+test-e2e: ## End-to-end test on a local control plane (built from Go modules), chart and image tests.
 	$(TOOLS) k8s etcd kwok metrics-server helm
+	cd hack/image && $(GO) test -count=1 ./...
 	$(GO) test -count=1 -tags e2e -timeout 30m ./test/e2e/...
 
 ##@ Build

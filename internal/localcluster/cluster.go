@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,12 +77,18 @@ func ToolBinaries(repoRoot string) (Binaries, error) {
 }
 
 // Check reports every missing binary at once.
-func (b Binaries) Check() error {
+func (b Binaries) Check() error { return b.check(true) }
+
+func (b Binaries) check(metricsServer bool) error {
 	var missing []string
-	for name, p := range map[string]string{
+	need := map[string]string{
 		"etcd": b.Etcd, "kube-apiserver": b.APIServer, "kube-controller-manager": b.ControllerManager,
-		"kube-scheduler": b.Scheduler, "kubectl": b.Kubectl, "kwok": b.Kwok, "metrics-server": b.MetricsServer,
-	} {
+		"kube-scheduler": b.Scheduler, "kubectl": b.Kubectl, "kwok": b.Kwok,
+	}
+	if metricsServer {
+		need["metrics-server"] = b.MetricsServer
+	}
+	for name, p := range need {
 		if st, err := os.Stat(p); err != nil || st.IsDir() {
 			missing = append(missing, name+" ("+p+")")
 		}
@@ -90,6 +97,7 @@ func (b Binaries) Check() error {
 		missing = append(missing, "kwok stage YAMLs ("+b.KwokSrc+")")
 	}
 	if len(missing) > 0 {
+		slices.Sort(missing)
 		return fmt.Errorf("missing binaries (run `hack/build-tools.sh k8s etcd kwok metrics-server helm`): %s", strings.Join(missing, ", "))
 	}
 	return nil
@@ -145,7 +153,7 @@ var firstServiceIP = net.IPv4(10, 96, 0, 1)
 // healthy, the zone nodes are Ready and the default ServiceAccount exists.
 // On error everything already started is stopped again.
 func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
-	if err := o.Bin.Check(); err != nil {
+	if err := o.Bin.check(!o.NoMetricsServer); err != nil {
 		return nil, err
 	}
 	if len(o.Zones) == 0 {
