@@ -9,7 +9,7 @@
 # Knobs (environment): BENCHTIME (go test -benchtime, 1s), COMPARE_COUNT (3),
 # LOAD_DURATION (15s),
 # LOAD_WORKERS (closed-loop workers at saturation, 16), WRITERS (3),
-# INFLIGHT_MIB (distributor in-flight budget, 32), SKIP_LOAD=1 (benchmarks only), NET (first three octets of the 127.0.0.0/8
+# INFLIGHT_MIB (distributor in-flight budget, 256), SKIP_LOAD=1 (benchmarks only), NET (first three octets of the 127.0.0.0/8
 # addresses used, 127.0.77), PORT_BASE (first port, 24040).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ COMPARE_COUNT=${COMPARE_COUNT:-3}
 LOAD_DURATION=${LOAD_DURATION:-15s}
 LOAD_WORKERS=${LOAD_WORKERS:-16}
 WRITERS=${WRITERS:-3}
-INFLIGHT_MIB=${INFLIGHT_MIB:-32}
+INFLIGHT_MIB=${INFLIGHT_MIB:-256}
 NET=${NET:-127.0.77}
 PORT_BASE=${PORT_BASE:-24040}
 HTTP_PORT=$PORT_BASE               # distributor HTTP (and each writer's HTTP on its own IP)
