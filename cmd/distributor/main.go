@@ -26,6 +26,7 @@ import (
 	"github.com/pyrodist/pyrodist/internal/config"
 	"github.com/pyrodist/pyrodist/internal/distributor"
 	"github.com/pyrodist/pyrodist/internal/ingest"
+	"github.com/pyrodist/pyrodist/internal/memlimit"
 )
 
 func main() {
@@ -194,25 +195,11 @@ func setMemoryLimit(logger log.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	limit := cgroupMemoryLimit()
+	limit := memlimit.Cgroup()
 	if limit <= 0 {
 		return
 	}
 	goLimit := limit / 10 * 9
 	debug.SetMemoryLimit(goLimit)
 	_ = level.Info(logger).Log("msg", "Go memory limit set from the container limit", "bytes", goLimit)
-}
-
-func cgroupMemoryLimit() int64 {
-	for _, path := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-		if err == nil && v > 0 && v < 1<<60 {
-			return v
-		}
-	}
-	return 0
 }

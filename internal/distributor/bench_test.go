@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pyrodist/pyrodist/internal/profile"
+	"github.com/pyrodist/pyrodist/internal/testutil/cputime"
 )
 
 type nopSender struct{}
@@ -30,26 +31,15 @@ func BenchmarkPush(b *testing.B) {
 			req := pushOne(cpuLabels(), raw)
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				if err := d.Push(context.Background(), "t1", req); err != nil {
 					b.Fatal(err)
 				}
 			}
-			reportCPU(b, cpu0, size)
+			cputime.Report(b, cpu0, size)
 		})
 	}
-}
-
-// reportCPU adds process CPU time per op and MB of uncompressed pprof per
-// CPU-second, the figures that hold on a shared machine.
-func reportCPU(b *testing.B, cpu0 time.Duration, size int) {
-	cpu := processCPU() - cpu0
-	if cpu <= 0 || b.N == 0 {
-		return
-	}
-	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
-	b.ReportMetric(float64(size)*float64(b.N)/1e6/cpu.Seconds(), "MB/cpu-s")
 }
 
 // BenchmarkPushUnchanged: a profile the rules leave as it is (here: the CPU
@@ -77,13 +67,13 @@ func BenchmarkPushUnchanged(b *testing.B) {
 	req := pushOne(cpuLabels(), normalized)
 	b.SetBytes(int64(len(normalized)))
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	for b.Loop() {
 		if err := d.Push(context.Background(), "t1", req); err != nil {
 			b.Fatal(err)
 		}
 	}
-	reportCPU(b, cpu0, len(normalized))
+	cputime.Report(b, cpu0, len(normalized))
 }
 
 // aliasSender notes whether the profile it got is the request's own bytes.

@@ -3,11 +3,10 @@ package distributor
 import (
 	"errors"
 	"math"
-	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync/atomic"
+
+	"github.com/pyrodist/pyrodist/internal/memlimit"
 )
 
 var errInflight = errors.New("in-flight budget exhausted")
@@ -63,15 +62,8 @@ func defaultInflightBytes() int64 {
 	if l := debug.SetMemoryLimit(-1); l > 0 && l < math.MaxInt64 {
 		return l / 4
 	}
-	for _, path := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-		if err == nil && v > 0 && v < 1<<60 {
-			return v / 4
-		}
+	if l := memlimit.Cgroup(); l > 0 {
+		return l / 4
 	}
 	return 0
 }

@@ -261,12 +261,13 @@ func (w *routeWriter) Push(_ context.Context, req *segmentwriterv1.PushRequest) 
 	return &segmentwriterv1.PushResponse{}, nil
 }
 
-// End to end over real gRPC: the first candidate is down, the next one
-// gets the same shard id and a profile that google/pprof accepts.
-func TestRouterFailoverOverGRPC(t *testing.T) {
+// startRouteWriters serves one routeWriter per zone entry on 127.0.0.1 and
+// returns them with their ring instances (IDs w0, w1, ...).
+func startRouteWriters(t *testing.T, zones ...string) ([]*routeWriter, []placement.Instance) {
+	t.Helper()
 	var writers []*routeWriter
 	var in []placement.Instance
-	for i := range 3 {
+	for i, zone := range zones {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -277,8 +278,28 @@ func TestRouterFailoverOverGRPC(t *testing.T) {
 		go func() { _ = s.Serve(lis) }()
 		t.Cleanup(s.Stop)
 		writers = append(writers, w)
-		in = append(in, placement.Instance{ID: fmt.Sprintf("w%d", i), Addr: w.addr, Zone: "z", Tokens: 4})
+		in = append(in, placement.Instance{ID: fmt.Sprintf("w%d", i), Addr: w.addr, Zone: zone, Tokens: 4})
 	}
+	return writers, in
+}
+
+// requests returns a copy of what the writer received so far.
+func (w *routeWriter) requests() []*segmentwriterv1.PushRequest {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.got)
+}
+
+func (w *routeWriter) setFail(c codes.Code) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.fail = c
+}
+
+// End to end over real gRPC: the first candidate is down, the next one
+// gets the same shard id and a profile that google/pprof accepts.
+func TestRouterFailoverOverGRPC(t *testing.T) {
+	writers, in := startRouteWriters(t, "z", "z", "z")
 	ring := placement.NewRing(in)
 	client, err := segmentwriter.New(segmentwriter.Config{SegmentWriter: config.Defaults().SegmentWriter}, nil, nil)
 	if err != nil {
@@ -309,19 +330,20 @@ func TestRouterFailoverOverGRPC(t *testing.T) {
 		byAddr[w.addr] = w
 	}
 	first, second := byAddr[ring.Instance(cands[0]).Addr], byAddr[ring.Instance(cands[1]).Addr]
-	first.fail = codes.Unavailable
+	first.setFail(codes.Unavailable)
 
 	r, _ := NewRouter(routeRing{ring}, routeLimits{routePlacementLimits(0, 1, config.LoadBalancingDynamic)}, client, RouterConfig{})
 	if err := r.Send(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	if len(first.got) != 1 || first.got[0].Shard != shard {
-		t.Fatalf("first candidate got %d requests", len(first.got))
+	if got := first.requests(); len(got) != 1 || got[0].Shard != shard {
+		t.Fatalf("first candidate got %d requests", len(got))
 	}
-	if len(second.got) != 1 || second.got[0].Shard != shard {
-		t.Fatalf("second candidate got %v, want one request on shard %d", second.got, shard)
+	secondGot := second.requests()
+	if len(secondGot) != 1 || secondGot[0].Shard != shard {
+		t.Fatalf("second candidate got %v, want one request on shard %d", secondGot, shard)
 	}
-	got, err := profile.ParseData(second.got[0].Profile)
+	got, err := profile.ParseData(secondGot[0].Profile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,21 +421,7 @@ func (routeNop) Push(context.Context, *segmentwriterv1.PushRequest, []*placement
 // has writers; when they all fail, the other zone takes them with the same
 // shard id and the fallback counter says so.
 func TestRouterZoneFallbackOverGRPC(t *testing.T) {
-	var writers []*routeWriter
-	var in []placement.Instance
-	for i := range 4 {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := &routeWriter{addr: lis.Addr().String()}
-		s := grpc.NewServer()
-		segmentwriterv1.RegisterSegmentWriterServiceServer(s, w)
-		go func() { _ = s.Serve(lis) }()
-		t.Cleanup(s.Stop)
-		writers = append(writers, w)
-		in = append(in, placement.Instance{ID: fmt.Sprintf("w%d", i), Addr: w.addr, Zone: []string{"zone-a", "zone-b"}[i%2], Tokens: 4})
-	}
+	writers, in := startRouteWriters(t, "zone-a", "zone-b", "zone-a", "zone-b")
 	ring := placement.NewRing(in)
 	reg := prometheus.NewRegistry()
 	client, err := segmentwriter.New(segmentwriter.Config{SegmentWriter: config.Defaults().SegmentWriter, Zone: "zone-a", PreferSameZone: true}, reg, nil)
@@ -439,7 +447,7 @@ func TestRouterZoneFallbackOverGRPC(t *testing.T) {
 		send(i)
 	}
 	for _, w := range writers {
-		if zoneOf[w] != "zone-a" && len(w.got) > 0 {
+		if zoneOf[w] != "zone-a" && len(w.requests()) > 0 {
 			t.Fatalf("a profile crossed zones while zone-a had writers")
 		}
 	}
@@ -448,22 +456,20 @@ func TestRouterZoneFallbackOverGRPC(t *testing.T) {
 	}
 	for _, w := range writers {
 		if zoneOf[w] == "zone-a" {
-			w.mu.Lock()
-			w.fail = codes.Unavailable
-			w.mu.Unlock()
+			w.setFail(codes.Unavailable)
 		}
 	}
 	for i := range 10 {
 		before := map[*routeWriter]int{}
 		for _, w := range writers {
-			before[w] = len(w.got)
+			before[w] = len(w.requests())
 		}
 		shard := send(100 + i)
 		acked := 0
 		for _, w := range writers {
-			if zoneOf[w] == "zone-b" && len(w.got) > before[w] {
+			if got := w.requests(); zoneOf[w] == "zone-b" && len(got) > before[w] {
 				acked++
-				if got := w.got[len(w.got)-1].Shard; got != shard {
+				if got := got[len(got)-1].Shard; got != shard {
 					t.Fatalf("fallback push on shard %d, want %d", got, shard)
 				}
 			}

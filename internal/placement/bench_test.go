@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+
+	"github.com/pyrodist/pyrodist/internal/testutil/cputime"
 )
 
 func benchRing() *Ring {
@@ -33,7 +35,7 @@ func BenchmarkPlace(b *testing.B) {
 			b.ReportAllocs()
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			cpu0, ok := threadCPU()
+			cpu0, ok := cputime.Thread()
 			i := uint64(0)
 			for b.Loop() {
 				i++
@@ -43,7 +45,7 @@ func BenchmarkPlace(b *testing.B) {
 					b.Fatal("no placement")
 				}
 			}
-			if cpu1, _ := threadCPU(); ok {
+			if cpu1, _ := cputime.Thread(); ok {
 				b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
 			}
 		})

@@ -8,14 +8,17 @@ import (
 	"time"
 
 	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
+
+	"github.com/pyrodist/pyrodist/internal/corpus"
+	"github.com/pyrodist/pyrodist/internal/testutil/cputime"
 )
 
 // BenchmarkDecodeNormalize: inflate + decode + validate + normalize + split +
 // encode of one profile, the per-profile work without sending. MB/s is of
 // uncompressed pprof.
 func BenchmarkDecodeNormalize(b *testing.B) {
-	for _, name := range []string{"cpu.pb.gz", "heap.pb.gz", "big16k.pb.gz"} {
-		raw := readTestProfile(b, name)
+	for _, cp := range corpus.All() {
+		name, raw := cp.Name, cp.Gzipped
 		l := limits()
 		l.RejectOlderThan, l.RejectNewerThan = 0, 0
 		size := func() int {
@@ -28,7 +31,7 @@ func BenchmarkDecodeNormalize(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			now := time.Now()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				buf := GetBuffer()
 				data, err := Inflate(raw, l.MaxProfileSizeBytes, buf, nil)
@@ -57,7 +60,7 @@ func BenchmarkDecodeNormalize(b *testing.B) {
 				PutBuffer(out)
 				PutBuffer(buf)
 			}
-			reportCPU(b, cpu0, size)
+			cputime.Report(b, cpu0, size)
 		})
 	}
 }
@@ -65,11 +68,11 @@ func BenchmarkDecodeNormalize(b *testing.B) {
 // BenchmarkNaiveFloor is the reference the hot path is measured against in
 // the same run: stdlib gzip inflate, UnmarshalVT and MarshalVT, nothing else.
 func BenchmarkNaiveFloor(b *testing.B) {
-	for _, name := range []string{"cpu.pb.gz", "heap.pb.gz", "big16k.pb.gz"} {
-		raw := readTestProfile(b, name)
-		b.Run(name, func(b *testing.B) {
+	for _, cp := range corpus.All() {
+		raw := cp.Gzipped
+		b.Run(cp.Name, func(b *testing.B) {
 			var size int
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				zr, err := stdgzip.NewReader(bytes.NewReader(raw))
 				if err != nil {
@@ -90,18 +93,25 @@ func BenchmarkNaiveFloor(b *testing.B) {
 			}
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
-			reportCPU(b, cpu0, size)
+			cputime.Report(b, cpu0, size)
 		})
 	}
 }
 
-// reportCPU adds process CPU time per op and MB of uncompressed pprof per
-// CPU-second, the figures that hold on a shared machine.
-func reportCPU(b *testing.B, cpu0 time.Duration, size int) {
-	cpu := processCPU() - cpu0
-	if cpu <= 0 || b.N == 0 {
-		return
+// BenchmarkDecode: the slab decoder alone on uncompressed pprof.
+func BenchmarkDecode(b *testing.B) {
+	for _, cp := range corpus.All() {
+		raw := cp.Raw()
+		b.Run(cp.Name, func(b *testing.B) {
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			cpu0 := cputime.Process()
+			for b.Loop() {
+				if _, err := Decode(raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cputime.Report(b, cpu0, len(raw))
+		})
 	}
-	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
-	b.ReportMetric(float64(size)*float64(b.N)/1e6/cpu.Seconds(), "MB/cpu-s")
 }

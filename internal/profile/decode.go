@@ -105,85 +105,81 @@ func (d *decoder) str(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// takeU64 returns an empty slice with capacity n carved from the arena.
-func (d *decoder) takeU64(n int) []uint64 {
-	if cap(d.u64)-len(d.u64) < n {
-		d.u64 = make([]uint64, 0, max(n, d.hint))
+// take returns an empty slice with capacity n carved from *arena, which is
+// replaced by a fresh block of at least hint elements when it runs short.
+func take[T any](arena *[]T, n, hint int) []T {
+	if cap(*arena)-len(*arena) < n {
+		*arena = make([]T, 0, max(n, hint))
 	}
-	l := len(d.u64)
-	d.u64 = d.u64[:l+n]
-	return d.u64[l : l : l+n]
+	l := len(*arena)
+	*arena = (*arena)[:l+n]
+	return (*arena)[l : l : l+n]
 }
 
-func (d *decoder) takeI64(n int) []int64 {
-	if cap(d.i64)-len(d.i64) < n {
-		d.i64 = make([]int64, 0, max(n, d.hint))
-	}
-	l := len(d.i64)
-	d.i64 = d.i64[:l+n]
-	return d.i64[l : l : l+n]
-}
-
-// repeatedU64 appends a packed or single varint to dst, taking capacity from
-// the shared arena.
-func (d *decoder) repeatedU64(dst []uint64, b []byte, wt int, v uint64) ([]uint64, error) {
+// repeated appends a packed or single varint to dst, taking capacity from
+// arena.
+func repeated[T uint64 | int64](dst []T, arena *[]T, hint int, b []byte, wt int, v uint64) ([]T, error) {
 	if wt == 0 {
 		if dst == nil {
-			dst = d.takeU64(2) // runtime/pprof writes up to 2 ids unpacked
+			dst = take(arena, 2, hint) // runtime/pprof writes up to 2 ids and values unpacked
 		}
-		return append(dst, v), nil
+		return append(dst, T(v)), nil
 	}
 	if wt != 2 {
 		return nil, errFallback
 	}
-	n := 0
-	for _, c := range b {
-		if c < 0x80 {
-			n++
-		}
-	}
 	if dst == nil {
-		dst = d.takeU64(n)
+		n := 0
+		for _, c := range b {
+			if c < 0x80 {
+				n++
+			}
+		}
+		dst = take(arena, n, hint)
 	}
 	for i := 0; i < len(b); {
 		x, j, ok := readVarint(b, i)
 		if !ok {
 			return nil, errFallback
 		}
-		dst = append(dst, x)
+		dst = append(dst, T(x))
 		i = j
 	}
 	return dst, nil
 }
 
-func (d *decoder) repeatedI64(dst []int64, b []byte, wt int, v uint64) ([]int64, error) {
-	if wt == 0 {
-		if dst == nil {
-			dst = d.takeI64(2) // runtime/pprof writes up to 2 values unpacked
-		}
-		return append(dst, int64(v)), nil
+// appendRun appends p to *ptrs, whose elements from *start on are the run
+// of the message being decoded (a sample's labels, a location's lines): when
+// *ptrs is full the run moves to a fresh, larger block, so every run stays
+// contiguous and the message can slice it off at the end.
+func appendRun[T any](ptrs *[]*T, start *int, p *T, hint int) {
+	if len(*ptrs) == cap(*ptrs) {
+		run := len(*ptrs) - *start
+		grown := make([]*T, run, max(2*run, hint, 16))
+		copy(grown, (*ptrs)[*start:])
+		*ptrs = grown
+		*start = 0
 	}
-	if wt != 2 {
-		return nil, errFallback
-	}
-	n := 0
-	for _, c := range b {
-		if c < 0x80 {
-			n++
-		}
-	}
-	if dst == nil {
-		dst = d.takeI64(n)
-	}
+	*ptrs = append(*ptrs, p)
+}
+
+// varints reads a message whose fields 1..len(v) are all varints into v
+// (the last occurrence wins, as in UnmarshalVT); other fields are skipped.
+func (d *decoder) varints(b []byte, v []uint64) error {
 	for i := 0; i < len(b); {
-		x, j, ok := readVarint(b, i)
-		if !ok {
-			return nil, errFallback
+		num, wt, x, _, _, next, err := d.field(b, i)
+		if err != nil {
+			return err
 		}
-		dst = append(dst, int64(x))
-		i = j
+		i = next
+		if num <= len(v) {
+			if wt != 0 {
+				return errFallback
+			}
+			v[num-1] = x
+		}
 	}
-	return dst, nil
+	return nil
 }
 
 func (d *decoder) profile(b []byte, p *profilev1.Profile) error {
@@ -252,7 +248,7 @@ func (d *decoder) profile(b []byte, p *profilev1.Profile) error {
 			if wt != 0 && wt != 2 {
 				return errFallback
 			}
-			c, err := d.repeatedI64(p.Comment, b[s:e], wt, v)
+			c, err := repeated(p.Comment, &d.i64, d.hint, b[s:e], wt, v)
 			if err != nil {
 				return err
 			}
@@ -265,22 +261,11 @@ func (d *decoder) profile(b []byte, p *profilev1.Profile) error {
 }
 
 func (d *decoder) valueType(b []byte, vt *profilev1.ValueType) error {
-	for i := 0; i < len(b); {
-		num, wt, v, _, _, next, err := d.field(b, i)
-		if err != nil {
-			return err
-		}
-		i = next
-		if num <= 2 && wt != 0 {
-			return errFallback
-		}
-		switch num {
-		case 1:
-			vt.Type = int64(v)
-		case 2:
-			vt.Unit = int64(v)
-		}
+	var v [2]uint64
+	if err := d.varints(b, v[:]); err != nil {
+		return err
 	}
+	vt.Type, vt.Unit = int64(v[0]), int64(v[1])
 	return nil
 }
 
@@ -301,11 +286,11 @@ func (d *decoder) sample(b []byte, sm *profilev1.Sample) error {
 		i = next
 		switch num {
 		case 1:
-			if sm.LocationId, err = d.repeatedU64(sm.LocationId, b[s:e], wt, v); err != nil {
+			if sm.LocationId, err = repeated(sm.LocationId, &d.u64, d.hint, b[s:e], wt, v); err != nil {
 				return err
 			}
 		case 2:
-			if sm.Value, err = d.repeatedI64(sm.Value, b[s:e], wt, v); err != nil {
+			if sm.Value, err = repeated(sm.Value, &d.i64, d.hint, b[s:e], wt, v); err != nil {
 				return err
 			}
 		case 3:
@@ -316,75 +301,29 @@ func (d *decoder) sample(b []byte, sm *profilev1.Sample) error {
 			if err := d.label(b[s:e], l); err != nil {
 				return err
 			}
-			if len(d.labelPtrs) == cap(d.labelPtrs) {
-				grown := make([]*profilev1.Label, len(d.labelPtrs)-start, max(2*(len(d.labelPtrs)-start), d.hint/32, 16))
-				copy(grown, d.labelPtrs[start:])
-				d.labelPtrs = grown
-				start = 0
-			}
-			d.labelPtrs = append(d.labelPtrs, l)
+			appendRun(&d.labelPtrs, &start, l, d.hint/32)
 		}
 	}
 	return nil
 }
 
 func (d *decoder) label(b []byte, l *profilev1.Label) error {
-	for i := 0; i < len(b); {
-		num, wt, v, _, _, next, err := d.field(b, i)
-		if err != nil {
-			return err
-		}
-		i = next
-		if num <= 4 && wt != 0 {
-			return errFallback
-		}
-		switch num {
-		case 1:
-			l.Key = int64(v)
-		case 2:
-			l.Str = int64(v)
-		case 3:
-			l.Num = int64(v)
-		case 4:
-			l.NumUnit = int64(v)
-		}
+	var v [4]uint64
+	if err := d.varints(b, v[:]); err != nil {
+		return err
 	}
+	l.Key, l.Str, l.Num, l.NumUnit = int64(v[0]), int64(v[1]), int64(v[2]), int64(v[3])
 	return nil
 }
 
 func (d *decoder) mapping(b []byte, m *profilev1.Mapping) error {
-	for i := 0; i < len(b); {
-		num, wt, v, _, _, next, err := d.field(b, i)
-		if err != nil {
-			return err
-		}
-		i = next
-		if num <= 10 && wt != 0 {
-			return errFallback
-		}
-		switch num {
-		case 1:
-			m.Id = v
-		case 2:
-			m.MemoryStart = v
-		case 3:
-			m.MemoryLimit = v
-		case 4:
-			m.FileOffset = v
-		case 5:
-			m.Filename = int64(v)
-		case 6:
-			m.BuildId = int64(v)
-		case 7:
-			m.HasFunctions = v != 0
-		case 8:
-			m.HasFilenames = v != 0
-		case 9:
-			m.HasLineNumbers = v != 0
-		case 10:
-			m.HasInlineFrames = v != 0
-		}
+	var v [10]uint64
+	if err := d.varints(b, v[:]); err != nil {
+		return err
 	}
+	m.Id, m.MemoryStart, m.MemoryLimit, m.FileOffset = v[0], v[1], v[2], v[3]
+	m.Filename, m.BuildId = int64(v[4]), int64(v[5])
+	m.HasFunctions, m.HasFilenames, m.HasLineNumbers, m.HasInlineFrames = v[6] != 0, v[7] != 0, v[8] != 0, v[9] != 0
 	return nil
 }
 
@@ -418,13 +357,7 @@ func (d *decoder) location(b []byte, l *profilev1.Location) error {
 			if err := d.line(b[s:e], ln); err != nil {
 				return err
 			}
-			if len(d.linePtrs) == cap(d.linePtrs) {
-				grown := make([]*profilev1.Line, len(d.linePtrs)-start, max(2*(len(d.linePtrs)-start), d.hint/24, 16))
-				copy(grown, d.linePtrs[start:])
-				d.linePtrs = grown
-				start = 0
-			}
-			d.linePtrs = append(d.linePtrs, ln)
+			appendRun(&d.linePtrs, &start, ln, d.hint/24)
 		case 5:
 			l.IsFolded = v != 0
 		}
@@ -433,48 +366,20 @@ func (d *decoder) location(b []byte, l *profilev1.Location) error {
 }
 
 func (d *decoder) line(b []byte, ln *profilev1.Line) error {
-	for i := 0; i < len(b); {
-		num, wt, v, _, _, next, err := d.field(b, i)
-		if err != nil {
-			return err
-		}
-		i = next
-		if num <= 2 && wt != 0 {
-			return errFallback
-		}
-		switch num {
-		case 1:
-			ln.FunctionId = v
-		case 2:
-			ln.Line = int64(v)
-		}
+	var v [2]uint64
+	if err := d.varints(b, v[:]); err != nil {
+		return err
 	}
+	ln.FunctionId, ln.Line = v[0], int64(v[1])
 	return nil
 }
 
 func (d *decoder) function(b []byte, f *profilev1.Function) error {
-	for i := 0; i < len(b); {
-		num, wt, v, _, _, next, err := d.field(b, i)
-		if err != nil {
-			return err
-		}
-		i = next
-		if num <= 5 && wt != 0 {
-			return errFallback
-		}
-		switch num {
-		case 1:
-			f.Id = v
-		case 2:
-			f.Name = int64(v)
-		case 3:
-			f.SystemName = int64(v)
-		case 4:
-			f.Filename = int64(v)
-		case 5:
-			f.StartLine = int64(v)
-		}
+	var v [5]uint64
+	if err := d.varints(b, v[:]); err != nil {
+		return err
 	}
+	f.Id, f.Name, f.SystemName, f.Filename, f.StartLine = v[0], int64(v[1]), int64(v[2]), int64(v[3]), int64(v[4])
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package placement
+package cputime
 
 import (
 	"time"
@@ -6,9 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// threadCPU is the CPU time of the calling OS thread: on a shared, loaded
-// machine wall-clock ns/op mostly measures the other processes.
-func threadCPU() (time.Duration, bool) {
+// Thread is the CPU time of the calling OS thread (lock the goroutine to it);
+// ok is false when unknown.
+func Thread() (d time.Duration, ok bool) {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
 		return 0, false
