@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pyrodist/pyrodist/internal/corpus"
 	"github.com/pyrodist/pyrodist/internal/profile"
 	"github.com/pyrodist/pyrodist/internal/testutil/cputime"
 )
@@ -17,8 +18,8 @@ func (nopSender) Send(context.Context, *Profile) error { return nil }
 // normalize, split, encode, fingerprint, id) with a no-op sender. MB/s is
 // of uncompressed pprof.
 func BenchmarkPush(b *testing.B) {
-	for _, name := range realProfiles {
-		raw := readProfile(b, name)
+	for _, cp := range corpus.All() {
+		name, raw := cp.Name, cp.Gzipped
 		l := defaultLimits()
 		l.RejectOlderThan, l.RejectNewerThan = 0, 0
 		l.IngestionRateMB, l.IngestionBurstSizeMB = 1<<20, 1<<20
@@ -51,7 +52,7 @@ func BenchmarkPushUnchanged(b *testing.B) {
 	l.IngestionRateMB, l.IngestionBurstSizeMB = 1<<20, 1<<20
 	rec := &recorder{}
 	once := newTestDistributor(b, l, rec)
-	if err := once.Push(context.Background(), "t1", pushOne(cpuLabels(), readProfile(b, "cpu.pb.gz"))); err != nil {
+	if err := once.Push(context.Background(), "t1", pushOne(cpuLabels(), readProfile(b, "cpu"))); err != nil {
 		b.Fatal(err)
 	}
 	normalized := rec.got[0].Pprof

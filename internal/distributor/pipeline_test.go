@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -18,32 +17,34 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/corpus"
 )
 
-var realProfiles = []string{"cpu.pb.gz", "heap.pb.gz", "big16k.pb.gz"}
-
+// readProfile returns a corpus profile (cpu, heap, cpu-16k) gzipped, as
+// recorded.
 func readProfile(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("../profile/testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
+	p, ok := corpus.Get(name)
+	if !ok {
+		t.Fatalf("no corpus profile %q (have %s)", name, corpus.Names())
 	}
-	return b
+	return p.Gzipped
 }
 
-// recent rewrites a profile's timestamp to now so the ingestion window accepts it.
-func recent(t testing.TB, gz []byte, now time.Time) []byte {
+// recentProfile returns a corpus profile gzipped and recorded at now, so the
+// ingestion window accepts it; only time_nanos differs from what
+// runtime/pprof wrote.
+func recentProfile(t testing.TB, name string, now time.Time) []byte {
 	t.Helper()
-	p, err := profile.ParseData(gz)
+	p, ok := corpus.Get(name)
+	if !ok {
+		t.Fatalf("no corpus profile %q (have %s)", name, corpus.Names())
+	}
+	p, err := p.At(now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.TimeNanos = now.UnixNano()
-	var b bytes.Buffer
-	if err := p.Write(&b); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	return p.Gzipped
 }
 
 func pushOne(labels []*typesv1.LabelPair, raw []byte) *pushv1.PushRequest {
@@ -73,9 +74,10 @@ func totals(p *profile.Profile, keep func(*profile.Sample) bool) []int64 {
 // the samples the rules remove (negative or all-zero ones).
 func TestRealProfilesKeepTotals(t *testing.T) {
 	now := time.Now()
-	for _, name := range realProfiles {
+	for _, cp := range corpus.All() {
+		name := cp.Name
 		t.Run(name, func(t *testing.T) {
-			raw := recent(t, readProfile(t, name), now)
+			raw := recentProfile(t, name, now)
 			in, _ := profile.ParseData(raw)
 			// Make the rules bite: a zero sample, a negative one and a duplicate.
 			in.Sample = append(in.Sample,
@@ -185,7 +187,7 @@ func TestUnchangedProfileIsForwarded(t *testing.T) {
 // TestStatusCodes covers the rows of spec §5.4 this layer decides.
 func TestStatusCodes(t *testing.T) {
 	now := time.Now()
-	good := recent(t, readProfile(t, "cpu.pb.gz"), now)
+	good := recentProfile(t, "cpu", now)
 	limits := func(f func(*config.Limits)) *config.Limits {
 		l := defaultLimits()
 		f(l)
@@ -251,7 +253,7 @@ func TestStatusCodes(t *testing.T) {
 // ResourceExhausted, and the budget is back to zero when requests end.
 func TestInflightBudget(t *testing.T) {
 	now := time.Now()
-	good := recent(t, readProfile(t, "big16k.pb.gz"), now)
+	good := recentProfile(t, "cpu-16k", now)
 	l := defaultLimits()
 	l.IngestionBurstSizeMB = 100
 	d, err := New(Config{MaxInflightBytes: 64 << 10}, staticLimits{l}, &recorder{}, nil, nil, nil)
@@ -279,10 +281,10 @@ func TestInflightBudget(t *testing.T) {
 // profiles of the request are still processed and sent (Pyroscope does the same).
 func TestOversizedProfileDoesNotStopTheOthers(t *testing.T) {
 	now := time.Now()
-	big := recent(t, readProfile(t, "cpu.pb.gz"), now)    // ~30 KB inflated
-	small := recent(t, readProfile(t, "heap.pb.gz"), now) // ~10 KB inflated
+	big := recentProfile(t, "cpu-16k", now) // ~980 KB inflated
+	small := recentProfile(t, "cpu", now)   // ~42 KB inflated
 	l := defaultLimits()
-	l.MaxProfileSizeBytes = 20000
+	l.MaxProfileSizeBytes = 100000
 	rec := &recorder{}
 	d := newTestDistributor(t, l, rec)
 	err := d.Push(context.Background(), "t1", &pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
@@ -290,7 +292,7 @@ func TestOversizedProfileDoesNotStopTheOthers(t *testing.T) {
 		Samples: []*pushv1.RawSample{{RawProfile: big}, {RawProfile: small}},
 	}}})
 	var ce *connect.Error
-	if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument || ce.Message() != "uncompressed profile payload size exceeds limit of 20 kB" {
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument || ce.Message() != "uncompressed profile payload size exceeds limit of 100 kB" {
 		t.Fatalf("err %v", err)
 	}
 	if len(rec.got) != 1 {

@@ -42,7 +42,7 @@ func TestSendFirstErrorCancelsTheRest(t *testing.T) {
 
 func TestPushManySeries(t *testing.T) {
 	now := time.Now()
-	raw := recent(t, readProfile(t, "heap.pb.gz"), now)
+	raw := recentProfile(t, "heap", now)
 	var series []*pushv1.RawProfileSeries
 	for _, svc := range []string{"a", "b", "c", "d"} {
 		series = append(series, &pushv1.RawProfileSeries{
@@ -80,7 +80,7 @@ func TestDiscardMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	dup := []*typesv1.LabelPair{{Name: "__name__", Value: "cpu"}, {Name: "service_name", Value: "s"}, {Name: "pod", Value: "a"}, {Name: "pod", Value: "b"}}
-	raw := recent(t, readProfile(t, "cpu.pb.gz"), time.Now())
+	raw := recentProfile(t, "cpu", time.Now())
 	if err := d.Push(context.Background(), "t1", pushOne(dup, raw)); err == nil {
 		t.Fatal("duplicate labels accepted")
 	}

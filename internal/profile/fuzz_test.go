@@ -7,14 +7,16 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/pyrodist/pyrodist/internal/corpus"
 )
 
 // FuzzPipeline runs arbitrary bytes through inflate, decode, validate,
 // normalize, split and encode: no panic, and whatever comes out parses with
 // google/pprof and passes CheckValid.
 func FuzzPipeline(f *testing.F) {
-	for _, name := range []string{"cpu.pb.gz", "heap.pb.gz"} {
-		f.Add(readTestProfile(f, name))
+	for _, cp := range corpus.All()[:2] { // cpu, heap: the 16k one slows every run
+		f.Add(cp.Gzipped)
 	}
 	var b bytes.Buffer
 	pprof.Lookup("goroutine").WriteTo(&b, 0)

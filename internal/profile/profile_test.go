@@ -3,7 +3,6 @@ package profile
 import (
 	"bytes"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -324,12 +323,4 @@ func TestHumanBytes(t *testing.T) {
 	if got := IECBytes(4 << 20); got != "4.0 MiB" {
 		t.Errorf("IECBytes = %q", got)
 	}
-}
-
-func readTestProfile(tb testing.TB, name string) []byte {
-	b, err := os.ReadFile("testdata/" + name)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
 }
