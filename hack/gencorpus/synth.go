@@ -113,6 +113,7 @@ func synthesize(n int, seed int64) ([]byte, error) {
 	}
 	root := newNode(rootLoc, nil)
 	workers := []string{"http", "grpc", "batch", "gc"}
+	byStack := map[string]*profile.Sample{}
 	for len(p.Sample) < n {
 		cur := root
 		for {
@@ -163,14 +164,28 @@ func synthesize(n int, seed int64) ([]byte, error) {
 			cur.sample.Value[1] += p.Period
 			continue
 		}
-		s := &profile.Sample{Value: []int64{1, p.Period}}
+		var locs []*profile.Location
 		for x := cur; x != nil; x = x.parent {
-			s.Location = append(s.Location, x.loc) // leaf first
+			locs = append(locs, x.loc) // leaf first
 		}
+		// The Go CPU profiler keeps the 64 leaf-most frames of deeper stacks;
+		// two deep stacks may then become one.
+		if len(locs) > maxCPUStack {
+			locs = locs[:maxCPUStack]
+		}
+		k := stackKey(locs)
+		if s, ok := byStack[k]; ok {
+			cur.sample = s
+			s.Value[0]++
+			s.Value[1] += p.Period
+			continue
+		}
+		s := &profile.Sample{Value: []int64{1, p.Period}, Location: locs}
 		if r.Intn(10) < 4 {
 			s.Label = map[string][]string{"worker": {workers[r.Intn(len(workers))]}}
 		}
 		cur.sample = s
+		byStack[k] = s
 		p.Sample = append(p.Sample, s)
 	}
 	// Keep only the call sites some stack uses.
@@ -208,6 +223,17 @@ func synthesize(n int, seed int64) ([]byte, error) {
 		return nil, err
 	}
 	return gz.Bytes(), nil
+}
+
+// maxCPUStack is runtime/pprof's CPU stack depth (maxCPUProfStack).
+const maxCPUStack = 64
+
+func stackKey(locs []*profile.Location) string {
+	var b strings.Builder
+	for _, l := range locs {
+		fmt.Fprintf(&b, "%p,", l)
+	}
+	return b.String()
 }
 
 type sym struct {
