@@ -116,6 +116,7 @@ func serve(stop context.Context, cfg *config.Config, logger log.Logger, listenin
 	}
 	srv, err := ingest.New(ingest.Options{
 		Pusher:              pipeline,
+		Budget:              pipeline,
 		Limits:              serverLimits{limits},
 		Ready:               be.Ready,
 		MultitenancyEnabled: cfg.MultitenancyEnabled,

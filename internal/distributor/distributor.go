@@ -150,8 +150,7 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 				switch {
 				case errors.Is(err, errInflight):
 					d.metrics.discard(validation.InflightLimit, tenant, len(raw.GetRawProfile()))
-					return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
-						"the distributor is holding its limit of %s of profiles in flight; retry later", profile.IECBytes(uint64(d.inflight.max))))
+					return d.inflightError()
 				case errors.As(err, &tooLarge):
 					d.metrics.discard(validation.ProfileSizeLimit, tenant, len(raw.GetRawProfile()))
 					if sizeErr == nil {
@@ -276,6 +275,29 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 		}
 	}
 	return d.send(ctx, profiles)
+}
+
+// ReserveInflight charges n bytes held outside Push (the /ingest server
+// inflates and decodes pprof bodies before it calls Push) to the same
+// process-wide budget Push charges, so one budget bounds both paths. The
+// error, when the budget is exhausted, is the ResourceExhausted (429) that
+// Push returns in that case. Every successful reservation must be released.
+func (d *Distributor) ReserveInflight(n int) error {
+	if !d.inflight.reserve(int64(n)) {
+		return d.inflightError()
+	}
+	return nil
+}
+
+// ReleaseInflight returns n bytes taken with ReserveInflight.
+func (d *Distributor) ReleaseInflight(n int) { d.inflight.release(int64(n)) }
+
+// InflightBytes is what the budget holds now.
+func (d *Distributor) InflightBytes() int64 { return d.inflight.cur.Load() }
+
+func (d *Distributor) inflightError() error {
+	return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+		"the distributor is holding its limit of %s of profiles in flight; retry later", profile.IECBytes(uint64(d.inflight.max))))
 }
 
 func (d *Distributor) invalid(tenant string, size int, err error) error {

@@ -76,6 +76,11 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	format := bodyFormat(md.Format, contentType)
 	pprofBody := format == formatPprof || format == formatMultipart
 
+	// The conversion's memory (inflated and decoded pprof, text bodies) is
+	// charged to the pipeline's budget; the charge ends before Push, which
+	// charges the converted profile itself.
+	ch := &charge{b: s.opts.Budget}
+	defer ch.release()
 	var series *legacy.Series
 	switch format {
 	case formatFolded, formatLines, formatPprof:
@@ -84,13 +89,20 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 			writeReadError(w, err)
 			return
 		}
+		if format != formatPprof {
+			// text is converted in memory as it is: charge the body
+			if err := ch.reserve(len(data)); err != nil {
+				writeConvertError(w, err, pprofBody)
+				return
+			}
+		}
 		switch format {
 		case formatFolded:
 			series, err = legacy.Folded(data, md)
 		case formatLines:
 			series, err = legacy.Lines(data, md)
 		default:
-			series, err = legacy.Pprof(data, md, nil, s.opts.Limits.MaxProfileSizeBytes(tenant))
+			series, err = legacy.Pprof(data, md, nil, s.opts.Limits.MaxProfileSizeBytes(tenant), ch.reserve)
 		}
 		if err != nil {
 			writeConvertError(w, err, pprofBody)
@@ -107,7 +119,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusUnprocessableEntity, connect.CodeInvalidArgument, err.Error())
 			return
 		}
-		if series, err = legacy.Pprof(profile, md, types, s.opts.Limits.MaxProfileSizeBytes(tenant)); err != nil {
+		if series, err = legacy.Pprof(profile, md, types, s.opts.Limits.MaxProfileSizeBytes(tenant), ch.reserve); err != nil {
 			writeConvertError(w, err, true)
 			return
 		}
@@ -119,6 +131,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	if series == nil { // dropped on purpose (a profile_id label), as Pyroscope does
 		return
 	}
+	ch.release()
 	req := &pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
 		Labels:  series.Labels,
 		Samples: []*pushv1.RawSample{{RawProfile: series.Pprof, ID: uuid.NewString()}},
@@ -157,7 +170,10 @@ func writeReadError(w http.ResponseWriter, err error) {
 // a bad profile type in the name is the request's fault (400); a body that
 // does not parse is 422, as Pyroscope answers both pprof and text bodies.
 func writeConvertError(w http.ResponseWriter, err error, pprofBody bool) {
+	var ce *connect.Error
 	switch {
+	case errors.As(err, &ce): // the in-flight budget is full
+		writeError(w, ingestStatus(ce, pprofBody), ce.Code(), ce.Message())
 	case errors.Is(err, legacy.ErrProfileType):
 		writeError(w, http.StatusBadRequest, connect.CodeInvalidArgument, err.Error())
 	case errors.Is(err, legacy.ErrTooLarge) && !pprofBody:
@@ -223,4 +239,28 @@ func readMultipart(body io.Reader, contentType string) ([]byte, map[string]*lega
 		return nil, nil, errors.New("multipart body has no profile field")
 	}
 	return profile, types, nil
+}
+
+// charge is one /ingest request's share of the in-flight budget.
+type charge struct {
+	b     Budget
+	total int
+}
+
+func (c *charge) reserve(n int) error {
+	if c.b == nil {
+		return nil
+	}
+	if err := c.b.ReserveInflight(n); err != nil {
+		return err
+	}
+	c.total += n
+	return nil
+}
+
+func (c *charge) release() {
+	if c.b != nil && c.total > 0 {
+		c.b.ReleaseInflight(c.total)
+	}
+	c.total = 0
 }

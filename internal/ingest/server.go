@@ -30,6 +30,16 @@ type Pusher interface {
 	Push(ctx context.Context, tenant string, req *pushv1.PushRequest) error
 }
 
+// Budget is the pipeline's process-wide in-flight budget. /ingest inflates
+// and decodes pprof bodies before it calls the pipeline and charges that
+// memory here, so one budget bounds both paths.
+type Budget interface {
+	// ReserveInflight charges n bytes; an error (ResourceExhausted) means
+	// the request must be refused.
+	ReserveInflight(n int) error
+	ReleaseInflight(n int)
+}
+
 // Limits are the per-tenant limits the server itself applies.
 type Limits interface {
 	// IngestionBodyLimitBytes bounds a request body (ingestion_body_limit_mb); 0: none.
@@ -42,6 +52,9 @@ type Limits interface {
 type Options struct {
 	Pusher Pusher
 	Limits Limits
+	// Budget is charged for the memory /ingest takes converting a body;
+	// nil: nothing is charged.
+	Budget Budget
 	// Ready returns nil once the distributor can send (a healthy
 	// segment-writer is known); nil means always ready.
 	Ready               func(context.Context) error

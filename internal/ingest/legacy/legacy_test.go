@@ -2,7 +2,10 @@ package legacy
 
 import (
 	"bytes"
+	"compress/gzip"
+	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"runtime/pprof"
 	"slices"
@@ -165,7 +168,7 @@ func TestPprofScriptingSpy(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	_ = p.Write(&buf)
-	s, err := Pprof(buf.Bytes(), md, nil, 0)
+	s, err := Pprof(buf.Bytes(), md, nil, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,10 +187,10 @@ func TestPprofScriptingSpy(t *testing.T) {
 func TestPprofSizeCap(t *testing.T) {
 	md, _ := ParseQuery(url.Values{"name": {"a"}}, time.Now())
 	for _, raw := range realProfiles(t) {
-		if _, err := Pprof(raw, md, nil, 64); err == nil {
+		if _, err := Pprof(raw, md, nil, 64, nil); err == nil {
 			t.Error("a profile over the cap was accepted")
 		}
-		if _, err := Pprof(raw, md, nil, 0); err != nil {
+		if _, err := Pprof(raw, md, nil, 0, nil); err != nil {
 			t.Error(err)
 		}
 	}
@@ -255,7 +258,7 @@ func FuzzPprof(f *testing.F) {
 	f.Add([]byte("garbage"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		md, _ := ParseQuery(url.Values{"name": {"a"}, "spyName": {"pyspy"}}, time.Now())
-		s, err := Pprof(data, md, nil, 1<<20)
+		s, err := Pprof(data, md, nil, 1<<20, nil)
 		if err != nil {
 			return
 		}
@@ -263,4 +266,34 @@ func FuzzPprof(f *testing.F) {
 			t.Fatalf("bad output: %d labels, %d bytes", len(s.Labels), len(s.Pprof))
 		}
 	})
+}
+
+// Pprof charges the inflated bytes and the decoded form before it takes
+// them, and hands the budget's own error back.
+func TestPprofChargesReserve(t *testing.T) {
+	md, _ := ParseQuery(url.Values{"name": {"app.cpu"}}, time.Now())
+	raw := realProfiles(t)[0]
+	var charged int
+	if _, err := Pprof(raw, md, nil, 0, func(n int) error { charged += n; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	inflated, err := inflateForTest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (decodedFactor + 1) * len(inflated); charged < want {
+		t.Fatalf("charged %d bytes, want at least %d", charged, want)
+	}
+	full := errors.New("budget full")
+	if _, err := Pprof(raw, md, nil, 0, func(int) error { return full }); err != full {
+		t.Fatalf("err %v, want the budget's error", err)
+	}
+}
+
+func inflateForTest(b []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
 }
