@@ -17,6 +17,9 @@ const (
 	// recheck is how often a tenant's rate is recomputed even when its
 	// limits did not change (the healthy-distributor count may have).
 	recheck = 10 * time.Second
+	// sweepEvery is how often idle buckets are dropped: tenant IDs come
+	// from clients, so a map that only grows is unbounded memory.
+	sweepEvery = time.Minute
 )
 
 // Limiter holds the tenants' buckets. Safe for concurrent use.
@@ -24,6 +27,7 @@ type Limiter struct {
 	healthy func() int
 	mu      sync.Mutex
 	tenants map[string]*bucket
+	swept   time.Time
 }
 
 type bucket struct {
@@ -31,6 +35,18 @@ type bucket struct {
 	rateMB, burstMB float64
 	healthy         int
 	checked         time.Time
+	used            time.Time
+}
+
+// full reports whether the bucket has surely refilled by now: a fresh
+// bucket starts full, so dropping it then changes nothing.
+func (b *bucket) full(now time.Time) bool {
+	r := float64(b.lim.Limit())
+	if r <= 0 {
+		return false // never refills: forgetting it would grant a new burst
+	}
+	refill := time.Duration(float64(b.lim.Burst()) / r * float64(time.Second))
+	return now.Sub(b.used) >= max(refill, recheck)
 }
 
 // New returns a Limiter; healthy gives the number of healthy distributors
@@ -54,6 +70,14 @@ func (l *Limiter) healthyCount() int {
 // error message.
 func (l *Limiter) AllowN(now time.Time, tenant string, lim *config.Limits, cost int) (bool, float64) {
 	l.mu.Lock()
+	if now.Sub(l.swept) >= sweepEvery {
+		for t, b := range l.tenants {
+			if b.full(now) {
+				delete(l.tenants, t)
+			}
+		}
+		l.swept = now
+	}
 	b := l.tenants[tenant]
 	if b == nil {
 		b = &bucket{}
@@ -71,6 +95,7 @@ func (l *Limiter) AllowN(now time.Time, tenant string, lim *config.Limits, cost 
 		}
 		b.rateMB, b.burstMB, b.healthy, b.checked = lim.IngestionRateMB, lim.IngestionBurstSizeMB, h, now
 	}
+	b.used = now
 	lm := b.lim
 	l.mu.Unlock()
 	return lm.AllowN(now, cost), float64(lm.Limit())
