@@ -44,7 +44,7 @@ controller-gen:
 
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs (config/crd/bases and the chart) and RBAC from markers.
-	$(CONTROLLER_GEN) rbac:roleName=pyrodist-operator crd:allowDangerousTypes=false webhook \
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:allowDangerousTypes=false webhook \
 		paths="./api/..." paths="./controllers/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	@if [ -x hack/chart-crds.sh ]; then hack/chart-crds.sh; fi
