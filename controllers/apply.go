@@ -49,22 +49,12 @@ var errForeign = errors.New("exists and is not controlled by this PyroscopeDistr
 // user's object, or another PyroscopeDistributor's child whose name collides),
 // so the operator never takes over an object it did not create.
 func (a *applier) getOwned(ctx context.Context, obj client.Object, owner metav1.Object) (client.Object, error) {
-	live, err := a.get(ctx, obj)
-	if err != nil {
-		return nil, err
+	live, err := read(ctx, a.c, obj)
+	if err == nil && live == nil {
+		live, err = read(ctx, a.reader, obj)
 	}
-	if live == nil {
-		fresh, ok := obj.DeepCopyObject().(client.Object)
-		if !ok {
-			return nil, fmt.Errorf("%T is not a client.Object", obj)
-		}
-		if err := a.reader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, nil
-			}
-			return nil, err
-		}
-		live = fresh
+	if err != nil || live == nil {
+		return nil, err
 	}
 	if !ours(live, owner) {
 		return nil, fmt.Errorf("%s %s/%s %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetNamespace(), obj.GetName(), errForeign)
@@ -83,13 +73,13 @@ func ours(live client.Object, owner metav1.Object) bool {
 		live.GetLabels()[manifests.LabelManagedBy] == manifests.ManagedBy
 }
 
-// get reads the live copy of obj (from the cache); nil when it does not exist.
-func (a *applier) get(ctx context.Context, obj client.Object) (client.Object, error) {
+// read reads the live copy of obj through r; nil when it does not exist.
+func read(ctx context.Context, r client.Reader, obj client.Object) (client.Object, error) {
 	live, ok := obj.DeepCopyObject().(client.Object)
 	if !ok {
 		return nil, fmt.Errorf("%T is not a client.Object", obj)
 	}
-	if err := a.c.Get(ctx, client.ObjectKeyFromObject(obj), live); err != nil {
+	if err := r.Get(ctx, client.ObjectKeyFromObject(obj), live); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}

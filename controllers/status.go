@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/pyrodist/pyrodist/api/v1alpha1"
+	"github.com/pyrodist/pyrodist/internal/manifests"
 )
 
 // Condition reasons.
@@ -37,12 +38,6 @@ type observed struct {
 	traffic string
 }
 
-// zoneObjectName is the name of a zone's Deployment, Service, PDB and HPA
-// (design.md "Operator shape": <name>-<zone>).
-func zoneObjectName(pd *v1alpha1.PyroscopeDistributor, zone string) string {
-	return pd.Name + "-" + zone
-}
-
 // computeStatus fills pd.Status (except observedGeneration) from what was
 // observed. reconcileErr, when set, makes the object Degraded and not Ready.
 // Only observed state goes in, so a resync of an unchanged world computes an
@@ -62,7 +57,7 @@ func computeStatus(pd *v1alpha1.PyroscopeDistributor, obs observed, reconcileErr
 	enabled := 0
 	for _, z := range pd.Spec.Zones {
 		zs := v1alpha1.ZoneStatus{Name: z.Name, Disabled: z.Disabled}
-		name := zoneObjectName(pd, z.Name)
+		name := manifests.ZonalName(pd.Name, z.Name)
 		d := obs.deployments[name]
 		if h := obs.hpas[name]; h != nil && !z.Disabled {
 			zs.Autoscaled = true

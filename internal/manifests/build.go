@@ -355,7 +355,7 @@ func (b *builder) memberlistService() *corev1.Service {
 }
 
 func (b *builder) zone(z v1.Zone) (ZoneObjects, error) {
-	name, ns := zonalName(b.pd.Name, z.Name), b.pd.Namespace
+	name, ns := ZonalName(b.pd.Name, z.Name), b.pd.Namespace
 	labels := func() map[string]string { return zonalLabels(b.pd.Name, z.Name) }
 	zo := ZoneObjects{Name: z.Name, Disabled: z.Disabled}
 	a := b.pd.Spec.Autoscaling

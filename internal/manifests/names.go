@@ -50,8 +50,9 @@ const (
 	nonRootID = 65532
 )
 
-// Names of the children of PyroscopeDistributor name.
-func zonalName(name, zone string) string { return name + "-" + zone }
+// ZonalName is the name of zone's Deployment, Service, PodDisruptionBudget and
+// HPA for PyroscopeDistributor name (design.md "Operator shape": <name>-<zone>).
+func ZonalName(name, zone string) string { return name + "-" + zone }
 
 // ConfigMapName is the ConfigMap holding config.yaml and overrides.yaml.
 func ConfigMapName(name string) string { return name + "-config" }
