@@ -13,7 +13,9 @@ type Profile struct {
 	Tenant  string
 	Service string // the service_name label's value
 	// Labels are the series labels, sorted by name, with service_name and
-	// __name__ present and no __profile_type__.
+	// __name__ present. The pipeline adds no __profile_type__ (writers derive
+	// it per sample type, spec §10b item 4); one the client sent itself is
+	// forwarded, as Pyroscope's router forwards series labels unchanged.
 	Labels []*typesv1.LabelPair
 	// Fingerprint is the series-label hash of spec §2.1, computed once.
 	Fingerprint uint64

@@ -146,11 +146,17 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// maxBodyPrealloc caps what a request's Content-Length may allocate before
+// its bytes arrive: the header is the client's word, and a few requests
+// claiming the body limit (256 MiB by default) while sending nothing must
+// not take gigabytes. Larger bodies grow as they are read.
+const maxBodyPrealloc = 1 << 20
+
 // readBody reads a whole body; the MaxBytesReader around it bounds memory.
 func readBody(body io.Reader, contentLength, limit int64) ([]byte, error) {
 	var buf bytes.Buffer
 	if contentLength > 0 && (limit <= 0 || contentLength <= limit) {
-		buf.Grow(int(contentLength) + bytes.MinRead)
+		buf.Grow(int(min(contentLength, maxBodyPrealloc)) + bytes.MinRead)
 	}
 	_, err := buf.ReadFrom(body)
 	return buf.Bytes(), err
