@@ -22,8 +22,9 @@ import (
 func main() {
 	dir := flag.String("dir", ".demo", "state directory (logs, PIDs, kubeconfig)")
 	writersPerZone := flag.Int("writers-per-zone", 2, "fake segment-writers per zone")
+	binDir := flag.String("bin", "bin", "directory holding operator, distributor and fakewriter (make build)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: demo [-dir .demo] up|down\n")
+		fmt.Fprintf(os.Stderr, "usage: demo [-dir .demo] [-bin bin] up|down\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -33,7 +34,11 @@ func main() {
 	}
 	switch flag.Arg(0) {
 	case "up":
-		d := &demo{dir: abs, writersPerZone: *writersPerZone, start: time.Now()}
+		bin, err := filepath.Abs(*binDir)
+		if err != nil {
+			fatal(err)
+		}
+		d := &demo{dir: abs, bin: bin, writersPerZone: *writersPerZone, start: time.Now()}
 		if err := d.up(); err != nil {
 			fmt.Fprintf(os.Stderr, "\ndemo failed: %v\nLogs: %s/cluster/logs/. Stopping what was started...\n", err, abs)
 			down(abs)

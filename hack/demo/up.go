@@ -32,6 +32,7 @@ const (
 type demo struct {
 	dir            string
 	root           string
+	bin            string
 	writersPerZone int
 	start          time.Time
 	c              *localcluster.Cluster
@@ -70,8 +71,8 @@ func (d *demo) up() error {
 	}
 	_ = os.RemoveAll(d.dir)
 	for _, b := range []string{"operator", "distributor", "fakewriter"} {
-		if _, err := os.Stat(filepath.Join(root, "bin", b)); err != nil {
-			return fmt.Errorf("bin/%s is missing: run `make build`", b)
+		if _, err := os.Stat(filepath.Join(d.bin, b)); err != nil {
+			return fmt.Errorf("%s is missing: run `make build`", filepath.Join(d.bin, b))
 		}
 	}
 	bins, err := localcluster.ToolBinaries(root)
@@ -98,7 +99,7 @@ func (d *demo) up() error {
 	}
 
 	d.step("running bin/operator locally as the chart's ServiceAccount, with the chart's flags")
-	op, err := c.StartLocalOperator(ctx, filepath.Join(root, "bin", "operator"), chartNamespace, chartRelease, "operator")
+	op, err := c.StartLocalOperator(ctx, filepath.Join(d.bin, "operator"), chartNamespace, chartRelease, "operator")
 	if err != nil {
 		return err
 	}
@@ -192,7 +193,7 @@ func (d *demo) startDataPlane(ctx context.Context) error {
 		if i > 0 {
 			args = append(args, "-memberlist.join="+seed)
 		}
-		if _, err := c.StartProcess(w.id, nil, filepath.Join(d.root, "bin", "fakewriter"), args...); err != nil {
+		if _, err := c.StartProcess(w.id, nil, filepath.Join(d.bin, "fakewriter"), args...); err != nil {
 			return err
 		}
 	}
@@ -255,7 +256,7 @@ func (d *demo) startDataPlane(ctx context.Context) error {
 				env = append(env, e.Name+"="+e.Value)
 			}
 		}
-		if _, err := c.StartProcess(id, env, filepath.Join(d.root, "bin", "distributor"), args...); err != nil {
+		if _, err := c.StartProcess(id, env, filepath.Join(d.bin, "distributor"), args...); err != nil {
 			return err
 		}
 		fmt.Printf("    %s on %s: %s\n", id, dist.http(), strings.Join(ctr.Args, " "))

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -292,11 +291,7 @@ func TestOperator(t *testing.T) {
 func buildOperator(t *testing.T) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "operator")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/operator")
-	cmd.Dir = repoRoot
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build operator: %v\n%s", err, b)
-	}
+	goBuild(t, out, "./cmd/operator")
 	return out
 }
 
