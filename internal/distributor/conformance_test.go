@@ -3,13 +3,11 @@ package distributor
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -20,48 +18,13 @@ import (
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/pyrodist/pyrodist/internal/testutil/observed"
+	"github.com/pyrodist/pyrodist/internal/testutil/pprofcheck"
 )
 
 // The corpus was exported at this time; profiles are shifted by now-export.
 var corpusExport = time.Date(2026, 11, 25, 15, 46, 1, 772767555, time.UTC)
-
-type observedRequest struct {
-	Case        string      `json:"case"`
-	Kind        string      `json:"kind"`
-	Labels      [][2]string `json:"labels"`
-	Query       string      `json:"query"`
-	ContentType string      `json:"content_type"`
-	Body        []byte      `json:"body"`
-}
-
-type observedOut struct {
-	Labels        []string `json:"labels"`
-	SampleTypes   []string `json:"sample_types"`
-	Period        string   `json:"period"`
-	Time          string   `json:"time"`
-	DurationNanos int64    `json:"duration_nanos"`
-	Samples       []string `json:"samples"`
-	CheckValid    string   `json:"check_valid"`
-}
-
-type observedOutcome struct {
-	Case           string        `json:"case"`
-	Status         string        `json:"status"`
-	Message        string        `json:"message"`
-	PyrodistStatus string        `json:"pyrodist_status"`
-	Outs           []observedOut `json:"outs"`
-}
-
-func loadJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // shiftTime moves a (possibly gzipped) pprof's time_nanos by d, keeping 0.
 func shiftTime(t *testing.T, body []byte, d time.Duration) []byte {
@@ -96,7 +59,7 @@ func shiftTime(t *testing.T, body []byte, d time.Duration) []byte {
 
 // ingestSeries turns the /ingest cases that carry pprof into the series the
 // ingest layer hands to Push (labels from `name`, spyName, __delta__).
-func ingestSeries(t *testing.T, r observedRequest) ([]*typesv1.LabelPair, []byte, bool) {
+func ingestSeries(t *testing.T, r observed.Request) ([]*typesv1.LabelPair, []byte, bool) {
 	q, err := url.ParseQuery(r.Query)
 	if err != nil {
 		t.Fatal(err)
@@ -141,14 +104,7 @@ func ingestSeries(t *testing.T, r observedRequest) ([]*typesv1.LabelPair, []byte
 }
 
 func TestObservedCorpus(t *testing.T) {
-	var reqs []observedRequest
-	var outcomes []observedOutcome
-	loadJSON(t, "testdata/observed/requests.json", &reqs)
-	loadJSON(t, "testdata/observed/pyroscope-outcomes.json", &outcomes)
-	want := map[string]observedOutcome{}
-	for _, o := range outcomes {
-		want[o.Case] = o
-	}
+	reqs, want := observed.Requests(), observed.Outcomes()
 	now := time.Now()
 	shift := now.Sub(corpusExport)
 	replayed := 0
@@ -224,7 +180,7 @@ func TestObservedCorpus(t *testing.T) {
 				if g.Fingerprint != Fingerprint(g.Labels) || g.Tenant != "anonymous" {
 					t.Errorf("fingerprint/tenant mismatch")
 				}
-				p := parseChecked(t, g.Pprof)
+				p := pprofcheck.Parse(t, g.Pprof)
 				if got := sampleTypes(p); !slices.Equal(got, o.SampleTypes) {
 					t.Errorf("sample types %v, want %v", got, o.SampleTypes)
 				}

@@ -53,19 +53,6 @@ func newTestDistributor(t testing.TB, l *config.Limits, s Sender) *Distributor {
 	return d
 }
 
-// parseChecked parses an outgoing profile with google/pprof and runs CheckValid.
-func parseChecked(t testing.TB, b []byte) *profile.Profile {
-	t.Helper()
-	p, err := profile.ParseData(b)
-	if err != nil {
-		t.Fatalf("outgoing profile does not parse: %v", err)
-	}
-	if err := p.CheckValid(); err != nil {
-		t.Fatalf("outgoing profile fails CheckValid: %v", err)
-	}
-	return p
-}
-
 // formatSamples renders samples as the observed corpus does:
 // "root;...;leaf | k=v,k=v => [v1 v2]", sorted.
 func formatSamples(p *profile.Profile) []string {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pyrodist/pyrodist/internal/config"
 	"github.com/pyrodist/pyrodist/internal/corpus"
+	"github.com/pyrodist/pyrodist/internal/testutil/pprofcheck"
 )
 
 // readProfile returns a corpus profile (cpu, heap, cpu-16k) gzipped, as
@@ -109,7 +110,7 @@ func TestRealProfilesKeepTotals(t *testing.T) {
 			if len(rec.got) != 1 {
 				t.Fatalf("sent %d", len(rec.got))
 			}
-			out := parseChecked(t, rec.got[0].Pprof)
+			out := pprofcheck.Parse(t, rec.got[0].Pprof)
 			got := totals(out, nil)
 			for i := range want {
 				if got[i] != want[i] {
@@ -178,7 +179,7 @@ func TestUnchangedProfileIsForwarded(t *testing.T) {
 	if err := d.Push(context.Background(), "t1", pushOne(cpuLabels(), raw2)); err != nil {
 		t.Fatal(err)
 	}
-	out := parseChecked(t, rec.got[0].Pprof)
+	out := pprofcheck.Parse(t, rec.got[0].Pprof)
 	if len(out.Sample) != 1 || out.Sample[0].Value[0] != 12 {
 		t.Fatalf("duplicates not summed: %v", formatSamples(out))
 	}

@@ -10,6 +10,8 @@ import (
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pyrodist/pyrodist/internal/testutil/pprofcheck"
 )
 
 // blockingSender fails the profile of one service and blocks the others
@@ -62,7 +64,7 @@ func TestPushManySeries(t *testing.T) {
 	}
 	ids := map[[16]byte]bool{}
 	for _, p := range rec.got {
-		parseChecked(t, p.Pprof)
+		pprofcheck.Parse(t, p.Pprof)
 		if ids[p.ID] || p.ID[6]>>4 != 4 {
 			t.Fatalf("profile id %x not a fresh UUID v4", p.ID)
 		}

@@ -3,14 +3,12 @@ package ingest
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
-	"os"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -25,6 +23,9 @@ import (
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/pyrodist/pyrodist/internal/testutil/observed"
+	"github.com/pyrodist/pyrodist/internal/testutil/pprofcheck"
 )
 
 func labelStrings(ls []*typesv1.LabelPair) []string {
@@ -33,19 +34,6 @@ func labelStrings(ls []*typesv1.LabelPair) []string {
 		out[i] = l.Name + "=" + l.Value
 	}
 	return out
-}
-
-// parseValid parses a pushed profile with google/pprof and checks it.
-func parseValid(t *testing.T, raw []byte) *profile.Profile {
-	t.Helper()
-	p, err := profile.ParseData(raw)
-	if err != nil {
-		t.Fatalf("pushed profile does not parse: %v", err)
-	}
-	if err := p.CheckValid(); err != nil {
-		t.Fatalf("pushed profile is not valid: %v", err)
-	}
-	return p
 }
 
 // stacks renders samples as "root;...;leaf => [v...]", sorted.
@@ -84,36 +72,11 @@ func post(t *testing.T, url, contentType string, body []byte, header http.Header
 	return resp
 }
 
-type observedRequest struct {
-	Case        string `json:"case"`
-	Kind        string `json:"kind"`
-	Query       string `json:"query"`
-	ContentType string `json:"content_type"`
-	Body        []byte `json:"body"`
-}
-
-type observedOutcome struct {
-	Case   string `json:"case"`
-	Status string `json:"status"`
-	Outs   []struct {
-		Labels      []string `json:"labels"`
-		SampleTypes []string `json:"sample_types"`
-		Samples     []string `json:"samples"`
-	} `json:"outs"`
-}
-
 // TestIngestObservedCases replays the /ingest requests sent to a real
 // Pyroscope v2 and checks that the series we hand the pipeline carry the
 // labels Pyroscope sent to its writer (the pipeline leaves these unchanged).
 func TestIngestObservedCases(t *testing.T) {
-	var reqs []observedRequest
-	var outs []observedOutcome
-	readJSON(t, "testdata/observed/requests.json", &reqs)
-	readJSON(t, "testdata/observed/pyroscope-outcomes.json", &outs)
-	want := map[string]observedOutcome{}
-	for _, o := range outs {
-		want[o.Case] = o
-	}
+	reqs, want := observed.Requests(), observed.Outcomes()
 	ts := startServer(t, nil)
 	n := 0
 	for _, rq := range reqs {
@@ -137,7 +100,7 @@ func TestIngestObservedCases(t *testing.T) {
 			if got := labelStrings(series.Labels); !slices.Equal(got, exp.Outs[0].Labels) {
 				t.Errorf("labels\n got %q\nwant %q", got, exp.Outs[0].Labels)
 			}
-			p := parseValid(t, series.Samples[0].RawProfile)
+			p := pprofcheck.Parse(t, series.Samples[0].RawProfile)
 			var types []string
 			for _, st := range p.SampleType {
 				types = append(types, st.Type+"/"+st.Unit)
@@ -162,17 +125,6 @@ func TestIngestObservedCases(t *testing.T) {
 	}
 	if n != 4 {
 		t.Fatalf("replayed %d ingest cases, want 4", n)
-	}
-}
-
-func readJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -247,7 +199,7 @@ func TestIngestGoSDKUploader(t *testing.T) {
 		if got := labelStrings(req.Series[0].Labels); !slices.Equal(got, want) {
 			t.Errorf("labels\n got %q\nwant %q", got, want)
 		}
-		parseValid(t, req.Series[0].Samples[0].RawProfile)
+		pprofcheck.Parse(t, req.Series[0].Samples[0].RawProfile)
 	}
 }
 
@@ -280,7 +232,7 @@ func TestIngestFoldedScaling(t *testing.T) {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
 			_, req := ts.pusher.last(t)
-			p := parseValid(t, req.Series[0].Samples[0].RawProfile)
+			p := pprofcheck.Parse(t, req.Series[0].Samples[0].RawProfile)
 			if got := stacks(p); !slices.Equal(got, tc.want) {
 				t.Errorf("samples %q, want %q", got, tc.want)
 			}
@@ -293,7 +245,7 @@ func TestIngestFoldedScaling(t *testing.T) {
 
 func TestIngestRawPprofFixesTime(t *testing.T) {
 	ts := startServer(t, nil)
-	p := parseValid(t, cpuProfile(t))
+	p := pprofcheck.Parse(t, cpuProfile(t))
 	p.TimeNanos = 0
 	var buf bytes.Buffer
 	if err := p.Write(&buf); err != nil {
@@ -305,7 +257,7 @@ func TestIngestRawPprofFixesTime(t *testing.T) {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	_, req := ts.pusher.last(t)
-	got := parseValid(t, req.Series[0].Samples[0].RawProfile)
+	got := pprofcheck.Parse(t, req.Series[0].Samples[0].RawProfile)
 	if got.TimeNanos != from.UnixNano() {
 		t.Errorf("time_nanos = %d, want from = %d", got.TimeNanos, from.UnixNano())
 	}

@@ -21,6 +21,8 @@ import (
 
 	"github.com/pyrodist/pyrodist/internal/config"
 	"github.com/pyrodist/pyrodist/internal/distributor"
+	"github.com/pyrodist/pyrodist/internal/testutil/observed"
+	"github.com/pyrodist/pyrodist/internal/testutil/pprofcheck"
 )
 
 type recordingSender struct {
@@ -44,7 +46,7 @@ func (d defaultsOnly) ForTenant(string) *config.Limits { return &d.l }
 // recent rewrites the pprof in an observed /ingest body so its time_nanos is
 // a minute ago (the corpus was recorded at a fixed time; the ingestion
 // window would reject it later). Folded bodies carry no time.
-func recent(t *testing.T, rq observedRequest) []byte {
+func recent(t *testing.T, rq observed.Request) []byte {
 	t.Helper()
 	fix := func(b []byte) []byte {
 		zr, err := gzip.NewReader(bytes.NewReader(b))
@@ -92,14 +94,7 @@ func recent(t *testing.T, rq observedRequest) []byte {
 // real pipeline and checks what reaches the sender against what Pyroscope
 // sent to its segment-writer: labels and normalized samples.
 func TestIngestThroughPipeline(t *testing.T) {
-	var reqs []observedRequest
-	var outs []observedOutcome
-	readJSON(t, "testdata/observed/requests.json", &reqs)
-	readJSON(t, "testdata/observed/pyroscope-outcomes.json", &outs)
-	want := map[string]observedOutcome{}
-	for _, o := range outs {
-		want[o.Case] = o
-	}
+	reqs, want := observed.Requests(), observed.Outcomes()
 	sender := &recordingSender{}
 	d, err := distributor.New(distributor.Config{}, defaultsOnly{config.Defaults().Limits}, sender,
 		func() int { return 1 }, prometheus.NewRegistry(), log.NewNopLogger())
@@ -127,7 +122,7 @@ func TestIngestThroughPipeline(t *testing.T) {
 				if l := labelStrings(p.Labels); !slices.Equal(l, exp.Outs[i].Labels) {
 					t.Errorf("labels\n got %q\nwant %q", l, exp.Outs[i].Labels)
 				}
-				prof := parseValid(t, p.Pprof)
+				prof := pprofcheck.Parse(t, p.Pprof)
 				var wantStacks []string
 				for _, s := range exp.Outs[i].Samples {
 					stack, rest, _ := strings.Cut(s, " | ")

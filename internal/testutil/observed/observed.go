@@ -1,0 +1,77 @@
+// Package observed holds the edge-case requests that were sent to a real
+// Pyroscope v2 distributor and what it answered and sent to its writer for
+// each (spec §5.4 "observed/"), for conformance tests of the ingest server
+// and the pipeline.
+package observed
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"sync"
+)
+
+// Request is one recorded client request.
+type Request struct {
+	Case string `json:"case"`
+	// Kind is "push" (push.v1 series) or "ingest" (a legacy /ingest body).
+	Kind        string      `json:"kind"`
+	Labels      [][2]string `json:"labels"`
+	Query       string      `json:"query"`
+	ContentType string      `json:"content_type"`
+	Body        []byte      `json:"body"`
+}
+
+// Out is one profile Pyroscope sent to its segment-writer, rendered as text.
+type Out struct {
+	Labels        []string `json:"labels"`
+	SampleTypes   []string `json:"sample_types"`
+	Period        string   `json:"period"`
+	Time          string   `json:"time"`
+	DurationNanos int64    `json:"duration_nanos"`
+	Samples       []string `json:"samples"`
+	CheckValid    string   `json:"check_valid"`
+}
+
+// Outcome is Pyroscope's answer to a Request and what it forwarded.
+type Outcome struct {
+	Case           string `json:"case"`
+	Status         string `json:"status"`
+	Message        string `json:"message"`
+	PyrodistStatus string `json:"pyrodist_status"`
+	Outs           []Out  `json:"outs"`
+}
+
+var (
+	//go:embed testdata/requests.json
+	requestsJSON []byte
+	//go:embed testdata/pyroscope-outcomes.json
+	outcomesJSON []byte
+)
+
+type corpus struct {
+	requests []Request
+	outcomes map[string]Outcome
+}
+
+var load = sync.OnceValue(func() corpus {
+	var c corpus
+	var outs []Outcome
+	if err := json.Unmarshal(requestsJSON, &c.requests); err != nil {
+		panic(fmt.Sprintf("observed: requests.json: %v", err)) // a build defect, not input
+	}
+	if err := json.Unmarshal(outcomesJSON, &outs); err != nil {
+		panic(fmt.Sprintf("observed: pyroscope-outcomes.json: %v", err))
+	}
+	c.outcomes = make(map[string]Outcome, len(outs))
+	for _, o := range outs {
+		c.outcomes[o.Case] = o
+	}
+	return c
+})
+
+// Requests returns the recorded requests in file order. Do not modify them.
+func Requests() []Request { return load().requests }
+
+// Outcomes returns Pyroscope's outcomes by case name. Do not modify them.
+func Outcomes() map[string]Outcome { return load().outcomes }

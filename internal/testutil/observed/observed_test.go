@@ -1,0 +1,15 @@
+package observed
+
+import "testing"
+
+func TestEveryRequestHasAnOutcome(t *testing.T) {
+	reqs := Requests()
+	if len(reqs) == 0 {
+		t.Fatal("no requests")
+	}
+	for _, r := range reqs {
+		if _, ok := Outcomes()[r.Case]; !ok {
+			t.Errorf("case %q has no outcome", r.Case)
+		}
+	}
+}
