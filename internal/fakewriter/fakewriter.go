@@ -325,10 +325,10 @@ func (w *Writer) RingAddr() string { return w.lifecycler.Addr }
 func (w *Writer) Start(ctx context.Context) error {
 	go func() { _ = w.grpcSrv.Serve(w.grpcLis) }()
 	go func() { _ = w.httpSrv.Serve(w.httpLis) }()
-	if err := startService(ctx, w.kv); err != nil {
+	if err := membership.StartService(ctx, w.kv); err != nil {
 		return fmt.Errorf("fakewriter: memberlist: %w", err)
 	}
-	if err := startService(ctx, w.lifecycler); err != nil {
+	if err := membership.StartService(ctx, w.lifecycler); err != nil {
 		return fmt.Errorf("fakewriter: lifecycler: %w", err)
 	}
 	// The lifecycler runs before it has picked tokens; report SERVING only
@@ -638,17 +638,4 @@ func DefaultConfig() Config {
 	fs := flag.NewFlagSet("fakewriter", flag.ContinueOnError)
 	c.RegisterFlags(fs, log.NewNopLogger())
 	return c
-}
-
-// startService starts s detached from ctx (dskit ties a service's lifetime to
-// the context it was started with) and waits for it to run until ctx ends.
-func startService(ctx context.Context, s services.Service) error {
-	if err := s.StartAsync(context.Background()); err != nil {
-		return err
-	}
-	if err := s.AwaitRunning(ctx); err != nil {
-		s.StopAsync()
-		return err
-	}
-	return nil
 }

@@ -268,7 +268,7 @@ func (m *Membership) Start(ctx context.Context) error {
 		return errors.New("membership: already started")
 	}
 	m.state = 1
-	if err := startService(ctx, m.kv); err != nil {
+	if err := StartService(ctx, m.kv); err != nil {
 		return fmt.Errorf("membership: memberlist: %w", err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
@@ -278,7 +278,7 @@ func (m *Membership) Start(ctx context.Context) error {
 	m.wg.Add(1)
 	go m.refreshLoop(wctx)
 
-	if err := startService(ctx, m.lifecycler); err != nil {
+	if err := StartService(ctx, m.lifecycler); err != nil {
 		return fmt.Errorf("membership: register in the distributor ring: %w", err)
 	}
 	return nil
@@ -461,9 +461,10 @@ func (m *Membership) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// startService starts s detached from ctx (dskit ties a service's lifetime to
-// the context it was started with) and waits for it to run until ctx ends.
-func startService(ctx context.Context, s services.Service) error {
+// StartService starts s detached from ctx (dskit ties a service's lifetime
+// to the context it was started with) and waits for it to run until ctx
+// ends; the segment-writer simulator starts its ring services the same way.
+func StartService(ctx context.Context, s services.Service) error {
 	if err := s.StartAsync(context.Background()); err != nil {
 		return err
 	}
