@@ -112,8 +112,7 @@ func dedupeSymbols(p *profilev1.Profile, renamed map[int64]bool) {
 	var kb []byte
 	touched := map[uint64]bool{}   // ids of functions with a renamed string
 	fnCanon := map[uint64]uint64{} // duplicate function id -> first id
-	fnFirst := map[uint64]int{}    // content hash -> index of a first function
-	fnNext := map[int]int{}        // collision chain
+	var fns contentIndex
 	for fi, f := range p.Function {
 		if !renamed[f.Name] && !renamed[f.SystemName] && !renamed[f.Filename] {
 			continue
@@ -125,22 +124,8 @@ func dedupeSymbols(p *profilev1.Profile, renamed map[int64]bool) {
 		kb = append(kb, 0xff)
 		kb = append(kb, str(f.Filename)...)
 		kb = appendUvarint(kb, uint64(f.StartLine))
-		h := xxhash.Sum64(kb)
-		j, ok := fnFirst[h]
-		dup := false
-		for ok {
-			if c := p.Function[j]; sameFn(c, f) {
-				fnCanon[f.Id] = c.Id
-				dup = true
-				break
-			}
-			j, ok = fnNext[j]
-		}
-		if !dup {
-			if head, had := fnFirst[h]; had {
-				fnNext[fi] = head
-			}
-			fnFirst[h] = fi
+		if j, dup := fns.findOrAdd(xxhash.Sum64(kb), fi, func(j int) bool { return sameFn(p.Function[j], f) }); dup {
+			fnCanon[f.Id] = p.Function[j].Id
 		}
 	}
 	if len(fnCanon) == 0 {
@@ -158,8 +143,7 @@ func dedupeSymbols(p *profilev1.Profile, renamed map[int64]bool) {
 		return true
 	}
 	locCanon := map[uint64]uint64{}
-	locFirst := map[uint64]int{}
-	locNext := map[int]int{}
+	var locs contentIndex
 	for li, l := range p.Location {
 		uses := false
 		for _, ln := range l.Line {
@@ -182,22 +166,8 @@ func dedupeSymbols(p *profilev1.Profile, renamed map[int64]bool) {
 			kb = appendUvarint(kb, ln.FunctionId)
 			kb = appendUvarint(kb, uint64(ln.Line))
 		}
-		h := xxhash.Sum64(kb)
-		j, ok := locFirst[h]
-		dup := false
-		for ok {
-			if c := p.Location[j]; sameLoc(c, l) {
-				locCanon[l.Id] = c.Id
-				dup = true
-				break
-			}
-			j, ok = locNext[j]
-		}
-		if !dup {
-			if head, had := locFirst[h]; had {
-				locNext[li] = head
-			}
-			locFirst[h] = li
+		if j, dup := locs.findOrAdd(xxhash.Sum64(kb), li, func(j int) bool { return sameLoc(p.Location[j], l) }); dup {
+			locCanon[l.Id] = p.Location[j].Id
 		}
 	}
 	if len(locCanon) == 0 {
@@ -210,6 +180,32 @@ func dedupeSymbols(p *profilev1.Profile, renamed map[int64]bool) {
 			}
 		}
 	}
+}
+
+// contentIndex finds table entries with equal content: candidates by
+// content hash, chained on collision, confirmed by the caller's comparison.
+type contentIndex struct {
+	first map[uint64]int // content hash -> index of the latest entry with it
+	next  map[int]int    // index -> previous entry with the same hash
+}
+
+// findOrAdd returns the index of an entry already added that equal(j)
+// confirms, or adds i under hash h and returns false.
+func (x *contentIndex) findOrAdd(h uint64, i int, equal func(j int) bool) (int, bool) {
+	if x.first == nil {
+		x.first, x.next = map[uint64]int{}, map[int]int{}
+	}
+	head, ok := x.first[h]
+	for j, more := head, ok; more; j, more = x.next[j] {
+		if equal(j) {
+			return j, true
+		}
+	}
+	if ok {
+		x.next[i] = head
+	}
+	x.first[h] = i
+	return 0, false
 }
 
 // appendUvarint appends v as a varint and a 0xff separator (a varint's

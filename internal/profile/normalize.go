@@ -295,35 +295,14 @@ func sanitize(p *profilev1.Profile, sc *scratch) bool {
 	changed = true
 
 	// Rebuild the tables densely: mappings, functions, then locations.
-	newMap := make([]uint64, len(p.Mapping))
-	m := 0
-	for i, mp := range p.Mapping {
-		if mapUsed[i] {
-			newMap[i] = uint64(m + 1)
-			mp.Id = uint64(m + 1)
-			p.Mapping[m] = mp
-			m++
-		}
-	}
-	clear(p.Mapping[m:])
-	p.Mapping = p.Mapping[:m]
+	var newMap, newFn []uint64
+	p.Mapping, newMap = compact(p.Mapping, mapUsed, func(m *profilev1.Mapping, id uint64) { m.Id = id })
 	var stub uint64
 	if needStub {
 		stub = uint64(len(p.Mapping) + 1)
 		p.Mapping = append(p.Mapping, &profilev1.Mapping{Id: stub})
 	}
-	newFn := make([]uint64, len(p.Function))
-	f := 0
-	for i, fn := range p.Function {
-		if fnUsed[i] {
-			newFn[i] = uint64(f + 1)
-			fn.Id = uint64(f + 1)
-			p.Function[f] = fn
-			f++
-		}
-	}
-	clear(p.Function[f:])
-	p.Function = p.Function[:f]
+	p.Function, newFn = compact(p.Function, fnUsed, func(f *profilev1.Function, id uint64) { f.Id = id })
 	newLoc := make([]uint64, len(p.Location))
 	l := 0
 	for i, loc := range p.Location {
@@ -352,6 +331,23 @@ func sanitize(p *profilev1.Profile, sc *scratch) bool {
 	p.Location = p.Location[:l]
 	sanitizeStrings(p, sc, true)
 	return changed
+}
+
+// compact keeps the entries of table marked used, in order, with ids 1..n;
+// newID maps each old index to its new id (0: dropped).
+func compact[T any](table []*T, used []bool, setID func(*T, uint64)) (kept []*T, newID []uint64) {
+	newID = make([]uint64, len(table))
+	n := 0
+	for i, e := range table {
+		if used[i] {
+			newID[i] = uint64(n + 1)
+			setID(e, uint64(n+1))
+			table[n] = e
+			n++
+		}
+	}
+	clear(table[n:])
+	return table[:n], newID
 }
 
 // idIndex maps ids to slice indices: the identity when ids are 1..n in
