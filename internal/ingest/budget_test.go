@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"mime/multipart"
 	"net/http"
 	"runtime"
 	"strings"
@@ -54,14 +53,6 @@ func TestIngestChargesTheInflightBudget(t *testing.T) {
 	pusher := &countingPusher{next: d}
 	ts := startServer(t, func(o *Options) { o.Pusher, o.Budget = pusher, d })
 
-	multipartBody := func(gz []byte) (string, []byte) {
-		var b bytes.Buffer
-		mw := multipart.NewWriter(&b)
-		fw, _ := mw.CreateFormFile("profile", "profile.pprof")
-		_, _ = fw.Write(gz)
-		_ = mw.Close()
-		return mw.FormDataContentType(), b.Bytes()
-	}
 	for _, tc := range []struct {
 		name       string
 		multipart  bool
@@ -80,7 +71,7 @@ func TestIngestChargesTheInflightBudget(t *testing.T) {
 			ct, body := "application/octet-stream", tc.gz
 			if tc.multipart {
 				url = ts.url + "/ingest?name=app.cpu"
-				ct, body = multipartBody(tc.gz)
+				body, ct = multipartBody(t, map[string][]byte{"profile": tc.gz})
 			}
 			resp, err := http.Post(url, ct, bytes.NewReader(body))
 			if err != nil {

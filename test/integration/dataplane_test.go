@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
-	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -20,8 +18,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/google/pprof/profile"
-
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
@@ -234,28 +230,19 @@ func ingest(ctx context.Context, a attempt, prof []byte) error {
 	return nil
 }
 
-// heapProfile is a fresh runtime/pprof heap profile of this process, with
-// samples in it (a profile without samples would be dropped, not sent).
-func heapProfile(t *testing.T) []byte {
+// recentCorpus is a corpus profile (runtime/pprof output) recorded now,
+// gzipped, so the distributors' ingestion window accepts it.
+func recentCorpus(t *testing.T, name string) []byte {
 	t.Helper()
-	keep := make([][]byte, 0, 256)
-	for i := range 256 {
-		keep = append(keep, make([]byte, 64<<10+i))
+	p, ok := corpus.Get(name)
+	if !ok {
+		t.Fatalf("corpus has no %s profile", name)
 	}
-	runtime.GC()
-	var buf bytes.Buffer
-	if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil {
-		t.Fatal(err)
-	}
-	runtime.KeepAlive(keep)
-	p, err := profile.ParseData(buf.Bytes())
+	p, err := p.At(time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Sample) == 0 {
-		t.Fatal("runtime heap profile has no samples")
-	}
-	return buf.Bytes()
+	return p.Gzipped
 }
 
 func TestDataPlane(t *testing.T) {
@@ -322,15 +309,7 @@ func TestDataPlane(t *testing.T) {
 	policy := distributor.PlacementPolicy(&defaults.Limits)
 	policy.DatasetShards = datasetShards
 
-	cpu, ok := corpus.Get("cpu")
-	if !ok {
-		t.Fatal("corpus has no cpu profile")
-	}
-	cpu, err := cpu.At(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	load := &loadGen{dists: dists, heap: heapProfile(t), cpu: cpu.Gzipped, pushBudget: 15 * time.Second}
+	load := &loadGen{dists: dists, heap: recentCorpus(t, "heap"), cpu: recentCorpus(t, "cpu"), pushBudget: 15 * time.Second}
 
 	// Phase 1: steady load, every writer up.
 	load.phase.Store(phaseSteady)
@@ -382,6 +361,7 @@ func TestDataPlane(t *testing.T) {
 	totalRecords := 0
 	for _, w := range writers {
 		var recs []fakewriter.Record
+		var err error
 		if w.p.exited() {
 			recs, err = fakewriter.ReadRecordFile(w.recordFile)
 			if err != nil {
