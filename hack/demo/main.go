@@ -40,8 +40,10 @@ func main() {
 		}
 		d := &demo{dir: abs, bin: bin, writersPerZone: *writersPerZone, start: time.Now()}
 		if err := d.up(); err != nil {
-			fmt.Fprintf(os.Stderr, "\ndemo failed: %v\nLogs: %s/cluster/logs/. Stopping what was started...\n", err, abs)
-			down(abs)
+			fmt.Fprintf(os.Stderr, "\ndemo failed: %v\nStopping what was started; logs stay in %s/cluster/logs/ until `make demo-down`.\n", err, abs)
+			if _, err := localcluster.StopPIDs(filepath.Join(abs, "cluster"), 10*time.Second); err != nil {
+				fmt.Fprintln(os.Stderr, "demo:", err)
+			}
 			os.Exit(1)
 		}
 	case "down":

@@ -194,11 +194,33 @@ func TestOperator(t *testing.T) {
 	})
 	t.Logf("HPA scaled zone %s to %d replicas", hot, scaled)
 	eventually(t, 60*time.Second, "scaled pods Running in the hot zone", func(ctx context.Context) error {
+		// The HPA may take a further step meanwhile; follow it.
+		d, err := c.Client.AppsV1().Deployments(sampleNS).Get(ctx, sampleName+"-"+hot, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		scaled = ptr.Deref(d.Spec.Replicas, 0)
 		return zonePodsRunning(ctx, c, hot, int(scaled))
 	})
-	// The operator reconciles on these Deployment changes; give it several passes
-	// and require that it never brought the count back below what the HPA set.
-	time.Sleep(10 * time.Second)
+	// The operator reconciles on these Deployment changes: once its status
+	// reports the scaled zone fully ready it has seen (and applied over) the
+	// HPA's count, which must still stand.
+	eventually(t, 60*time.Second, "operator status reports the scaled zone", func(ctx context.Context) error {
+		u, err := c.Dynamic.Resource(pydGVR).Namespace(sampleNS).Get(ctx, sampleName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		zs, _ := get(u.Object, "status", "zones").([]any)
+		for _, z := range zs {
+			if str(z, "name") == hot {
+				if r, _ := get(z, "readyReplicas").(int64); r != int64(scaled) {
+					return fmt.Errorf("status of zone %s: %v", hot, z)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no status for zone %s in %v", hot, zs)
+	})
 	d, err := c.Client.AppsV1().Deployments(sampleNS).Get(ctx, sampleName+"-"+hot, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
