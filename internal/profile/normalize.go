@@ -64,18 +64,9 @@ func Normalize(p *profilev1.Profile) bool {
 		if len(s.Label) == 0 {
 			continue
 		}
-		n := 0
-		for _, l := range s.Label {
-			if l.Str != 0 {
-				s.Label[n] = l
-				n++
-			}
-		}
-		if n != len(s.Label) {
-			clear(s.Label[n:])
-			s.Label = s.Label[:n]
-			changed = true
-		}
+		before := len(s.Label)
+		s.Label = slices.DeleteFunc(s.Label, func(l *profilev1.Label) bool { return l.Str == 0 })
+		changed = changed || len(s.Label) != before
 		if len(s.Label) > 1 {
 			slices.SortFunc(s.Label, func(a, b *profilev1.Label) int {
 				if a.Key != b.Key {
@@ -87,18 +78,9 @@ func Normalize(p *profilev1.Profile) bool {
 	}
 
 	// Drop negative and all-zero samples, then sum duplicates.
-	n := 0
-	for _, s := range p.Sample {
-		if keepValues(s.Value) {
-			p.Sample[n] = s
-			n++
-		}
-	}
-	if n != len(p.Sample) {
-		clear(p.Sample[n:])
-		p.Sample = p.Sample[:n]
-		changed = true
-	}
+	before := len(p.Sample)
+	p.Sample = slices.DeleteFunc(p.Sample, func(s *profilev1.Sample) bool { return !keepValues(s.Value) })
+	changed = changed || len(p.Sample) != before
 	if mergeDuplicates(p, sc) {
 		changed = true
 	}
