@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 	"github.com/cespare/xxhash/v2"
@@ -134,7 +136,7 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 		labels := make([]*typesv1.LabelPair, len(s.Labels), len(s.Labels)+1)
 		copy(labels, s.Labels)
 		labels = validation.WithServiceName(labels)
-		name := validation.Get(labels, validation.LabelName)
+		name := metricLabel(validation.Get(labels, validation.LabelName))
 		for _, raw := range s.Samples {
 			d.metrics.receivedCompressed.WithLabelValues(name, tenant).Observe(float64(len(raw.GetRawProfile())))
 			buf := profile.GetBuffer()
@@ -203,7 +205,7 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 // pushProfile runs one raw profile through the pipeline and sends its
 // per-service profiles.
 func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *config.Limits, it item, now time.Time) error {
-	name := validation.Get(it.labels, validation.LabelName)
+	name := metricLabel(validation.Get(it.labels, validation.LabelName))
 	cost := len(it.data)
 	for _, l := range it.labels {
 		cost += len(l.Name) + len(l.Value)
@@ -332,6 +334,16 @@ func (d *Distributor) send(ctx context.Context, profiles []*Profile) error {
 	}
 	wg.Wait()
 	return first
+}
+
+// metricLabel makes a client's label value usable as a metric label value:
+// Prometheus panics on invalid UTF-8, and the metrics are recorded before
+// validation rejects such a name.
+func metricLabel(v string) string {
+	if utf8.ValidString(v) {
+		return v
+	}
+	return strings.ToValidUTF8(v, "\uFFFD")
 }
 
 // Fingerprint is the series-label hash of spec §2.1: XXH64 (seed 0) over

@@ -300,3 +300,15 @@ func TestOversizedProfileDoesNotStopTheOthers(t *testing.T) {
 		t.Fatalf("sent %d profiles, want the small one", len(rec.got))
 	}
 }
+
+// A __name__ that is not UTF-8 is refused as invalid (400) like any bad
+// label; the metrics recorded before validation must not panic on it.
+func TestInvalidUTF8NameIsRefused(t *testing.T) {
+	d := newTestDistributor(t, defaultLimits(), &recorder{})
+	labels := []*typesv1.LabelPair{{Name: "__name__", Value: "cpu\xff"}, {Name: "service_name", Value: "a"}}
+	err := d.Push(context.Background(), "t1", pushOne(labels, recentProfile(t, "cpu", time.Now())))
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument {
+		t.Fatalf("err %v, want invalid_argument", err)
+	}
+}

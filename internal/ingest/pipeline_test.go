@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/google/pprof/profile"
 	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -134,5 +135,37 @@ func TestIngestThroughPipeline(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// /ingest names a pprof of unknown sample type after that type, a string
+// from the client: one that is not UTF-8 is refused (422 for pprof bodies),
+// it does not crash the request.
+func TestIngestInvalidUTF8SampleType(t *testing.T) {
+	d, err := distributor.New(distributor.Config{}, defaultsOnly{config.Defaults().Limits}, &recordingSender{},
+		func() int { return 1 }, prometheus.NewRegistry(), log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, func(o *Options) { o.Pusher = d })
+	fn := &profile.Function{ID: 1, Name: "main"}
+	p := &profile.Profile{
+		SampleType: []*profile.ValueType{{Type: "x\xff", Unit: "count"}},
+		Function:   []*profile.Function{fn},
+		Location:   []*profile.Location{{ID: 1, Line: []profile.Line{{Function: fn}}}},
+		TimeNanos:  time.Now().UnixNano(),
+	}
+	p.Sample = []*profile.Sample{{Location: p.Location, Value: []int64{1}}}
+	var body bytes.Buffer
+	if err := p.Write(&body); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(ts.url+"/ingest?name=app&format=pprof", "application/octet-stream", &body)
+	if err != nil {
+		t.Fatalf("request failed (the handler panicked?): %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("status %d, want 422", resp.StatusCode)
 	}
 }
