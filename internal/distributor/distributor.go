@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -104,7 +105,8 @@ type item struct {
 // CodeResourceExhausted and Pyroscope's messages; Sender errors are returned
 // unchanged. When several profiles fail, the error of the first one (in
 // request order) is returned.
-func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushRequest) error {
+func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushRequest) (pushErr error) {
+	defer d.recoverTo(&pushErr)
 	n := 0
 	for _, s := range req.GetSeries() {
 		n += len(s.GetSamples())
@@ -189,6 +191,7 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
+				defer d.recoverTo(&errs[i])
 				errs[i] = d.pushProfile(ctx, tenant, lim, items[i], now)
 			}()
 		}
@@ -327,13 +330,28 @@ func (d *Distributor) send(ctx context.Context, profiles []*Profile) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := d.sender.Send(ctx, p); err != nil {
-				once.Do(func() { first = err; cancel() })
-			}
+			var err error
+			defer func() {
+				d.recoverTo(&err)
+				if err != nil {
+					once.Do(func() { first = err; cancel() })
+				}
+			}()
+			err = d.sender.Send(ctx, p)
 		}()
 	}
 	wg.Wait()
 	return first
+}
+
+// recoverTo turns a panic of a goroutine Push started into an Internal
+// error in *err: net/http recovers only the handler's own goroutine, so a
+// bug reached by one request must not end the process.
+func (d *Distributor) recoverTo(err *error) {
+	if r := recover(); r != nil {
+		level.Error(d.logger).Log("msg", "panic in the pipeline", "panic", r, "stack", string(debug.Stack()))
+		*err = connect.NewError(connect.CodeInternal, fmt.Errorf("internal error: %v", r))
+	}
 }
 
 // metricLabel makes a client's label value usable as a metric label value:

@@ -3,10 +3,12 @@ package distributor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 	"github.com/prometheus/client_golang/prometheus"
@@ -119,5 +121,41 @@ func TestDiscardMetrics(t *testing.T) {
 		if !names[name] {
 			t.Errorf("metric %s missing", name)
 		}
+	}
+}
+
+type panickingSender struct{}
+
+func (panickingSender) Send(context.Context, *Profile) error { panic("sender bug") }
+
+// A panic in a goroutine Push starts (one per service, one per raw profile)
+// is an Internal error for that request, not the end of the process.
+func TestPanicInSendIsAnError(t *testing.T) {
+	now := time.Now()
+	cpu := recentProfile(t, "cpu", now)
+	for _, tc := range []struct {
+		name string
+		req  *pushv1.PushRequest
+	}{
+		{"one profile", pushOne(cpuLabels(), cpu)},
+		{"two profiles", &pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
+			Labels: cpuLabels(), Samples: []*pushv1.RawSample{{RawProfile: cpu}, {RawProfile: cpu}},
+		}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newTestDistributor(t, defaultLimits(), panickingSender{})
+			var ce *connect.Error
+			err := func() (err error) {
+				defer func() {
+					if r := recover(); r != nil {
+						err = fmt.Errorf("panic reached the caller: %v", r)
+					}
+				}()
+				return d.Push(context.Background(), "t1", tc.req)
+			}()
+			if !errors.As(err, &ce) || ce.Code() != connect.CodeInternal {
+				t.Fatalf("err %v, want internal", err)
+			}
+		})
 	}
 }
