@@ -27,7 +27,7 @@ export KUBEBUILDER_ASSETS
 # How long each fuzz target runs inside `make test`; `make fuzz FUZZTIME=10m` for a real campaign.
 FUZZTIME ?= 5s
 # Packages and targets fuzzed by `make test` / `make fuzz` (package:Target).
-FUZZ_TARGETS ?= ./internal/profile:FuzzPipeline ./internal/profile:FuzzDecode ./internal/ingest/legacy:FuzzParseName ./internal/ingest/legacy:FuzzFolded ./internal/ingest/legacy:FuzzPprof ./internal/ingest:FuzzIngest
+FUZZ_TARGETS ?= ./internal/profile:FuzzPipeline ./internal/profile:FuzzDecode ./internal/ingest/legacy:FuzzParseName ./internal/ingest/legacy:FuzzFolded ./internal/ingest/legacy:FuzzPprof ./internal/ingest:FuzzIngest ./internal/distributor:FuzzPush
 
 # Generated paths that must be committed; `make test` fails when they are stale.
 GENERATED := api config/crd config/rbac charts/pyrodist/templates/crds
