@@ -784,3 +784,39 @@ func BenchmarkBuild(b *testing.B) {
 		}
 	}
 }
+
+// Flags override config.yaml in the distributor, so shutdown settings given
+// as extra args must stretch the pods' termination grace period too.
+func TestTerminationGraceFollowsExtraArgs(t *testing.T) {
+	def := config.Defaults().Server
+	margin := graceMargin
+	cases := []struct {
+		name string
+		args []string
+		want time.Duration // shutdown delay + drain, before the margin
+	}{
+		{"defaults", nil, def.ShutdownDelay + def.GracefulTimeout},
+		{"other flags", []string{"-log.level=debug", "-server.http-listen-port", "4040"}, def.ShutdownDelay + def.GracefulTimeout},
+		{"longer delay", []string{"-shutdown-delay=2m"}, 2*time.Minute + def.GracefulTimeout},
+		{"separate value, double dash", []string{"--server.graceful-shutdown-timeout", "90s"}, def.ShutdownDelay + 90*time.Second},
+		{"last one wins", []string{"-shutdown-delay=1m", "-shutdown-delay=10s"}, 10*time.Second + def.GracefulTimeout},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pd := base("zone-a")
+			pd.Spec.PodTemplate.ExtraArgs = tc.args
+			got := time.Duration(*mustBuild(t, pd).Zones[0].Deployment.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second
+			if got != tc.want+margin {
+				t.Errorf("grace %v, want %v", got, tc.want+margin)
+			}
+		})
+	}
+
+	for _, args := range [][]string{{"-shutdown-delay=soon"}, {"-server.graceful-shutdown-timeout"}} {
+		pd := base("zone-a")
+		pd.Spec.PodTemplate.ExtraArgs = args
+		if _, err := Build(pd, testFacts); err == nil || !strings.Contains(err.Error(), "extraArgs") {
+			t.Errorf("%v: err = %v, want an extraArgs error", args, err)
+		}
+	}
+}

@@ -2,10 +2,12 @@ package manifests
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -115,9 +117,44 @@ func mergeMaps(base, extra map[string]any) map[string]any {
 
 // terminationGrace outlasts the distributor's own shutdown: /ready fails for
 // the shutdown delay, then in-flight requests drain, then it leaves memberlist.
-func terminationGrace(c config.Config) int64 {
-	d := c.Server.ShutdownDelay + c.Server.GracefulTimeout + graceMargin
-	return int64((d + time.Second - 1) / time.Second)
+// Flags override the config file, so server flags among extraArgs (say
+// -shutdown-delay=2m) count too.
+func terminationGrace(c config.Config, extraArgs []string) (int64, error) {
+	srv := c.Server
+	fs := flag.NewFlagSet("extraArgs", flag.ContinueOnError)
+	scratch := config.Server{}
+	scratch.RegisterFlags(fs) // only for the flag names; values are set on srv
+	for i := 0; i < len(extraArgs); i++ {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(extraArgs[i], "-"), "=")
+		var dst *time.Duration
+		switch fs.Lookup(name) {
+		case nil:
+			continue
+		case fs.Lookup("shutdown-delay"):
+			dst = &srv.ShutdownDelay
+		case fs.Lookup("server.graceful-shutdown-timeout"):
+			dst = &srv.GracefulTimeout
+		default:
+			if !hasValue {
+				i++ // "-flag value": skip the value
+			}
+			continue
+		}
+		if !hasValue {
+			if i+1 >= len(extraArgs) {
+				return 0, fmt.Errorf("spec.podTemplate.extraArgs: -%s needs a value", name)
+			}
+			i++
+			value = extraArgs[i]
+		}
+		d, err := time.ParseDuration(value)
+		if err != nil {
+			return 0, fmt.Errorf("spec.podTemplate.extraArgs: -%s: %w", name, err)
+		}
+		*dst = d
+	}
+	d := srv.ShutdownDelay + srv.GracefulTimeout + graceMargin
+	return int64((d + time.Second - 1) / time.Second), nil
 }
 
 func containerEnv(res corev1.ResourceRequirements, extra []corev1.EnvVar) []corev1.EnvVar {
@@ -196,6 +233,11 @@ func (b *builder) podTemplate(z v1.Zone) (corev1.PodTemplateSpec, error) {
 	annotations[AnnotationConfigHash] = b.cfg.hash
 	annotations["kubectl.kubernetes.io/default-container"] = ContainerName
 
+	grace, err := terminationGrace(b.cfg.cfg, s.PodTemplate.ExtraArgs)
+	if err != nil {
+		return corev1.PodTemplateSpec{}, err
+	}
+
 	args := []string{
 		"-config.file=" + configMountPath + "/" + ConfigFileName,
 		"-runtime-config.file=" + configMountPath + "/" + OverridesFile,
@@ -214,7 +256,7 @@ func (b *builder) podTemplate(z v1.Zone) (corev1.PodTemplateSpec, error) {
 		EnableServiceLinks:            ptr.To(false),
 		PriorityClassName:             s.PodTemplate.PriorityClassName,
 		SecurityContext:               podSC,
-		TerminationGracePeriodSeconds: ptr.To(terminationGrace(b.cfg.cfg)),
+		TerminationGracePeriodSeconds: ptr.To(grace),
 		ImagePullSecrets:              slices.Clone(s.PodTemplate.ImagePullSecrets),
 		Tolerations:                   deepCopyTolerations(z.Tolerations),
 		TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
