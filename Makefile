@@ -30,7 +30,7 @@ FUZZTIME ?= 5s
 FUZZ_TARGETS ?= ./internal/profile:FuzzPipeline ./internal/profile:FuzzDecode ./internal/ingest/legacy:FuzzParseName ./internal/ingest/legacy:FuzzFolded ./internal/ingest/legacy:FuzzPprof ./internal/ingest:FuzzIngest ./internal/distributor:FuzzPush
 
 # Generated paths that must be committed; `make test` fails when they are stale.
-GENERATED := api config/crd config/rbac charts/pyrodist/templates/crds
+GENERATED := api config/crd config/rbac charts/pyrodist/templates/crds charts/pyrodist/templates/_manager-rules.tpl
 
 .PHONY: help
 help: ## Show the targets.
