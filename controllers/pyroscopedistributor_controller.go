@@ -63,7 +63,7 @@ type PyroscopeDistributorReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=profiling.pyrodist.dev,resources=pyroscopedistributors,verbs=get;list;watch
-// +kubebuilder:rbac:groups=profiling.pyrodist.dev,resources=pyroscopedistributors/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=profiling.pyrodist.dev,resources=pyroscopedistributors/status,verbs=patch
 // +kubebuilder:rbac:groups=profiling.pyrodist.dev,resources=pyroscopedistributors/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;configmaps;serviceaccounts,verbs=get;list;watch;create;patch;delete
