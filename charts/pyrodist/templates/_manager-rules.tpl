@@ -74,7 +74,5 @@
   resources:
   - pyroscopedistributors/status
   verbs:
-  - get
   - patch
-  - update
 {{- end }}
