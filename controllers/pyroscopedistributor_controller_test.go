@@ -815,7 +815,7 @@ func TestCELRejectsInvalidSpecs(t *testing.T) {
 		}, "mutually exclusive"},
 		{"bad zone name", func(pd *v1alpha1.PyroscopeDistributor) {
 			pd.Spec.Zones = []v1alpha1.Zone{{Name: "Zone_A"}}
-		}, "spec.zones[0].name"},
+		}, "zone name must be a DNS label"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

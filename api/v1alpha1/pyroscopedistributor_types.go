@@ -159,7 +159,7 @@ type Zone struct {
 	// DNS label.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="zone name must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit (it is part of the zone's object names)"
 	// +kubebuilder:validation:XValidation:rule="self != 'memberlist'",message="zone name 'memberlist' is reserved: <name>-memberlist is the gossip Service"
 	Name string `json:"name"`
 

@@ -120,7 +120,7 @@ func TestCRDValidation(t *testing.T) {
 		{"no zones", func(p *v1.PyroscopeDistributor) { p.Spec.Zones = nil }, "spec.zones"},
 		{"empty zones", func(p *v1.PyroscopeDistributor) { p.Spec.Zones = []v1.Zone{} }, "spec.zones"},
 		{"duplicate zone", func(p *v1.PyroscopeDistributor) { p.Spec.Zones = []v1.Zone{{Name: "a"}, {Name: "a"}} }, "Duplicate value"},
-		{"zone not a DNS label", func(p *v1.PyroscopeDistributor) { p.Spec.Zones = []v1.Zone{{Name: "Zone_A"}} }, "spec.zones[0].name"},
+		{"zone not a DNS label", func(p *v1.PyroscopeDistributor) { p.Spec.Zones = []v1.Zone{{Name: "Zone_A"}} }, "zone name must be a DNS label"},
 		{"replicas and autoscaling", func(p *v1.PyroscopeDistributor) {
 			p.Spec.Replicas = ptr.To[int32](2)
 			p.Spec.Autoscaling = &v1.Autoscaling{MaxReplicas: 3}
