@@ -6,11 +6,11 @@
 #   hack/bench.sh                 # report under a new temp dir, printed at the end
 #   BENCH_OUT=/tmp/b hack/bench.sh
 #
-# Knobs (environment): BENCHTIME (go test -benchtime, 1s), COMPARE_COUNT (3),
-# LOAD_DURATION (15s),
-# LOAD_WORKERS (closed-loop workers at saturation, 16), WRITERS (3),
-# INFLIGHT_MIB (distributor in-flight budget, 256), SKIP_LOAD=1 (benchmarks only), NET (first three octets of the 127.0.0.0/8
-# addresses used, 127.0.77), PORT_BASE (first port, 24040).
+# Knobs (environment, default in parentheses): BENCHTIME (go test -benchtime,
+# 1s), COMPARE_COUNT (3), LOAD_DURATION (15s), LOAD_WORKERS (closed-loop
+# workers at saturation, 16), WRITERS (3), INFLIGHT_MIB (the distributor's
+# in-flight budget, 256), SKIP_LOAD=1 (benchmarks only), NET (first three
+# octets of the 127.0.0.0/8 addresses used, 127.0.77), PORT_BASE (24040).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
