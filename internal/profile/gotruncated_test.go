@@ -1,12 +1,16 @@
 package profile
 
 import (
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
 	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+
+	"github.com/pyrodist/pyrodist/internal/corpus"
+	"github.com/pyrodist/pyrodist/internal/testutil/cputime"
 )
 
 func ids(from, to int) []uint64 {
@@ -97,5 +101,114 @@ func TestInjectMappingVersions(t *testing.T) {
 	}
 	if got := p.StringTable[p.Mapping[1].BuildId]; got != `{"repository":"https://github.com/x/y","git_ref":"v1"}` {
 		t.Errorf("mapping 2: %s", got)
+	}
+}
+
+func cloneStacks(p *profilev1.Profile) *profilev1.Profile {
+	q := &profilev1.Profile{SampleType: p.SampleType, StringTable: p.StringTable}
+	for _, s := range p.Sample {
+		q.Sample = append(q.Sample, &profilev1.Sample{LocationId: slices.Clip(slices.Clone(s.LocationId)), Value: s.Value})
+	}
+	return q
+}
+
+// truncatedStacks builds stacks as Go's CPU profiler cuts them: random walks
+// down a small call graph (recursion included, so chains and cycles occur),
+// leaf first, keeping the leaf-most depth frames.
+func truncatedStacks(rng *rand.Rand, n, depth, alphabet int) *profilev1.Profile {
+	p := &profilev1.Profile{
+		SampleType:  []*profilev1.ValueType{{Type: 1, Unit: 2}},
+		StringTable: []string{"", "cpu", "nanoseconds"},
+	}
+	for range n {
+		var stack []uint64
+		id := uint64(1)
+		for range 20 + rng.IntN(90) {
+			stack = append(stack, id)
+			id = 1 + (id*7+uint64(rng.IntN(8)/7))%uint64(alphabet) // mostly one callee
+		}
+		slices.Reverse(stack)
+		if len(stack) > depth {
+			stack = stack[:depth]
+		}
+		p.Sample = append(p.Sample, &profilev1.Sample{LocationId: stack, Value: []int64{1}})
+	}
+	return p
+}
+
+// The pooled, hash-keyed repair changes exactly the stacks the first
+// implementation changed, in the same way, on the corpus and on many
+// generated truncated profiles.
+func TestRepairTruncatedGoMatchesReference(t *testing.T) {
+	var cases []*profilev1.Profile
+	for _, cp := range corpus.All() {
+		p, err := Decode(cp.Raw())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, p)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 300 {
+		cases = append(cases, truncatedStacks(rng, 1+rng.IntN(200), 64, 5+i%60))
+	}
+	changed := 0
+	for i, p := range cases {
+		want, got := cloneStacks(p), cloneStacks(p)
+		repairTruncatedGoRef(want)
+		repairTruncatedGo(got)
+		for j := range want.Sample {
+			if !slices.Equal(want.Sample[j].LocationId, got.Sample[j].LocationId) {
+				t.Fatalf("case %d sample %d: got %v, want %v", i, j, got.Sample[j].LocationId, want.Sample[j].LocationId)
+			}
+		}
+		if stackLen(want) != stackLen(p) {
+			changed++
+		}
+	}
+	if changed < 50 {
+		t.Fatalf("only %d of %d cases were repaired: the comparison proves little", changed, len(cases))
+	}
+}
+
+// BenchmarkRepairTruncatedGo compares the first implementation ("ref") with
+// the current one on the corpus and on a truncated profile, in one run.
+func BenchmarkRepairTruncatedGo(b *testing.B) {
+	type input struct {
+		name string
+		p    *profilev1.Profile
+	}
+	var ins []input
+	for _, cp := range corpus.All() {
+		p, err := Decode(cp.Raw())
+		if err != nil {
+			b.Fatal(err)
+		}
+		ins = append(ins, input{cp.Name, p})
+	}
+	ins = append(ins, input{"truncated-2k", truncatedStacks(rand.New(rand.NewPCG(3, 4)), 2000, 64, 200)})
+	impls := []struct {
+		name string
+		fn   func(*profilev1.Profile)
+	}{{"ref", repairTruncatedGoRef}, {"new", repairTruncatedGo}}
+	for _, in := range ins {
+		lens := make([]int, len(in.p.Sample))
+		for i, s := range in.p.Sample {
+			lens[i] = len(s.LocationId)
+			s.LocationId = slices.Clip(s.LocationId)
+		}
+		for _, impl := range impls {
+			b.Run(in.name+"/"+impl.name, func(b *testing.B) {
+				b.ReportAllocs()
+				cpu0 := cputime.Process()
+				for b.Loop() {
+					impl.fn(in.p)
+					for i, s := range in.p.Sample {
+						s.LocationId = s.LocationId[:lens[i]:lens[i]]
+					}
+				}
+				cputime.Report(b, cpu0, 8*stackLen(in.p)) // MB of location ids
+			})
+		}
 	}
 }
