@@ -178,7 +178,7 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 
 	errs := make([]error, len(items))
 	if len(items) == 1 {
-		errs[0] = d.pushProfile(ctx, tenant, lim, items[0], now)
+		errs[0] = d.pushProfile(ctx, tenant, lim, ch, items[0], now)
 	} else {
 		conc := lim.PushMaxConcurrency
 		if conc <= 0 || conc > len(items) {
@@ -192,7 +192,7 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 			go func() {
 				defer func() { <-sem; wg.Done() }()
 				defer d.recoverTo(&errs[i])
-				errs[i] = d.pushProfile(ctx, tenant, lim, items[i], now)
+				errs[i] = d.pushProfile(ctx, tenant, lim, ch, items[i], now)
 			}()
 		}
 		wg.Wait()
@@ -206,8 +206,9 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 }
 
 // pushProfile runs one raw profile through the pipeline and sends its
-// per-service profiles.
-func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *config.Limits, it item, now time.Time) error {
+// per-service profiles. The memory it adds to what Push charged (encoded
+// profiles, gRPC's copy of each request) is charged to ch.
+func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *config.Limits, ch *charge, it item, now time.Time) error {
 	name := metricLabel(validation.Get(it.labels, validation.LabelName))
 	cost := len(it.data)
 	for _, l := range it.labels {
@@ -259,6 +260,7 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 	}()
 	for i, o := range outs {
 		var pprof []byte
+		encoded := false
 		if len(outs) == 1 && !changed && !splitChanged {
 			// Nothing changed: forward the inflated bytes as they came.
 			pprof = it.data
@@ -268,6 +270,21 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 			if pprof, err = profile.Encode(o.Profile, buf); err != nil {
 				return connect.NewError(connect.CodeInternal, fmt.Errorf("encode profile: %w", err))
 			}
+			encoded = true
+		}
+		// The segment-writer codec marshals each request into a buffer of
+		// its own that gRPC holds until the frame is written: charge it,
+		// and the encoded profile when there is one, before sending.
+		cost := len(pprof)
+		for _, l := range o.Labels {
+			cost += len(l.Name) + len(l.Value)
+		}
+		if encoded {
+			cost += len(pprof)
+		}
+		if err := ch.reserve(cost); err != nil {
+			d.metrics.discard(validation.InflightLimit, tenant, len(it.data))
+			return d.inflightError()
 		}
 		d.metrics.receivedDecompressed.WithLabelValues(tenant, "normalized").Observe(float64(len(pprof)))
 		profiles[i] = &Profile{

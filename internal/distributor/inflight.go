@@ -37,23 +37,23 @@ func (f *inflight) reserve(n int64) bool {
 
 func (f *inflight) release(n int64) { f.cur.Add(-n) }
 
-// charge is one request's share of the budget.
+// charge is one request's share of the budget. Its profiles are processed
+// concurrently, so it is safe for concurrent use.
 type charge struct {
 	f     *inflight
-	total int64
+	total atomic.Int64
 }
 
 func (c *charge) reserve(n int) error {
 	if !c.f.reserve(int64(n)) {
 		return errInflight
 	}
-	c.total += int64(n)
+	c.total.Add(int64(n))
 	return nil
 }
 
 func (c *charge) releaseAll() {
-	c.f.release(c.total)
-	c.total = 0
+	c.f.release(c.total.Swap(0))
 }
 
 // defaultInflightBytes is a quarter of the Go memory limit, or of the cgroup

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -311,4 +312,70 @@ func TestInvalidUTF8NameIsRefused(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument {
 		t.Fatalf("err %v, want invalid_argument", err)
 	}
+}
+
+// budgetProbe is a Sender that notes what the budget holds while it sends.
+type budgetProbe struct {
+	d        *Distributor
+	held     atomic.Int64
+	sentSize atomic.Int64
+}
+
+func (b *budgetProbe) Send(_ context.Context, p *Profile) error {
+	b.held.Store(b.d.InflightBytes())
+	b.sentSize.Store(int64(len(p.Pprof)))
+	return nil
+}
+
+// While a re-encoded profile is being sent, the budget holds the encoded
+// bytes and gRPC's copy of the request on top of the inflated and decoded
+// profile; a budget one byte short of that refuses, and every charge is
+// released when Push returns.
+func TestInflightBudgetChargesEncodedProfile(t *testing.T) {
+	now := time.Now()
+	good := recentProfile(t, "cpu-16k", now)
+	inflated := len(corpusRaw(t, "cpu-16k"))
+	l := defaultLimits()
+	l.IngestionBurstSizeMB = 100
+	probe := &budgetProbe{}
+	d, err := New(Config{MaxInflightBytes: 1 << 30}, staticLimits{l}, probe, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.d = d
+	if err := d.Push(context.Background(), "t1", pushOne(cpuLabels(), good)); err != nil {
+		t.Fatal(err)
+	}
+	held, sent := probe.held.Load(), probe.sentSize.Load()
+	if sent == 0 {
+		t.Fatal("nothing sent")
+	}
+	if min := int64((decodedFactor+1)*inflated) + 2*sent; held < min {
+		t.Fatalf("budget held %d bytes while sending, want at least %d (inflated %d, sent %d)", held, min, inflated, sent)
+	}
+	if c := d.inflight.cur.Load(); c != 0 {
+		t.Fatalf("in-flight bytes %d after the request ended", c)
+	}
+	d.inflight.max = held - 1
+	probe.sentSize.Store(0)
+	err = d.Push(context.Background(), "t1", pushOne(cpuLabels(), good))
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeResourceExhausted {
+		t.Fatalf("err %v, want resource_exhausted", err)
+	}
+	if probe.sentSize.Load() != 0 {
+		t.Fatal("sent although the budget was short")
+	}
+	if c := d.inflight.cur.Load(); c != 0 {
+		t.Fatalf("in-flight bytes %d after the refused request", c)
+	}
+}
+
+func corpusRaw(t *testing.T, name string) []byte {
+	t.Helper()
+	p, ok := corpus.Get(name)
+	if !ok {
+		t.Fatalf("no corpus profile %q", name)
+	}
+	return p.Raw()
 }
