@@ -115,13 +115,14 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	// connect reads at most the default tenant's body limit, after
 	// decompression, as Pyroscope does (there is no per-tenant limit here).
+	readMax := min(s.opts.Limits.IngestionBodyLimitBytes(""), int64(^uint32(0)>>1))
 	pushOpts := []connect.HandlerOption{
 		connect.WithCodec(vtCodec{}),
 		withGzip(),
-		connect.WithReadMaxBytes(int(min(s.opts.Limits.IngestionBodyLimitBytes(""), int64(^uint32(0)>>1)))),
+		connect.WithReadMaxBytes(int(readMax)),
 	}
 	path, push := pushv1connect.NewPusherServiceHandler(&pushService{s: s}, pushOpts...)
-	mux.Handle(path, s.instrument("push_v1_PusherService_Push", push))
+	mux.Handle(path, s.instrument("push_v1_PusherService_Push", s.pushBudget(push, readMax)))
 
 	ingest := http.HandlerFunc(s.ingest)
 	mux.Handle("POST /ingest", s.instrument("ingest", ingest))
