@@ -24,23 +24,16 @@ func (vtCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if !ok {
 		return nil, fmt.Errorf("segmentwriter codec: %T is not a vtproto message", v)
 	}
-	size := m.SizeVT()
-	if mem.IsBelowBufferPoolingThreshold(size) {
-		buf := make([]byte, size)
-		if _, err := m.MarshalToSizedBufferVT(buf); err != nil {
-			return nil, err
-		}
-		return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
-	}
-	// Large profiles go through gRPC's buffer pool; gRPC frees the buffer
-	// once the frame is written.
-	pool := mem.DefaultBufferPool()
-	buf := pool.Get(size)
-	if _, err := m.MarshalToSizedBufferVT((*buf)[:size]); err != nil {
-		pool.Put(buf)
+	// A buffer of our own rather than one from gRPC's pool: requests carry
+	// whole profiles (up to MBs), and under overload the pool kept hundreds
+	// of MB of freed request buffers alive that no budget accounts for. The
+	// distributor charges this copy to its in-flight budget while it sends;
+	// once gRPC has written the frame the buffer is garbage.
+	buf := make([]byte, m.SizeVT())
+	if _, err := m.MarshalToSizedBufferVT(buf); err != nil {
 		return nil, err
 	}
-	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+	return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
 }
 
 func (vtCodec) Unmarshal(data mem.BufferSlice, v any) error {
