@@ -1,7 +1,8 @@
 package profile
 
 import (
-	"bytes"
+	"cmp"
+	"math/bits"
 	"slices"
 	"sync"
 
@@ -82,7 +83,17 @@ type truncScratch struct {
 	links  []truncLink
 	roots  []uint64
 	table  []truncSlot
-	rootOf map[uint64]struct{} // root-most ids of the deep stacks
+	// rootOf is a one-hash Bloom filter of the deep stacks' root-most ids:
+	// a false positive only stores a window that is never looked up.
+	rootOf [truncRootBits / 64]uint64
+}
+
+// truncRootBits sizes truncScratch.rootOf (8 KiB, stays in L1/L2).
+const truncRootBits = 1 << 16
+
+func rootBit(id uint64) (word int, mask uint64) {
+	h := mixID(id) & (truncRootBits - 1)
+	return int(h / 64), 1 << (h % 64)
 }
 
 // Scratch larger than this is left to the GC rather than kept in the pool.
@@ -168,12 +179,24 @@ func (sc *truncScratch) find(w []uint64, h uint64) *truncSlot {
 }
 
 func (sc *truncScratch) release() {
-	if cap(sc.deep) > truncScratchMaxKeep || cap(sc.table) > 4*truncScratchMaxKeep || len(sc.rootOf) > truncScratchMaxKeep {
+	if cap(sc.deep) > truncScratchMaxKeep || cap(sc.table) > 4*truncScratchMaxKeep {
 		return
 	}
 	clear(sc.deep[:cap(sc.deep)]) // do not keep samples alive
 	sc.deep = sc.deep[:0]
 	truncPool.Put(sc)
+}
+
+// compareIDBytes orders equal-length id slices as bytes.Compare orders their
+// bytes in memory (little-endian on every platform we build for), a word at
+// a time.
+func compareIDBytes(a, b []uint64) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return cmp.Compare(bits.ReverseBytes64(a[i]), bits.ReverseBytes64(b[i]))
+		}
+	}
+	return 0
 }
 
 // repairTruncatedGo appends the guessed root frames to truncated stacks.
@@ -195,7 +218,7 @@ func repairTruncatedGo(p *profilev1.Profile) {
 	// Byte order of the ids in memory, as Pyroscope sorts: it decides which
 	// group wins a tie below.
 	slices.SortFunc(deep, func(a, b *profilev1.Sample) int {
-		return bytes.Compare(unsafeBytes(truncSuffixOf(a)), unsafeBytes(truncSuffixOf(b)))
+		return compareIDBytes(truncSuffixOf(a), truncSuffixOf(b))
 	})
 	starts := sc.starts[:0]
 	for i, s := range deep {
@@ -215,13 +238,11 @@ func repairTruncatedGo(p *profilev1.Profile) {
 	// points at the group where it sits furthest from the root. Only windows
 	// ending in some stack's root-most id can be looked up below, so only
 	// those are stored.
-	if sc.rootOf == nil {
-		sc.rootOf = make(map[uint64]struct{})
-	}
-	clear(sc.rootOf)
+	clear(sc.rootOf[:])
 	for _, st := range starts {
 		ids := deep[st].LocationId
-		sc.rootOf[ids[len(ids)-1]] = struct{}{}
+		w, m := rootBit(ids[len(ids)-1])
+		sc.rootOf[w] |= m
 	}
 	size := 16
 	for size < 2*len(starts)*truncShifts {
@@ -244,7 +265,7 @@ func repairTruncatedGo(p *profilev1.Profile) {
 			}
 			k := truncShifts - a
 			w := s[a : a+truncWindow]
-			if _, ok := sc.rootOf[w[truncWindow-1]]; !ok {
+			if i, m := rootBit(w[truncWindow-1]); sc.rootOf[i]&m == 0 {
 				continue
 			}
 			if t := sc.find(w, h); t.group == 0 || int32(k) > t.shift {

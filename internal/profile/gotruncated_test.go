@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -209,6 +210,25 @@ func BenchmarkRepairTruncatedGo(b *testing.B) {
 				}
 				cputime.Report(b, cpu0, 8*stackLen(in.p)) // MB of location ids
 			})
+		}
+	}
+}
+
+func TestCompareIDBytesIsMemoryOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 10000 {
+		a, b := make([]uint64, 3), make([]uint64, 3)
+		for i := range a {
+			a[i], b[i] = rng.Uint64()>>(rng.IntN(4)*16), rng.Uint64()>>(rng.IntN(4)*16)
+			if rng.IntN(2) == 0 {
+				b[i] = a[i] ^ 1<<rng.IntN(64)
+			}
+			if rng.IntN(3) == 0 {
+				b[i] = a[i]
+			}
+		}
+		if got, want := compareIDBytes(a, b), bytes.Compare(unsafeBytes(a), unsafeBytes(b)); got != want {
+			t.Fatalf("compareIDBytes(%x, %x) = %d, bytes.Compare = %d", a, b, got, want)
 		}
 	}
 }
