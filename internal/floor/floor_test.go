@@ -7,6 +7,7 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/pyrodist/pyrodist/internal/corpus"
+	"github.com/pyrodist/pyrodist/internal/testutil/cputime"
 )
 
 func TestPassRoundTrips(t *testing.T) {
@@ -62,13 +63,13 @@ func TestInflate(t *testing.T) {
 }
 
 func TestCPUTimeAdvances(t *testing.T) {
-	start := CPUTime()
+	start := cputime.Process()
 	if start <= 0 {
 		t.Fatal("no CPU time reported")
 	}
 	var p Pass
 	c, _ := corpus.Get("cpu-16k")
-	for CPUTime() == start {
+	for cputime.Process() == start {
 		if _, err := p.Run(c.Gzipped); err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +100,7 @@ func benchCases() []benchCase {
 func run(b *testing.B, c benchCase, f func([]byte) error) {
 	b.SetBytes(c.raw)
 	b.ReportAllocs()
-	start := CPUTime()
+	start := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		for _, gz := range c.gz {
 			if err := f(gz); err != nil {
@@ -107,7 +108,7 @@ func run(b *testing.B, c benchCase, f func([]byte) error) {
 			}
 		}
 	}
-	if cpu := (CPUTime() - start).Seconds(); cpu > 0 {
+	if cpu := (cputime.Process() - start).Seconds(); cpu > 0 {
 		b.ReportMetric(float64(c.raw)*float64(b.N)/1e6/cpu, "MB/cpu-s")
 	}
 }

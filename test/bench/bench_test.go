@@ -20,6 +20,7 @@ import (
 	"github.com/pyrodist/pyrodist/internal/distributor"
 	"github.com/pyrodist/pyrodist/internal/floor"
 	"github.com/pyrodist/pyrodist/internal/profile"
+	"github.com/pyrodist/pyrodist/internal/testutil/cputime"
 )
 
 // input is one corpus profile stamped now, with the series labels an agent sends.
@@ -68,7 +69,7 @@ func measure(b *testing.B, ins []input, f func(input) error) {
 	}
 	b.SetBytes(raw)
 	b.ReportAllocs()
-	start := floor.CPUTime()
+	start := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		for _, in := range ins {
 			if err := f(in); err != nil {
@@ -76,7 +77,7 @@ func measure(b *testing.B, ins []input, f func(input) error) {
 			}
 		}
 	}
-	if cpu := (floor.CPUTime() - start).Seconds(); cpu > 0 {
+	if cpu := (cputime.Process() - start).Seconds(); cpu > 0 {
 		b.ReportMetric(float64(raw)*float64(b.N)/1e6/cpu, "MB/cpu-s")
 	}
 }
