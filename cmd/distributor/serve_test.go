@@ -18,33 +18,14 @@ import (
 
 	"github.com/pyrodist/pyrodist/internal/config"
 	"github.com/pyrodist/pyrodist/internal/fakewriter"
+	"github.com/pyrodist/pyrodist/internal/fakewriter/fakewritertest"
 )
 
 func startFakeWriter(t *testing.T, ip string, latency time.Duration) *fakewriter.Writer {
 	t.Helper()
-	cfg := fakewriter.DefaultConfig()
-	cfg.GRPCListenAddress, cfg.GRPCListenPort = ip, 0
-	cfg.HTTPListenAddress, cfg.HTTPListenPort = ip, 0
-	cfg.Memberlist.TCPTransport.BindAddrs = []string{ip}
-	cfg.Memberlist.TCPTransport.BindPort = 0
-	cfg.Memberlist.NodeName = "sw-serve-test"
-	cfg.Memberlist.LeaveTimeout = time.Second
-	cfg.Memberlist.BroadcastTimeoutForLocalUpdatesOnShutdown = time.Second
-	cfg.Lifecycler.ID = "sw-serve-test"
-	cfg.Lifecycler.Addr = ip
-	cfg.Lifecycler.HeartbeatPeriod = 200 * time.Millisecond
+	cfg := fakewritertest.Config("sw-serve-test", "", ip)
 	cfg.Latency = latency
-	w, err := fakewriter.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := w.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Stop(context.Background()) })
-	return w
+	return fakewritertest.Start(t, cfg)
 }
 
 func heapPprof(t *testing.T) []byte {

@@ -21,30 +21,17 @@ import (
 
 	"github.com/pyrodist/pyrodist/internal/corpus"
 	"github.com/pyrodist/pyrodist/internal/fakewriter"
+	"github.com/pyrodist/pyrodist/internal/fakewriter/fakewritertest"
 )
 
 func newWriter(t *testing.T, opts ...func(*fakewriter.Config)) (*fakewriter.Writer, segmentwriterv1.SegmentWriterServiceClient, *grpc.ClientConn) {
 	t.Helper()
-	cfg := fakewriter.DefaultConfig()
+	cfg := fakewritertest.Config("sw-test", "zone-a", "127.0.0.1")
+	cfg.RecordFile = filepath.Join(t.TempDir(), "records.jsonl")
 	for _, o := range opts {
 		o(&cfg)
 	}
-	cfg.GRPCListenAddress, cfg.GRPCListenPort = "127.0.0.1", 0
-	cfg.HTTPListenAddress, cfg.HTTPListenPort = "127.0.0.1", 0
-	cfg.Memberlist.TCPTransport.BindAddrs = []string{"127.0.0.1"}
-	cfg.Memberlist.TCPTransport.BindPort = 0
-	cfg.Lifecycler.ID = "sw-test"
-	cfg.Lifecycler.Zone = "zone-a"
-	cfg.Lifecycler.Addr = "127.0.0.1"
-	cfg.RecordFile = filepath.Join(t.TempDir(), "records.jsonl")
-	w, err := fakewriter.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	w := fakewritertest.Start(t, cfg)
 	cc, err := grpc.NewClient(w.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

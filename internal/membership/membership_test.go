@@ -17,6 +17,7 @@ import (
 
 	"github.com/pyrodist/pyrodist/internal/config"
 	"github.com/pyrodist/pyrodist/internal/fakewriter"
+	"github.com/pyrodist/pyrodist/internal/fakewriter/fakewritertest"
 	"github.com/pyrodist/pyrodist/internal/membership"
 	"github.com/pyrodist/pyrodist/internal/placement"
 )
@@ -29,37 +30,12 @@ const clusterLabel = "pyrodist-test"
 // ports, joining join (memberlist host:port) when set.
 func startWriter(t *testing.T, id, zone, ip, join string) *fakewriter.Writer {
 	t.Helper()
-	cfg := fakewriter.DefaultConfig()
-	cfg.GRPCListenAddress, cfg.GRPCListenPort = ip, 0
-	cfg.HTTPListenAddress, cfg.HTTPListenPort = ip, 0
-	cfg.Memberlist.TCPTransport.BindAddrs = []string{ip}
-	cfg.Memberlist.TCPTransport.BindPort = 0
-	cfg.Memberlist.NodeName = id
+	cfg := fakewritertest.Config(id, zone, ip)
 	cfg.Memberlist.ClusterLabel = clusterLabel
 	if join != "" {
 		cfg.Memberlist.JoinMembers = []string{join}
 	}
-	cfg.Memberlist.LeaveTimeout = time.Second
-	cfg.Memberlist.BroadcastTimeoutForLocalUpdatesOnShutdown = time.Second
-	cfg.Lifecycler.ID = id
-	cfg.Lifecycler.Zone = zone
-	cfg.Lifecycler.Addr = ip
-	cfg.Lifecycler.HeartbeatPeriod = 200 * time.Millisecond
-	w, err := fakewriter.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := w.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s := time.Now()
-		_ = w.Stop(context.Background())
-		t.Logf("writer %s stop %v", id, time.Since(s))
-	})
-	return w
+	return fakewritertest.Start(t, cfg)
 }
 
 type addrLog struct {
