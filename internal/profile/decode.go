@@ -2,6 +2,7 @@ package profile
 
 import (
 	"errors"
+	"math"
 	"unsafe"
 
 	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
@@ -43,6 +44,8 @@ type decoder struct {
 	i64       []int64
 	// size hints, from the buffer size
 	hint int
+	// headerOnly skips samples, mappings and locations (see DecodeHeader).
+	headerOnly bool
 }
 
 func readVarint(b []byte, i int) (uint64, int, bool) {
@@ -67,10 +70,12 @@ func (d *decoder) field(b []byte, i int) (num int, wt int, v uint64, start, end,
 	if !ok {
 		return 0, 0, 0, 0, 0, 0, errFallback
 	}
-	num, wt = int(tag>>3), int(tag&7)
-	if num <= 0 {
+	// UnmarshalVT truncates field numbers to int32; leave any that do not
+	// fit to it rather than disagree on what they mean.
+	if tag>>3 == 0 || tag>>3 > math.MaxInt32 {
 		return 0, 0, 0, 0, 0, 0, errFallback
 	}
+	num, wt = int(tag>>3), int(tag&7)
 	switch wt {
 	case 0:
 		v, i, ok = readVarint(b, i)
@@ -193,6 +198,9 @@ func (d *decoder) profile(b []byte, p *profilev1.Profile) error {
 		isMsg := num <= 6 || num == 11
 		if num <= 14 && num != 13 && (isMsg != (wt == 2) || (!isMsg && wt != 0)) {
 			return errFallback
+		}
+		if d.headerOnly && num >= 2 && num <= 4 {
+			continue
 		}
 		switch num {
 		case 1:
@@ -381,6 +389,27 @@ func (d *decoder) function(b []byte, f *profilev1.Function) error {
 	}
 	f.Id, f.Name, f.SystemName, f.Filename, f.StartLine = v[0], int64(v[1]), int64(v[2]), int64(v[3]), int64(v[4])
 	return nil
+}
+
+// DecodeHeader parses everything of uncompressed pprof bytes except their
+// samples, mappings and locations, which it leaves empty: what /ingest needs
+// to name a profile costs a small part of a full decode, and the pipeline
+// decodes the whole profile once, later. The framing of the skipped fields
+// is still checked; their contents are not. Strings alias b. Errors are
+// UnmarshalVT's, unwrapped.
+func DecodeHeader(b []byte) (*profilev1.Profile, error) {
+	p := &profilev1.Profile{}
+	d := decoder{buf: b, hint: 64, headerOnly: true}
+	if err := d.profile(b, p); err == nil {
+		return p, nil
+	}
+	// Anything the fast path refuses gets UnmarshalVT's verdict and text.
+	p = &profilev1.Profile{}
+	if err := p.UnmarshalVT(b); err != nil {
+		return nil, err
+	}
+	p.Sample, p.Mapping, p.Location = nil, nil, nil
+	return p, nil
 }
 
 // Decode parses uncompressed pprof bytes. The profile's strings alias b.

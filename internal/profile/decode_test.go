@@ -64,5 +64,40 @@ func FuzzDecode(f *testing.F) {
 		if !bytes.Equal(a, w) {
 			t.Fatalf("decoded profiles differ")
 		}
+
+		// DecodeHeader: everything but samples, mappings and locations.
+		h, err := DecodeHeader(data)
+		if err != nil {
+			t.Fatalf("DecodeHeader refused what UnmarshalVT accepts: %v", err)
+		}
+		if len(h.Sample)+len(h.Mapping)+len(h.Location) != 0 {
+			t.Fatalf("DecodeHeader kept %d samples, %d mappings, %d locations", len(h.Sample), len(h.Mapping), len(h.Location))
+		}
+		discardUnknown(h.ProtoReflect())
+		want.Sample, want.Mapping, want.Location = nil, nil, nil
+		hb, err1 := h.MarshalVT()
+		w, err2 = want.MarshalVT()
+		if err1 != nil || err2 != nil {
+			t.Fatalf("marshal: %v %v", err1, err2)
+		}
+		if !bytes.Equal(hb, w) {
+			t.Fatalf("header differs from the full decode")
+		}
 	})
+}
+
+// DecodeHeader skips the bulk of a profile but not its framing.
+func TestDecodeHeaderFraming(t *testing.T) {
+	raw := bytes.Clone(corpus.All()[0].Raw())
+	h, err := DecodeHeader(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.SampleType) == 0 || len(h.StringTable) == 0 || h.TimeNanos == 0 || len(h.Function) == 0 {
+		t.Fatalf("header incomplete: %d types, %d strings, time %d, %d functions",
+			len(h.SampleType), len(h.StringTable), h.TimeNanos, len(h.Function))
+	}
+	if _, err := DecodeHeader(raw[:len(raw)-3]); err == nil {
+		t.Fatal("a truncated profile passed")
+	}
 }
