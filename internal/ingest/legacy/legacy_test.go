@@ -14,7 +14,18 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+	googlev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 )
+
+func labelValue(ls []*typesv1.LabelPair, name string) string {
+	for _, l := range ls {
+		if l.Name == name {
+			return l.Value
+		}
+	}
+	return ""
+}
 
 func TestParseName(t *testing.T) {
 	cases := []struct {
@@ -268,25 +279,82 @@ func FuzzPprof(f *testing.F) {
 	})
 }
 
-// Pprof charges the inflated bytes and the decoded form before it takes
-// them, and hands the budget's own error back.
+// Pprof charges the inflated bytes and what it decodes before it takes
+// them, and hands the budget's own error back: a header read for a profile
+// passed on as it is, the whole decoded form for one it rewrites.
 func TestPprofChargesReserve(t *testing.T) {
-	md, _ := ParseQuery(url.Values{"name": {"app.cpu"}}, time.Now())
 	raw := realProfiles(t)[0]
-	var charged int
-	if _, err := Pprof(raw, md, nil, 0, func(n int) error { charged += n; return nil }); err != nil {
-		t.Fatal(err)
-	}
 	inflated, err := inflateForTest(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (decodedFactor + 1) * len(inflated); charged < want {
-		t.Fatalf("charged %d bytes, want at least %d", charged, want)
+	for _, tc := range []struct {
+		spy  string
+		want int
+	}{
+		{"gospy", 2 * len(inflated)},
+		{"pyspy", (decodedFactor + 1) * len(inflated)},
+	} {
+		md, _ := ParseQuery(url.Values{"name": {"app.cpu"}, "spyName": {tc.spy}}, time.Now())
+		var charged int
+		if _, err := Pprof(raw, md, nil, 0, func(n int) error { charged += n; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if charged < tc.want {
+			t.Errorf("%s: charged %d bytes, want at least %d", tc.spy, charged, tc.want)
+		}
+		full := errors.New("budget full")
+		if _, err := Pprof(raw, md, nil, 0, func(int) error { return full }); err != full {
+			t.Errorf("%s: err %v, want the budget's error", tc.spy, err)
+		}
 	}
-	full := errors.New("budget full")
-	if _, err := Pprof(raw, md, nil, 0, func(int) error { return full }); err != full {
-		t.Fatalf("err %v, want the budget's error", err)
+}
+
+// A profile that needs no fix reaches the pipeline as the agent encoded it
+// (only its header was read); one with a 1970 time is rewritten with the
+// request's time and loses nothing else.
+func TestPprofPassesBytesOrRewrites(t *testing.T) {
+	raw := realProfiles(t)[0]
+	inflated, err := inflateForTest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := time.Unix(1700000000, 0)
+	md, _ := ParseQuery(url.Values{"name": {"app.cpu"}, "from": {"1700000000"}}, time.Now())
+	s, err := Pprof(raw, md, nil, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(s.Pprof, inflated) {
+		t.Fatalf("bytes changed (%d -> %d) though nothing needed a fix", len(inflated), len(s.Pprof))
+	}
+	if got := labelValue(s.Labels, "__name__"); got != "process_cpu" {
+		t.Fatalf("__name__ %q, want process_cpu", got)
+	}
+
+	var p googlev1.Profile
+	if err := p.UnmarshalVT(inflated); err != nil {
+		t.Fatal(err)
+	}
+	p.TimeNanos = 0
+	zeroTime, err := p.MarshalVT()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = Pprof(zeroTime, md, nil, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got googlev1.Profile
+	if err := got.UnmarshalVT(s.Pprof); err != nil {
+		t.Fatal(err)
+	}
+	if got.TimeNanos != from.UnixNano() {
+		t.Fatalf("time %d, want %d", got.TimeNanos, from.UnixNano())
+	}
+	if len(got.Sample) != len(p.Sample) || len(got.Location) != len(p.Location) {
+		t.Fatalf("rewrite lost data: %d/%d samples, %d/%d locations",
+			len(got.Sample), len(p.Sample), len(got.Location), len(p.Location))
 	}
 }
 

@@ -43,8 +43,9 @@ const decodedFactor = 8
 // form; its error is returned unchanged so the caller can tell a full budget
 // from a bad body. The profile's time is set to `from` when it
 // is zero or in 1970, scripting spies' function names get their file name
-// prefix, and dotnet profiles get Pyroscope's fixes; the bytes are
-// re-encoded only when one of those changed something.
+// prefix, and dotnet profiles get Pyroscope's fixes. Profiles that need none
+// of that (the usual case) are only read up to their header and passed on
+// byte for byte; the others are decoded whole and re-encoded.
 func Pprof(data []byte, md Metadata, types map[string]*SampleType, maxSize int64, reserve func(n int) error) (*Series, error) {
 	var budgetErr error
 	charge := func(n int) error {
@@ -68,6 +69,37 @@ func Pprof(data []byte, md Metadata, types map[string]*SampleType, maxSize int64
 	case err != nil:
 		return nil, &ParseError{"gzip", err}
 	}
+	if types == nil {
+		types = defaultSampleTypes
+	}
+	fixTime := func(p *googlev1.Profile) bool {
+		if t := p.TimeNanos; t <= 0 || t < 365*24*3600*1e9 {
+			p.TimeNanos = md.From.UnixNano()
+			return true
+		}
+		return false
+	}
+	// The common case (a Go or Java agent, its own timestamp) only needs the
+	// sample types to name the profile: read the header and hand the bytes
+	// on untouched, so the pipeline's decode is the only full one.
+	scripting := md.SpyName == "pyspy" || md.SpyName == "rbspy" || md.SpyName == "scripting"
+	dotnet := md.SpyName == "dotnetspy" || md.SpyName == "unknown" && types["inuse-space"] != nil
+	if !scripting && !dotnet {
+		if err := charge(len(raw)); err != nil { // the header's strings and functions
+			return nil, err
+		}
+		h, err := profile.DecodeHeader(raw)
+		if err != nil {
+			return nil, &ParseError{"pprof", err}
+		}
+		if err := checkStrings(h); err != nil {
+			return nil, &ParseError{"pprof", err}
+		}
+		if !fixTime(h) {
+			return &Series{Labels: PprofLabels(metricName(h, types), md), Pprof: raw}, nil
+		}
+	}
+	// A rewrite: decode it all, fix, encode.
 	if err := charge(decodedFactor * len(raw)); err != nil {
 		return nil, err
 	}
@@ -78,27 +110,15 @@ func Pprof(data []byte, md Metadata, types map[string]*SampleType, maxSize int64
 	if err := checkStrings(&p); err != nil {
 		return nil, &ParseError{"pprof", err}
 	}
-	if types == nil {
-		types = defaultSampleTypes
-	}
-	changed := false
-	if t := p.TimeNanos; t <= 0 || t < 365*24*3600*1e9 {
-		p.TimeNanos = md.From.UnixNano()
-		changed = true
-	}
-	switch md.SpyName {
-	case "pyspy", "rbspy", "scripting":
+	fixTime(&p)
+	if scripting {
 		prefixFileNames(&p)
-		changed = true
 	}
-	if md.SpyName == "dotnetspy" || md.SpyName == "unknown" && types["inuse-space"] != nil {
+	if dotnet {
 		fixDotnet(&p)
-		changed = true
 	}
-	if changed {
-		if raw, err = p.MarshalVT(); err != nil {
-			return nil, err
-		}
+	if raw, err = p.MarshalVT(); err != nil {
+		return nil, err
 	}
 	return &Series{Labels: PprofLabels(metricName(&p, types), md), Pprof: raw}, nil
 }
