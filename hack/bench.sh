@@ -96,18 +96,22 @@ load_run() {
 		wait_ready "http://$NET.$i:$HTTP_PORT/ready" 60 || { log "fake writer $i not ready: see $OUT/logs"; return 1; }
 	done
 	# Rate limits are lifted: the run measures the distributor's cost, not its limits.
-	"$OUT/bin/distributor" -log.level=warn \
-		-server.http-listen-address="$DIST" -server.http-listen-port=$HTTP_PORT \
-		-memberlist.bind-addr="$DIST" -memberlist.bind-port=$GOSSIP_PORT \
-		-memberlist.advertise-addr="$DIST" -memberlist.advertise-port=$GOSSIP_PORT \
-		-memberlist.join="$join" -distributor.ring.instance-addr="$DIST" \
-		-auth.multitenancy-enabled=true \
-		-distributor.ingestion-rate-limit-mb=1000000 -distributor.ingestion-burst-size-mb=1000000 \
-		-distributor.max-inflight-bytes=$((INFLIGHT_MIB << 20)) \
-		$DISTRIBUTOR_FLAGS >"$OUT/logs/distributor.log" 2>&1 &
-	local dpid=$!
-	pids+=($dpid)
-	wait_ready "$DIST_URL/ready" 60 || { log "distributor not ready: see $OUT/logs/distributor.log"; return 1; }
+	start_distributor() { # extra environment, e.g. GOMEMLIMIT=256MiB
+		env "$@" "$OUT/bin/distributor" -log.level=warn \
+			-server.http-listen-address="$DIST" -server.http-listen-port=$HTTP_PORT \
+			-memberlist.bind-addr="$DIST" -memberlist.bind-port=$GOSSIP_PORT \
+			-memberlist.advertise-addr="$DIST" -memberlist.advertise-port=$GOSSIP_PORT \
+			-memberlist.join="$join" -distributor.ring.instance-addr="$DIST" \
+			-auth.multitenancy-enabled=true \
+			-distributor.ingestion-rate-limit-mb=1000000 -distributor.ingestion-burst-size-mb=1000000 \
+			-distributor.max-inflight-bytes=$((INFLIGHT_MIB << 20)) \
+			$DISTRIBUTOR_FLAGS >>"$OUT/logs/distributor.log" 2>&1 &
+		dpid=$!
+		pids+=($dpid)
+		wait_ready "$DIST_URL/ready" 60 || { log "distributor not ready: see $OUT/logs/distributor.log"; return 1; }
+	}
+	local dpid
+	start_distributor || return 1
 
 	# The floor again, right before and after the load runs: the machine may
 	# be busier or quieter than during the benchmarks above.
@@ -134,6 +138,12 @@ load_run() {
 		log "$proto at saturation (5s)"
 		"${lg[@]}" -protocol $proto -duration 5s -workers "$LOAD_WORKERS" -json "$OUT/load/proto-$proto.json" >&2
 	done
+	# The mix's 1 MB profile needs tens of CPU-ms on its own, which sets its
+	# latency; agents mostly send profiles of tens of KB, measured alone here.
+	log "agent-sized profiles (cpu, heap) only: saturation (5s), then half of it ($LOAD_DURATION)"
+	"${lg[@]}" -profiles cpu,heap -duration 5s -workers "$LOAD_WORKERS" -json "$OUT/load/saturation-small.json" >&2
+	"${lg[@]}" -profiles cpu,heap -duration "$LOAD_DURATION" -mode open -rate-from "$OUT/load/saturation-small.json" \
+		-rate-factor 0.5 -json "$OUT/load/half-small.json" >&2
 	load_floor
 	log "overload: writers stall 3s per push, open loop at 4x saturation (10s); heap and in-flight bytes watched"
 	local stall=() unstall=()
@@ -143,10 +153,23 @@ load_run() {
 	done
 	(sleep 7 && $GO tool pprof -proto "$DIST_URL/debug/pprof/heap" >"$OUT/distributor.heap.pb.gz" 2>>"$OUT/logs/pprof.log") &
 	local hpid=$!
-	"${lg[@]}" -duration 10s -mode open -rate-from "$OUT/load/saturation.json" -rate-factor 4 -max-inflight 4000 \
-		-timeout 30s "${stall[@]}" "${unstall[@]}" -watch-metrics "$DIST_URL/metrics" \
-		-json "$OUT/load/overload.json" >&2
+	overload() { # result name
+		"${lg[@]}" -duration 10s -mode open -rate-from "$OUT/load/saturation.json" -rate-factor 4 -max-inflight 4000 \
+			-timeout 30s "${stall[@]}" "${unstall[@]}" -watch-metrics "$DIST_URL/metrics" \
+			-json "$OUT/load/$1.json" >&2
+	}
+	overload overload
 	wait $hpid || log "no heap profile: see $OUT/logs/pprof.log"
+	# Without a Go memory limit the heap holds up to GOGC's worth of garbage
+	# on top of what the budget admits; with GOMEMLIMIT at the budget the GC
+	# keeps the heap under it (the budget's charges over-estimate live memory).
+	log "overload again, distributor restarted with GOMEMLIMIT=${INFLIGHT_MIB}MiB"
+	kill -KILL "$dpid" 2>/dev/null || true
+	wait "$dpid" 2>/dev/null || true
+	start_distributor GOMEMLIMIT="${INFLIGHT_MIB}MiB" || return 1
+	lg=("$OUT/bin/loadgen" -url "$DIST_URL" -server-pid "$dpid" -tenants 20 -services 100 -conns 8)
+	"${lg[@]}" -duration 3s -workers "$LOAD_WORKERS" >/dev/null
+	overload overload-memlimit
 	if [ -s "$OUT/distributor.heap.pb.gz" ]; then
 		$GO tool pprof -top -sample_index=inuse_space -nodecount=20 "$OUT/bin/distributor" "$OUT/distributor.heap.pb.gz" 2>/dev/null \
 			| sed -n '/^Showing nodes/,$p' >"$OUT/distributor.heap.txt" || true

@@ -70,7 +70,7 @@ func main() {
 	flag.StringVar(&c.rateFrom, "rate-from", "", "open loop: take the rate from a previous -json result (its requests/s times -rate-factor)")
 	flag.Float64Var(&c.rateFactor, "rate-factor", 0.5, "multiplier of the rate read with -rate-from")
 	flag.StringVar(&c.watchURL, "watch-metrics", "", "scrape this /metrics URL during the run and report the max of the -watch metrics")
-	flag.StringVar(&c.watchNames, "watch", "go_memstats_heap_inuse_bytes,pyrodist_distributor_inflight_bytes,pyrodist_distributor_inflight_bytes_limit,go_goroutines",
+	flag.StringVar(&c.watchNames, "watch", "go_memstats_heap_inuse_bytes,pyrodist_distributor_inflight_bytes,pyrodist_distributor_inflight_bytes_limit,go_goroutines,go_gc_gomemlimit_bytes",
 		"metrics -watch-metrics reports (summed over label sets)")
 	flag.DurationVar(&c.watchEvery, "watch-interval", 500*time.Millisecond, "how often -watch-metrics scrapes (each scrape costs the server CPU)")
 	flag.Var(&c.before, "post-before", "POST to this URL before the run (repeatable), e.g. a fake writer's /control/latency?duration=2s")

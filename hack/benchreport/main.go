@@ -296,6 +296,29 @@ func (r *report) write() {
 				h.Server.MBPerCPUSec, h.Server.CPUSecPerGB, lfl/h.Server.MBPerCPUSec)
 		}
 	}
+	for _, n := range []string{"proto-grpc", "proto-ingest"} {
+		if l := r.load[n]; l != nil && l.Server != nil && l.Server.MBPerCPUSec > 0 {
+			r.p("| distributor process at saturation over %s | %.1f MB/CPU-s (%.1f CPU-s/GB) | cost ratio %.2f |",
+				l.Protocol, l.Server.MBPerCPUSec, l.Server.CPUSecPerGB, lfl/l.Server.MBPerCPUSec)
+		}
+	}
+	if h := r.load["half-small"]; h != nil {
+		r.p("| latency at half of saturating load, agent-sized profiles only (`%s`, open loop %.1f req/s) | p50 %.2f ms, p99 %.2f ms, p999 %.2f ms | |",
+			h.Profiles, h.TargetRate, h.LatencyMs.P50, h.LatencyMs.P99, h.LatencyMs.P999)
+	}
+	for _, n := range []string{"overload", "overload-memlimit"} {
+		l := r.load[n]
+		if l == nil || len(l.Watched) == 0 {
+			continue
+		}
+		w := l.Watched
+		limit := "no Go memory limit"
+		if v, ok := w["go_gc_gomemlimit_bytes"]; ok && v.Max > 0 && v.Max < 1<<62 {
+			limit = fmt.Sprintf("GOMEMLIMIT %.0f MiB", v.Max/(1<<20))
+		}
+		r.p("| heap in use under overload (writers stall; %s) | max %.1f MiB for an in-flight limit of %.1f MiB | |",
+			limit, w["go_memstats_heap_inuse_bytes"].Max/(1<<20), w["pyrodist_distributor_inflight_bytes_limit"].Max/(1<<20))
+	}
 	// Both measured by internal/floor, one after the other.
 	if v, ok := r.metric("BenchmarkFloorStdlib/mix", "MB/cpu-s"); ok {
 		if k, ok := r.metric("BenchmarkFloor/mix", "MB/cpu-s"); ok {
@@ -431,18 +454,19 @@ func (r *report) loadRuns(_ float64) {
 		r.p("Corpus mix `%s`, %d tenants and %d services drawn with Zipf weights.", s.Profiles, s.Tenants, s.Services)
 		r.p("")
 	}
-	r.latencyByProfile()
+	r.latencyByProfile("half")
+	r.latencyByProfile("half-small")
 	r.memory()
 }
 
 // latencyByProfile splits the half-load latencies by profile size: a
 // 1 MB profile needs tens of CPU-milliseconds however lean the path is.
-func (r *report) latencyByProfile() {
-	h := r.load["half"]
+func (r *report) latencyByProfile(run string) {
+	h := r.load[run]
 	if h == nil || len(h.ByProfile) == 0 {
 		return
 	}
-	r.p("### Latency at half load, by profile")
+	r.p("### Latency at half load (`%s`, profiles `%s`), by profile", run, h.Profiles)
 	r.p("")
 	r.p("| profile | requests | p50 ms | p90 ms | p99 ms | p999 ms | max ms | floor CPU-ms for this profile |")
 	r.p("|---|---|---|---|---|---|---|---|")
@@ -464,7 +488,7 @@ func (r *report) latencyByProfile() {
 // its /metrics every 200 ms) at saturation and while the writers stall.
 func (r *report) memory() {
 	rows := 0
-	for _, n := range []string{"saturation", "overload"} {
+	for _, n := range memoryRuns {
 		if l := r.load[n]; l != nil && len(l.Watched) > 0 {
 			rows++
 		}
@@ -480,23 +504,32 @@ func (r *report) memory() {
 	r.p("`overload`: every fake writer delays each push by 3 s while the load generator sends at four times")
 	r.p("the saturating rate, so requests pile up in the distributor. The in-flight budget")
 	r.p("(`-distributor.max-inflight-bytes`) should cap what they hold; requests past it get 429")
-	r.p("(`resource_exhausted`).")
+	r.p("(`resource_exhausted`). `overload` runs the distributor with Go's defaults (GOGC 100, no memory")
+	r.p("limit), so the heap also holds garbage up to the size of the live heap; `overload-memlimit` runs")
+	r.p("it again, restarted with `GOMEMLIMIT` set to the in-flight limit.")
 	r.p("")
-	r.p("| run | heap in use max MiB | in-flight bytes max MiB | in-flight limit MiB | goroutines max |")
-	r.p("|---|---|---|---|---|")
+	r.p("| run | Go memory limit MiB | heap in use max MiB | in-flight bytes max MiB | in-flight limit MiB | goroutines max |")
+	r.p("|---|---|---|---|---|---|")
 	mib := func(v float64) string { return fmt.Sprintf("%.1f", v/(1<<20)) }
-	for _, n := range []string{"saturation", "overload"} {
+	for _, n := range memoryRuns {
 		l := r.load[n]
 		if l == nil || len(l.Watched) == 0 {
 			continue
 		}
 		w := l.Watched
-		r.p("| %s | %s | %s | %s | %.0f |", n, mib(w["go_memstats_heap_inuse_bytes"].Max),
-			mib(w["pyrodist_distributor_inflight_bytes"].Max), mib(w["pyrodist_distributor_inflight_bytes_limit"].Max),
-			w["go_goroutines"].Max)
+		limit := "none"
+		if v, ok := w["go_gc_gomemlimit_bytes"]; ok && v.Max > 0 && v.Max < 1<<62 {
+			limit = mib(v.Max)
+		}
+		r.p("| %s | %s | %s | %s | %s | %.0f |", n, limit, mib(w["go_memstats_heap_inuse_bytes"].Max),
+			mib(w["pyrodist_distributor_inflight_bytes"].Max),
+			mib(w["pyrodist_distributor_inflight_bytes_limit"].Max), w["go_goroutines"].Max)
 	}
 	r.p("")
 }
+
+// memoryRuns are the load runs whose /metrics were watched, in report order.
+var memoryRuns = []string{"saturation", "overload", "overload-memlimit"}
 
 func loadOrder(n string) string {
 	switch n {
@@ -506,6 +539,8 @@ func loadOrder(n string) string {
 		return "1"
 	case "overload":
 		return "9"
+	case "overload-memlimit":
+		return "91"
 	}
 	return "2" + n
 }
