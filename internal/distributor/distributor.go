@@ -119,6 +119,7 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 		lim = &d.defaults
 	}
 	now := d.now()
+	start := time.Now() // not d.now: that one is the profiles' clock, faked in tests
 
 	ch := &charge{f: d.inflight}
 	var bufs []*[]byte
@@ -178,7 +179,7 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 
 	errs := make([]error, len(items))
 	if len(items) == 1 {
-		errs[0] = d.pushProfile(ctx, tenant, lim, ch, items[0], now)
+		errs[0] = d.pushProfile(ctx, tenant, lim, ch, items[0], now, start)
 	} else {
 		conc := lim.PushMaxConcurrency
 		if conc <= 0 || conc > len(items) {
@@ -192,7 +193,7 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 			go func() {
 				defer func() { <-sem; wg.Done() }()
 				defer d.recoverTo(&errs[i])
-				errs[i] = d.pushProfile(ctx, tenant, lim, ch, items[i], now)
+				errs[i] = d.pushProfile(ctx, tenant, lim, ch, items[i], now, start)
 			}()
 		}
 		wg.Wait()
@@ -207,8 +208,9 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 
 // pushProfile runs one raw profile through the pipeline and sends its
 // per-service profiles. The memory it adds to what Push charged (encoded
-// profiles, gRPC's copy of each request) is charged to ch.
-func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *config.Limits, ch *charge, it item, now time.Time) error {
+// profiles, gRPC's copy of each request) is charged to ch. start is when Push
+// began, for the processing-time histogram.
+func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *config.Limits, ch *charge, it item, now, start time.Time) error {
 	name := metricLabel(validation.Get(it.labels, validation.LabelName))
 	cost := len(it.data)
 	for _, l := range it.labels {
@@ -296,6 +298,7 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 			ID:          uuid.New(),
 		}
 	}
+	d.metrics.processing.Observe(time.Since(start).Seconds())
 	return d.send(ctx, profiles)
 }
 

@@ -15,6 +15,7 @@ type metrics struct {
 	discardedProfiles    *prometheus.CounterVec
 	inflightBytes        prometheus.GaugeFunc
 	inflightLimit        prometheus.Gauge
+	processing           prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer, f *inflight) (*metrics, error) {
@@ -51,11 +52,20 @@ func newMetrics(reg prometheus.Registerer, f *inflight) (*metrics, error) {
 			Namespace: "pyrodist", Name: "distributor_inflight_bytes_limit",
 			Help: "The in-flight decompressed bytes budget; 0 means unlimited.",
 		}),
+		// The distributor's own share of a push's latency, apart from the
+		// segment-writer calls (pyroscope_segment_writer_client_request_duration_seconds):
+		// fine buckets, because a few milliseconds is what it should cost.
+		processing: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "pyrodist", Name: "distributor_processing_duration_seconds",
+			Help: "Time from the start of a push until each of its profiles is ready to send to a " +
+				"segment-writer: inflate, decode, validation, normalization, split and encode, and any wait for CPU.",
+			Buckets: []float64{.0005, .001, .002, .003, .004, .005, .0075, .01, .015, .02, .03, .05, .075, .1, .25, .5, 1, 2.5},
+		}),
 	}
 	m.inflightLimit.Set(float64(f.max))
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.receivedCompressed, m.receivedDecompressed, m.receivedSamples,
-			m.discardedBytes, m.discardedProfiles, m.inflightBytes, m.inflightLimit} {
+			m.discardedBytes, m.discardedProfiles, m.inflightBytes, m.inflightLimit, m.processing} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -102,6 +102,12 @@ func TestDiscardMetrics(t *testing.T) {
 	names := map[string]bool{}
 	for _, mf := range mfs {
 		names[mf.GetName()] = true
+		if mf.GetName() == "pyrodist_distributor_processing_duration_seconds" {
+			// Only the profile that reached a writer was timed.
+			if h := mf.GetMetric()[0].GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() <= 0 {
+				t.Errorf("processing histogram: %d observations, sum %v; want 1, > 0", h.GetSampleCount(), h.GetSampleSum())
+			}
+		}
 		if mf.GetName() != "pyroscope_discarded_samples_total" {
 			continue
 		}
@@ -117,7 +123,8 @@ func TestDiscardMetrics(t *testing.T) {
 		t.Errorf("discarded profiles %v", got)
 	}
 	for _, name := range []string{"pyroscope_distributor_received_compressed_bytes", "pyroscope_distributor_received_decompressed_bytes_total",
-		"pyroscope_distributor_received_samples", "pyroscope_discarded_bytes_total", "pyrodist_distributor_inflight_bytes"} {
+		"pyroscope_distributor_received_samples", "pyroscope_discarded_bytes_total", "pyrodist_distributor_inflight_bytes",
+		"pyrodist_distributor_processing_duration_seconds"} {
 		if !names[name] {
 			t.Errorf("metric %s missing", name)
 		}
