@@ -80,6 +80,7 @@ load_run() {
 	[ "${SKIP_LOAD:-}" = 1 ] && { log "SKIP_LOAD=1: no load run"; return 0; }
 	log "starting $WRITERS fake segment-writers and a distributor on $NET.x"
 	local join=$NET.2:$GOSSIP_PORT
+	local writer_pids=() dist_cpus=""
 	for i in $(seq 2 $((WRITERS + 1))); do
 		"$OUT/bin/fakewriter" -log.level=warn \
 			-server.grpc-listen-address="$NET.$i" -server.grpc-listen-port=$GRPC_PORT \
@@ -91,13 +92,16 @@ load_run() {
 			-segment-writer.availability-zone=zone-a -fakewriter.skip-profile-check \
 			$FAKEWRITER_FLAGS >"$OUT/logs/fakewriter-$i.log" 2>&1 &
 		pids+=($!)
+		writer_pids+=($!)
 	done
 	for i in $(seq 2 $((WRITERS + 1))); do
 		wait_ready "http://$NET.$i:$HTTP_PORT/ready" 60 || { log "fake writer $i not ready: see $OUT/logs"; return 1; }
 	done
 	# Rate limits are lifted: the run measures the distributor's cost, not its limits.
 	start_distributor() { # extra environment, e.g. GOMEMLIMIT=256MiB
-		env "$@" "$OUT/bin/distributor" -log.level=warn \
+		local pin=()
+		[ -n "$dist_cpus" ] && pin=(taskset -c "$dist_cpus")
+		env "$@" "${pin[@]}" "$OUT/bin/distributor" -log.level=warn \
 			-server.http-listen-address="$DIST" -server.http-listen-port=$HTTP_PORT \
 			-memberlist.bind-addr="$DIST" -memberlist.bind-port=$GOSSIP_PORT \
 			-memberlist.advertise-addr="$DIST" -memberlist.advertise-port=$GOSSIP_PORT \
@@ -153,6 +157,35 @@ load_run() {
 	done
 	(sleep 7 && $GO tool pprof -proto "$DIST_URL/debug/pprof/heap" >"$OUT/distributor.heap.pb.gz" 2>>"$OUT/logs/pprof.log") &
 	local hpid=$!
+	# Latency with the distributor on a CPU of its own: on a small machine
+	# the load generator and the fake writers otherwise take its CPU and
+	# their delays count as its latency. It gets the last CPU (GOMAXPROCS 1),
+	# everything else the others; its own request-duration histogram is read
+	# before and after the half-load run (server-side latency).
+	isolated_latency() {
+		local ncpu last rest
+		ncpu=$(nproc)
+		if [ "$ncpu" -lt 2 ] || ! command -v taskset >/dev/null; then
+			log "isolated latency: needs 2+ CPUs and taskset; skipped"
+			return 0
+		fi
+		last=$((ncpu - 1)) rest="0-$((ncpu - 2))"
+		log "isolated latency: distributor restarted on CPU $last (GOMAXPROCS 1), load generator and writers on CPU $rest"
+		kill -KILL "$dpid" 2>/dev/null || true
+		wait "$dpid" 2>/dev/null || true
+		for p in "${writer_pids[@]}"; do taskset -a -p -c "$rest" "$p" >/dev/null; done
+		dist_cpus=$last
+		start_distributor GOMAXPROCS=1 || return 1
+		dist_cpus=""
+		local lgi=(taskset -c "$rest" "$OUT/bin/loadgen" -url "$DIST_URL" -server-pid "$dpid" -tenants 20 -services 100 -conns 8)
+		"${lgi[@]}" -profiles cpu,heap -duration 3s -workers "$LOAD_WORKERS" >/dev/null
+		"${lgi[@]}" -profiles cpu,heap -duration 5s -workers "$LOAD_WORKERS" -json "$OUT/load/saturation-small-isolated.json" >&2
+		"$OUT/bin/loadgen" -probe "$DIST_URL/metrics" -probe-out "$OUT/load/half-small-isolated.metrics.before" || true
+		"${lgi[@]}" -profiles cpu,heap -duration "$LOAD_DURATION" -mode open \
+			-rate-from "$OUT/load/saturation-small-isolated.json" -rate-factor 0.5 -json "$OUT/load/half-small-isolated.json" >&2
+		"$OUT/bin/loadgen" -probe "$DIST_URL/metrics" -probe-out "$OUT/load/half-small-isolated.metrics.after" || true
+		for p in "${writer_pids[@]}"; do taskset -a -p -c "0-$last" "$p" >/dev/null; done
+	}
 	overload() { # result name
 		"${lg[@]}" -duration 10s -mode open -rate-from "$OUT/load/saturation.json" -rate-factor 4 -max-inflight 4000 \
 			-timeout 30s "${stall[@]}" "${unstall[@]}" -watch-metrics "$DIST_URL/metrics" \
@@ -160,6 +193,7 @@ load_run() {
 	}
 	overload overload
 	wait $hpid || log "no heap profile: see $OUT/logs/pprof.log"
+	isolated_latency
 	# Without a Go memory limit the heap holds up to GOGC's worth of garbage
 	# on top of what the budget admits; with GOMEMLIMIT at the budget the GC
 	# keeps the heap under it (the budget's charges over-estimate live memory).

@@ -77,10 +77,11 @@ func main() {
 	flag.Var(&c.after, "post-after", "POST to this URL after the run (repeatable), e.g. /control/latency?duration=0")
 	flag.DurationVar(&c.restampEvery, "restamp", 5*time.Minute, "re-stamp the profiles' time this often (ingestion window)")
 	probe := flag.String("probe", "", "only GET this URL and exit 0 if it answers 200 (readiness checks in scripts)")
+	probeOut := flag.String("probe-out", "", "with -probe: write the body to this file (e.g. a /metrics snapshot)")
 	flag.Parse()
 
 	if *probe != "" {
-		if err := probeURL(*probe); err != nil {
+		if err := probeURL(*probe, *probeOut); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen:", err)
 			os.Exit(1)
 		}
@@ -270,17 +271,28 @@ func execute(ctx context.Context, c config) (*result, error) {
 	return res, nil
 }
 
-func probeURL(url string) error {
-	c := http.Client{Timeout: 2 * time.Second}
+func probeURL(url, out string) error {
+	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
 		return err
 	}
-	_ = resp.Body.Close()
+	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
-	return nil
+	if out == "" {
+		return nil
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // rateFrom reads the requests/s of an earlier run, e.g. to load a server at

@@ -45,7 +45,7 @@ func main() {
 		defer f.Close()
 		w = f
 	}
-	r := &report{w: w, b: benches, load: load}
+	r := &report{w: w, b: benches, load: load, loadDir: *loadDir}
 	if *loadFloorFile != "" {
 		lf, err := readBench(*loadFloorFile)
 		if err != nil {
@@ -209,6 +209,7 @@ type report struct {
 	b       map[string]*bench
 	load    map[string]*loadResult
 	machine string
+	loadDir string
 	top     string
 	heap    string
 	// loadFloor is the floor measured right before and after the load runs.
@@ -305,6 +306,10 @@ func (r *report) write() {
 	if h := r.load["half-small"]; h != nil {
 		r.p("| latency at half of saturating load, agent-sized profiles only (`%s`, open loop %.1f req/s) | p50 %.2f ms, p99 %.2f ms, p999 %.2f ms | |",
 			h.Profiles, h.TargetRate, h.LatencyMs.P50, h.LatencyMs.P99, h.LatencyMs.P999)
+	}
+	if h := r.load["half-small-isolated"]; h != nil {
+		r.p("| latency at half load, agent-sized profiles, distributor on a CPU of its own (open loop %.1f req/s) | p50 %.2f ms, p99 %.2f ms, p999 %.2f ms (client side; server side below) | |",
+			h.TargetRate, h.LatencyMs.P50, h.LatencyMs.P99, h.LatencyMs.P999)
 	}
 	for _, n := range []string{"overload", "overload-memlimit"} {
 		l := r.load[n]
@@ -456,6 +461,8 @@ func (r *report) loadRuns(_ float64) {
 	}
 	r.latencyByProfile("half")
 	r.latencyByProfile("half-small")
+	r.latencyByProfile("half-small-isolated")
+	r.serverLatency(r.loadDir, "half-small-isolated")
 	r.memory()
 }
 
@@ -541,6 +548,10 @@ func loadOrder(n string) string {
 		return "9"
 	case "overload-memlimit":
 		return "91"
+	case "saturation-small-isolated":
+		return "80"
+	case "half-small-isolated":
+		return "81"
 	}
 	return "2" + n
 }
