@@ -60,7 +60,14 @@ done
 # The floor-vs-pipeline comparison on the mix runs COMPARE_COUNT times (the
 # report takes the median), everything else once.
 log "floor vs pipeline on the corpus (test/bench; mix x$COMPARE_COUNT; benchtime $BENCHTIME)"
-$GO test -run '^$' -bench 'Compare/./mix$' -count "$COMPARE_COUNT" -benchmem -benchtime "$BENCHTIME" ./test/bench | tee "$OUT/bench.txt" >&2
+# Interleaved (floor, pipeline, floor, ...), not -count N (all floors, then all
+# pipelines): the report pairs runs that were next to each other in time.
+$GO test -c -o "$OUT/bin/bench.test" ./test/bench
+: >"$OUT/bench.txt"
+for _ in $(seq "$COMPARE_COUNT"); do
+	(cd test/bench && "$OUT/bin/bench.test" -test.run '^$' -test.bench 'Compare/./mix$' -test.benchmem \
+		-test.benchtime "$BENCHTIME") | tee -a "$OUT/bench.txt" >&2
+done
 $GO test -run '^$' -bench 'Compare/./^(cpu|heap|cpu-16k)$' -benchmem -benchtime "$BENCHTIME" ./test/bench | tee -a "$OUT/bench.txt" >&2
 $GO test -run '^$' -bench 'Stages' -benchmem -benchtime "$BENCHTIME" ./test/bench | tee -a "$OUT/bench.txt" >&2
 log "package benchmarks: ${pkgs[*]} (benchtime $BENCHTIME)"
@@ -119,7 +126,6 @@ load_run() {
 
 	# The floor again, right before and after the load runs: the machine may
 	# be busier or quieter than during the benchmarks above.
-	$GO test -c -o "$OUT/bin/bench.test" ./test/bench
 	load_floor() {
 		"$OUT/bin/bench.test" -test.run '^$' -test.bench 'Compare/floor/mix' -test.benchtime "$BENCHTIME" \
 			-test.benchmem | tee -a "$OUT/load-floor.txt" >&2

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -134,15 +135,21 @@ func parseBench(r io.Reader) (map[string]*bench, error) {
 	for _, b := range out {
 		b.metrics = map[string]float64{}
 		for unit, vs := range b.runs {
-			sort.Float64s(vs)
-			m := vs[len(vs)/2]
-			if len(vs)%2 == 0 {
-				m = (vs[len(vs)/2-1] + m) / 2
-			}
-			b.metrics[unit] = m
+			b.metrics[unit] = median(vs)
 		}
 	}
 	return out, sc.Err()
+}
+
+// median of vs, which it leaves in their order (runs pair up by position).
+func median(vs []float64) float64 {
+	s := slices.Clone(vs)
+	sort.Float64s(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + m) / 2
+	}
+	return m
 }
 
 // loadResult mirrors the fields of cmd/loadgen's JSON the report uses.
@@ -247,6 +254,29 @@ func (r *report) metric(name, unit string) (float64, bool) {
 	return v, ok
 }
 
+// pairedRatio is the median of floor/pipeline cost ratios taken run by run,
+// when both ran the same number of times, interleaved (hack/bench.sh runs
+// floor then pipeline COMPARE_COUNT times): the machine's speed drifts over
+// seconds, and a ratio of two runs next to each other cancels most of it.
+func (r *report) pairedRatio(floorName, name string) (float64, bool) {
+	f, p := r.b[floorName], r.b[name]
+	if f == nil || p == nil {
+		return 0, false
+	}
+	fs, ps := f.runs["MB/cpu-s"], p.runs["MB/cpu-s"]
+	if len(fs) < 2 || len(fs) != len(ps) {
+		return 0, false
+	}
+	ratios := make([]float64, len(fs))
+	for i := range fs {
+		if ps[i] <= 0 {
+			return 0, false
+		}
+		ratios[i] = fs[i] / ps[i]
+	}
+	return median(ratios), true
+}
+
 // floorMB is the yardstick: MB of uncompressed pprof per CPU-second.
 func (r *report) floorMB() (float64, bool) { return r.metric("BenchmarkCompare/floor/mix", "MB/cpu-s") }
 
@@ -278,7 +308,12 @@ func (r *report) write() {
 	r.p("|---|---|---|")
 	r.p("| floor (inflate + decode + encode), mix | %.1f MB/CPU-s (%.1f CPU-s/GB) | 1.00 |", fl, 1000/fl)
 	if v, ok := r.metric("BenchmarkCompare/pipeline/mix", "MB/cpu-s"); ok {
-		r.p("| pipeline benchmark (distributor.Push, no network), mix | %.1f MB/CPU-s (%.1f CPU-s/GB) | cost ratio %.2f |", v, 1000/v, fl/v)
+		if pr, ok := r.pairedRatio("BenchmarkCompare/floor/mix", "BenchmarkCompare/pipeline/mix"); ok {
+			r.p("| pipeline benchmark (distributor.Push, no network), mix | %.1f MB/CPU-s (%.1f CPU-s/GB) | **cost ratio %.2f** (median of %d interleaved floor/pipeline pairs; %.2f from the medians) |",
+				v, 1000/v, pr, len(r.b["BenchmarkCompare/floor/mix"].runs["MB/cpu-s"]), fl/v)
+		} else {
+			r.p("| pipeline benchmark (distributor.Push, no network), mix | %.1f MB/CPU-s (%.1f CPU-s/GB) | cost ratio %.2f |", v, 1000/v, fl/v)
+		}
 	}
 	lfl, lname := r.floorForLoad()
 	if r.loadFloor != nil {

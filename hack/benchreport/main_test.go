@@ -96,3 +96,28 @@ func TestLoadRatiosUseTheFloorAroundTheLoadRuns(t *testing.T) {
 		t.Errorf("load ratio not against the floor around the load runs:\n%s", out.String())
 	}
 }
+
+// Interleaved runs pair by position; their medians alone would not.
+func TestPairedRatio(t *testing.T) {
+	out := `pkg: github.com/pyrodist/pyrodist/test/bench
+BenchmarkCompare/floor/mix-2     10 100 ns/op 30.00 MB/cpu-s
+BenchmarkCompare/pipeline/mix-2  10 100 ns/op 20.00 MB/cpu-s
+BenchmarkCompare/floor/mix-2     10 100 ns/op 40.00 MB/cpu-s
+BenchmarkCompare/pipeline/mix-2  10 100 ns/op 30.00 MB/cpu-s
+BenchmarkCompare/floor/mix-2     10 100 ns/op 30.00 MB/cpu-s
+BenchmarkCompare/pipeline/mix-2  10 100 ns/op 25.00 MB/cpu-s
+`
+	b, err := parseBench(strings.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &report{b: b}
+	// Pairs 1.5, 1.333, 1.2: the median is 40/30. The medians (30/25) say 1.2.
+	got, ok := r.pairedRatio("BenchmarkCompare/floor/mix", "BenchmarkCompare/pipeline/mix")
+	if !ok || got < 1.3333 || got > 1.3334 {
+		t.Fatalf("paired ratio %v %v, want 1.3333", got, ok)
+	}
+	if m := b["BenchmarkCompare/floor/mix"].metrics["MB/cpu-s"]; m != 30 {
+		t.Fatalf("median %v, want 30", m)
+	}
+}
