@@ -163,20 +163,22 @@ load_run() {
 	done
 	(sleep 7 && $GO tool pprof -proto "$DIST_URL/debug/pprof/heap" >"$OUT/distributor.heap.pb.gz" 2>>"$OUT/logs/pprof.log") &
 	local hpid=$!
-	# Latency with the distributor on a CPU of its own: on a small machine
-	# the load generator and the fake writers otherwise take its CPU and
-	# their delays count as its latency. It gets the last CPU (GOMAXPROCS 1),
-	# everything else the others; its own request-duration histogram is read
-	# before and after the half-load run (server-side latency).
-	isolated_latency() {
+	# The distributor on a CPU of its own: on a small machine the load
+	# generator and the fake writers otherwise take its CPU, their delays
+	# count as its latency and their cache traffic as its cost. It gets the
+	# last CPU (GOMAXPROCS 1), everything else the others: the mix at
+	# saturation over each protocol, then the agent-sized profiles at
+	# saturation and at half of it, with its own histograms read before and
+	# after the half-load run (server-side latency).
+	isolated_runs() {
 		local ncpu last rest
 		ncpu=$(nproc)
 		if [ "$ncpu" -lt 2 ] || ! command -v taskset >/dev/null; then
-			log "isolated latency: needs 2+ CPUs and taskset; skipped"
+			log "isolated runs: need 2+ CPUs and taskset; skipped"
 			return 0
 		fi
 		last=$((ncpu - 1)) rest="0-$((ncpu - 2))"
-		log "isolated latency: distributor restarted on CPU $last (GOMAXPROCS 1), load generator and writers on CPU $rest"
+		log "isolated runs: distributor restarted on CPU $last (GOMAXPROCS 1), load generator and writers on CPU $rest"
 		kill -KILL "$dpid" 2>/dev/null || true
 		wait "$dpid" 2>/dev/null || true
 		for p in "${writer_pids[@]}"; do taskset -a -p -c "$rest" "$p" >/dev/null; done
@@ -184,7 +186,10 @@ load_run() {
 		start_distributor GOMAXPROCS=1 || return 1
 		dist_cpus=""
 		local lgi=(taskset -c "$rest" "$OUT/bin/loadgen" -url "$DIST_URL" -server-pid "$dpid" -tenants 20 -services 100 -conns 8)
-		"${lgi[@]}" -profiles cpu,heap -duration 3s -workers "$LOAD_WORKERS" >/dev/null
+		"${lgi[@]}" -duration 3s -workers "$LOAD_WORKERS" >/dev/null
+		for proto in connect grpc ingest; do
+			"${lgi[@]}" -protocol $proto -duration 5s -workers "$LOAD_WORKERS" -json "$OUT/load/isolated-$proto.json" >&2
+		done
 		"${lgi[@]}" -profiles cpu,heap -duration 5s -workers "$LOAD_WORKERS" -json "$OUT/load/saturation-small-isolated.json" >&2
 		"$OUT/bin/loadgen" -probe "$DIST_URL/metrics" -probe-out "$OUT/load/half-small-isolated.metrics.before" || true
 		"${lgi[@]}" -profiles cpu,heap -duration "$LOAD_DURATION" -mode open \
@@ -199,7 +204,7 @@ load_run() {
 	}
 	overload overload
 	wait $hpid || log "no heap profile: see $OUT/logs/pprof.log"
-	isolated_latency
+	isolated_runs
 	# Without a Go memory limit the heap holds up to GOGC's worth of garbage
 	# on top of what the budget admits. With the Go limit at 90% of the budget
 	# (the share the distributor gives Go of a container limit: the rest is

@@ -342,6 +342,12 @@ func (r *report) write() {
 		r.p("| latency at half of saturating load, agent-sized profiles only (`%s`, open loop %.1f req/s) | p50 %.2f ms, p99 %.2f ms, p999 %.2f ms | |",
 			h.Profiles, h.TargetRate, h.LatencyMs.P50, h.LatencyMs.P99, h.LatencyMs.P999)
 	}
+	for _, proto := range []string{"connect", "grpc", "ingest"} {
+		if l := r.load["isolated-"+proto]; l != nil && l.Server != nil && l.Server.MBPerCPUSec > 0 {
+			r.p("| distributor process on a CPU of its own, saturated over %s | %.1f MB/CPU-s (%.1f CPU-s/GB), %.1f MB/s | **cost ratio %.2f** |",
+				proto, l.Server.MBPerCPUSec, l.Server.CPUSecPerGB, l.RawMBPerS, lfl/l.Server.MBPerCPUSec)
+		}
+	}
 	if h := r.load["half-small-isolated"]; h != nil {
 		r.p("| latency at half load, agent-sized profiles, distributor on a CPU of its own (open loop %.1f req/s) | p50 %.2f ms, p99 %.2f ms, p999 %.2f ms (client side; server side below) | |",
 			h.TargetRate, h.LatencyMs.P50, h.LatencyMs.P99, h.LatencyMs.P999)
@@ -584,6 +590,12 @@ func loadOrder(n string) string {
 		return "9"
 	case "overload-memlimit":
 		return "91"
+	case "isolated-connect":
+		return "70"
+	case "isolated-grpc":
+		return "71"
+	case "isolated-ingest":
+		return "72"
 	case "saturation-small-isolated":
 		return "80"
 	case "half-small-isolated":
