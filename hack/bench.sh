@@ -126,9 +126,19 @@ load_run() {
 
 	# The floor again, right before and after the load runs: the machine may
 	# be busier or quieter than during the benchmarks above.
-	load_floor() {
+	load_floor() { # [run name: also kept as that run's own yardstick]
 		"$OUT/bin/bench.test" -test.run '^$' -test.bench 'Compare/floor/mix' -test.benchtime "$BENCHTIME" \
-			-test.benchmem | tee -a "$OUT/load-floor.txt" >&2
+			-test.benchmem | tee -a "$OUT/load-floor.txt" ${1:+"$OUT/load/$1.floor.txt"} >&2
+	}
+	# A run whose cost is compared with the floor gets the floor measured
+	# right before and right after it: this VM's speed drifts by up to 20%
+	# within a minute, and a yardstick minutes away lets that into the ratio.
+	costed() { # run name, then loadgen arguments
+		local name=$1
+		shift
+		load_floor "$name"
+		"$@" -json "$OUT/load/$name.json" >&2
+		load_floor "$name"
 	}
 	load_floor
 	local lg=("$OUT/bin/loadgen" -url "$DIST_URL" -server-pid "$dpid" -tenants 20 -services 100 -conns 8)
@@ -136,17 +146,19 @@ load_run() {
 	"${lg[@]}" -duration 3s -workers "$LOAD_WORKERS" >/dev/null
 	log "saturation: closed loop, $LOAD_WORKERS workers, $LOAD_DURATION; CPU profile of the distributor meanwhile"
 	local secs=${LOAD_DURATION%s}
+	load_floor saturation
 	$GO tool pprof -proto -seconds $((secs > 4 ? secs - 2 : secs)) "$DIST_URL/debug/pprof/profile" \
 		>"$OUT/distributor.cpu.pb.gz" 2>"$OUT/logs/pprof.log" &
 	local ppid=$!
 	"${lg[@]}" -duration "$LOAD_DURATION" -workers "$LOAD_WORKERS" -json "$OUT/load/saturation.json" >&2
 	wait $ppid || log "no CPU profile: see $OUT/logs/pprof.log"
+	load_floor saturation
 	log "half of saturation: open loop"
 	"${lg[@]}" -duration "$LOAD_DURATION" -mode open -rate-from "$OUT/load/saturation.json" -rate-factor 0.5 \
 		-json "$OUT/load/half.json" >&2
 	for proto in grpc ingest; do
 		log "$proto at saturation (5s)"
-		"${lg[@]}" -protocol $proto -duration 5s -workers "$LOAD_WORKERS" -json "$OUT/load/proto-$proto.json" >&2
+		costed "proto-$proto" "${lg[@]}" -protocol $proto -duration 5s -workers "$LOAD_WORKERS"
 	done
 	# The mix's 1 MB profile needs tens of CPU-ms on its own, which sets its
 	# latency; agents mostly send profiles of tens of KB, measured alone here.
@@ -188,7 +200,7 @@ load_run() {
 		local lgi=(taskset -c "$rest" "$OUT/bin/loadgen" -url "$DIST_URL" -server-pid "$dpid" -tenants 20 -services 100 -conns 8)
 		"${lgi[@]}" -duration 3s -workers "$LOAD_WORKERS" >/dev/null
 		for proto in connect grpc ingest; do
-			"${lgi[@]}" -protocol $proto -duration 5s -workers "$LOAD_WORKERS" -json "$OUT/load/isolated-$proto.json" >&2
+			costed "isolated-$proto" "${lgi[@]}" -protocol $proto -duration 5s -workers "$LOAD_WORKERS"
 		done
 		"${lgi[@]}" -profiles cpu,heap -duration 5s -workers "$LOAD_WORKERS" -json "$OUT/load/saturation-small-isolated.json" >&2
 		"$OUT/bin/loadgen" -probe "$DIST_URL/metrics" -probe-out "$OUT/load/half-small-isolated.metrics.before" || true

@@ -46,7 +46,15 @@ func main() {
 		defer f.Close()
 		w = f
 	}
-	r := &report{w: w, b: benches, load: load, loadDir: *loadDir}
+	r := &report{w: w, b: benches, load: load, loadDir: *loadDir, runFloor: map[string]*bench{}}
+	if *loadDir != "" {
+		files, _ := filepath.Glob(filepath.Join(*loadDir, "*.floor.txt"))
+		for _, f := range files {
+			if fb, err := readBench(f); err == nil && fb["BenchmarkCompare/floor/mix"] != nil {
+				r.runFloor[strings.TrimSuffix(filepath.Base(f), ".floor.txt")] = fb["BenchmarkCompare/floor/mix"]
+			}
+		}
+	}
 	if *loadFloorFile != "" {
 		lf, err := readBench(*loadFloorFile)
 		if err != nil {
@@ -221,6 +229,21 @@ type report struct {
 	heap    string
 	// loadFloor is the floor measured right before and after the load runs.
 	loadFloor *bench
+	// runFloor is, per load run, the floor measured right before and after
+	// that run (<run>.floor.txt in the load directory).
+	runFloor map[string]*bench
+}
+
+// floorFor is the yardstick of one load run: its own floor when measured,
+// else the floor around all the load runs.
+func (r *report) floorFor(run string) float64 {
+	if b := r.runFloor[run]; b != nil {
+		if v, ok := b.metrics["MB/cpu-s"]; ok && v > 0 {
+			return v
+		}
+	}
+	v, _ := r.floorForLoad()
+	return v
 }
 
 // floorForLoad is the yardstick for the load runs: the floor measured around
@@ -321,7 +344,7 @@ func (r *report) write() {
 	}
 	if s := r.load["saturation"]; s != nil && s.Server != nil && s.Server.MBPerCPUSec > 0 {
 		r.p("| distributor process at saturation (%s, load run) | %.1f MB/CPU-s (%.1f CPU-s/GB) | **cost ratio %.2f** |",
-			s.Protocol, s.Server.MBPerCPUSec, s.Server.CPUSecPerGB, lfl/s.Server.MBPerCPUSec)
+			s.Protocol, s.Server.MBPerCPUSec, s.Server.CPUSecPerGB, r.floorFor("saturation")/s.Server.MBPerCPUSec)
 		r.p("| saturation throughput | %.1f profiles/s, %.1f MB/s on %.2f cores | |", s.ProfilesPerS, s.RawMBPerS, s.Server.Cores)
 	}
 	if h := r.load["half"]; h != nil {
@@ -335,7 +358,7 @@ func (r *report) write() {
 	for _, n := range []string{"proto-grpc", "proto-ingest"} {
 		if l := r.load[n]; l != nil && l.Server != nil && l.Server.MBPerCPUSec > 0 {
 			r.p("| distributor process at saturation over %s | %.1f MB/CPU-s (%.1f CPU-s/GB) | cost ratio %.2f |",
-				l.Protocol, l.Server.MBPerCPUSec, l.Server.CPUSecPerGB, lfl/l.Server.MBPerCPUSec)
+				l.Protocol, l.Server.MBPerCPUSec, l.Server.CPUSecPerGB, r.floorFor(n)/l.Server.MBPerCPUSec)
 		}
 	}
 	if h := r.load["half-small"]; h != nil {
@@ -345,7 +368,7 @@ func (r *report) write() {
 	for _, proto := range []string{"connect", "grpc", "ingest"} {
 		if l := r.load["isolated-"+proto]; l != nil && l.Server != nil && l.Server.MBPerCPUSec > 0 {
 			r.p("| distributor process on a CPU of its own, saturated over %s | %.1f MB/CPU-s (%.1f CPU-s/GB), %.1f MB/s | **cost ratio %.2f** |",
-				proto, l.Server.MBPerCPUSec, l.Server.CPUSecPerGB, l.RawMBPerS, lfl/l.Server.MBPerCPUSec)
+				proto, l.Server.MBPerCPUSec, l.Server.CPUSecPerGB, l.RawMBPerS, r.floorFor("isolated-"+proto)/l.Server.MBPerCPUSec)
 		}
 	}
 	if h := r.load["half-small-isolated"]; h != nil {
@@ -372,7 +395,8 @@ func (r *report) write() {
 		}
 	}
 	r.p("")
-	r.p("Load-run ratios use %s.", lname)
+	r.p("Load-run ratios use the floor measured right before and right after that run where it was")
+	r.p("(saturation, proto-*, isolated-*: the median of those two), else %s.", lname)
 	r.p("")
 	r.p("For scale: design.md records Pyroscope's own v2 distributor at ~11 MB/CPU-s on this kind of")
 	r.p("machine, measured next to a naive floor of 28-33 MB/CPU-s, i.e. a cost ratio of roughly 2.5-3.")
@@ -459,7 +483,6 @@ func (r *report) stages() {
 }
 
 func (r *report) loadRuns(_ float64) {
-	fl, _ := r.floorForLoad()
 	if len(r.load) == 0 {
 		r.p("## Load run")
 		r.p("")
@@ -490,7 +513,7 @@ func (r *report) loadRuns(_ float64) {
 		if l.Server != nil && l.Server.MBPerCPUSec > 0 {
 			cpuGB = fmt.Sprintf("%.1f", l.Server.CPUSecPerGB)
 			mb = fmt.Sprintf("%.1f", l.Server.MBPerCPUSec)
-			ratio = fmt.Sprintf("%.2f", fl/l.Server.MBPerCPUSec)
+			ratio = fmt.Sprintf("%.2f", r.floorFor(n)/l.Server.MBPerCPUSec)
 		}
 		r.p("| %s | %s | %s | %.1f | %.1f | %.2f | %.2f | %.2f | %s | %s | %s | %s |", n, l.Protocol, load,
 			l.ProfilesPerS, l.RawMBPerS, l.LatencyMs.P50, l.LatencyMs.P99, l.LatencyMs.P999, errorsText(l), cpuGB, mb, ratio)

@@ -121,3 +121,23 @@ BenchmarkCompare/pipeline/mix-2  10 100 ns/op 25.00 MB/cpu-s
 		t.Fatalf("median %v, want 30", m)
 	}
 }
+
+// A load run measured with floors of its own is compared with them, not with
+// the floor around all the runs.
+func TestFloorFor(t *testing.T) {
+	own, err := parseBench(strings.NewReader("pkg: x\nBenchmarkCompare/floor/mix-2 10 100 ns/op 20.00 MB/cpu-s\nBenchmarkCompare/floor/mix-2 10 100 ns/op 30.00 MB/cpu-s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := parseBench(strings.NewReader("pkg: x\nBenchmarkCompare/floor/mix-2 10 100 ns/op 40.00 MB/cpu-s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &report{loadFloor: all["BenchmarkCompare/floor/mix"], runFloor: map[string]*bench{"proto-grpc": own["BenchmarkCompare/floor/mix"]}}
+	if got := r.floorFor("proto-grpc"); got != 25 {
+		t.Errorf("own floor %v, want the median 25", got)
+	}
+	if got := r.floorFor("half"); got != 40 {
+		t.Errorf("floor of a run without its own %v, want 40", got)
+	}
+}
