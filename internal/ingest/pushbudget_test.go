@@ -72,6 +72,8 @@ func TestPushBodyChargesTheInflightBudget(t *testing.T) {
 	}{
 		{"tiny budget", 16 << 10, false},
 		{"one chunk and a bit", pushBodyChunk + 1<<10, false},
+		// Room for the body but not for connect's buffer and the decoded copy.
+		{"the body twice", int64(2 * bodySize), false},
 		{"room", 1 << 30, true},
 	} {
 		for _, proto := range protocols {
