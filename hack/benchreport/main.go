@@ -382,8 +382,8 @@ func (r *report) write() {
 		}
 		w := l.Watched
 		limit := "no Go memory limit"
-		if v, ok := w["go_gc_gomemlimit_bytes"]; ok && v.Max > 0 && v.Max < 1<<62 {
-			limit = fmt.Sprintf("GOMEMLIMIT %.0f MiB", v.Max/(1<<20))
+		if v, ok := l.goMemLimit(); ok {
+			limit = fmt.Sprintf("GOMEMLIMIT %.0f MiB", v/(1<<20))
 		}
 		r.p("| heap in use under overload (writers stall; %s) | max %.1f MiB for an in-flight limit of %.1f MiB | |",
 			limit, w["go_memstats_heap_inuse_bytes"].Max/(1<<20), w["pyrodist_distributor_inflight_bytes_limit"].Max/(1<<20))
@@ -590,14 +590,21 @@ func (r *report) memory() {
 		}
 		w := l.Watched
 		limit := "none"
-		if v, ok := w["go_gc_gomemlimit_bytes"]; ok && v.Max > 0 && v.Max < 1<<62 {
-			limit = mib(v.Max)
+		if v, ok := l.goMemLimit(); ok {
+			limit = mib(v)
 		}
 		r.p("| %s | %s | %s | %s | %s | %.0f |", n, limit, mib(w["go_memstats_heap_inuse_bytes"].Max),
 			mib(w["pyrodist_distributor_inflight_bytes"].Max),
 			mib(w["pyrodist_distributor_inflight_bytes_limit"].Max), w["go_goroutines"].Max)
 	}
 	r.p("")
+}
+
+// goMemLimit is the Go memory limit the run watched, if one was set (Go
+// reports math.MaxInt64 for none).
+func (l *loadResult) goMemLimit() (float64, bool) {
+	v, ok := l.Watched["go_gc_gomemlimit_bytes"]
+	return v.Max, ok && v.Max > 0 && v.Max < 1<<62
 }
 
 // memoryRuns are the load runs whose /metrics were watched, in report order.
