@@ -15,17 +15,9 @@ import (
 
 	"github.com/google/pprof/profile"
 	googlev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
-	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
-)
 
-func labelValue(ls []*typesv1.LabelPair, name string) string {
-	for _, l := range ls {
-		if l.Name == name {
-			return l.Value
-		}
-	}
-	return ""
-}
+	"github.com/pyrodist/pyrodist/internal/validation"
+)
 
 func TestParseName(t *testing.T) {
 	cases := []struct {
@@ -328,7 +320,7 @@ func TestPprofPassesBytesOrRewrites(t *testing.T) {
 	if !bytes.Equal(s.Pprof, inflated) {
 		t.Fatalf("bytes changed (%d -> %d) though nothing needed a fix", len(inflated), len(s.Pprof))
 	}
-	if got := labelValue(s.Labels, "__name__"); got != "process_cpu" {
+	if got := validation.Get(s.Labels, "__name__"); got != "process_cpu" {
 		t.Fatalf("__name__ %q, want process_cpu", got)
 	}
 
