@@ -45,8 +45,8 @@ func (s *Server) pushBudget(next http.Handler, readMax int64) http.Handler {
 			s.refuseBody(ew, w, r, err)
 			return
 		}
-		body := &budgetBody{ReadCloser: r.Body, b: b, allowed: n, reserved: pushBodyCopies * n}
-		defer func() { b.ReleaseInflight(int(body.reserved)) }()
+		body := &budgetBody{ReadCloser: r.Body, b: b, allowed: n}
+		defer func() { b.ReleaseInflight(int(pushBodyCopies * body.allowed)) }()
 		if !known {
 			r.Body = body
 		}
@@ -67,10 +67,9 @@ func (s *Server) refuseBody(ew *connect.ErrorWriter, w http.ResponseWriter, r *h
 // passes on to the client unchanged.
 type budgetBody struct {
 	io.ReadCloser
-	b        Budget
-	allowed  int64 // body bytes paid for
-	reserved int64 // bytes charged (pushBodyCopies per body byte), released by pushBudget
-	read     int64
+	b       Budget
+	allowed int64 // body bytes paid for, pushBodyCopies times each; released by pushBudget
+	read    int64
 }
 
 func (r *budgetBody) Read(p []byte) (int, error) {
@@ -83,7 +82,6 @@ func (r *budgetBody) Read(p []byte) (int, error) {
 			return 0, ce
 		}
 		r.allowed += pushBodyChunk
-		r.reserved += pushBodyCopies * pushBodyChunk
 	}
 	if rest := r.allowed - r.read; int64(len(p)) > rest {
 		p = p[:rest]
