@@ -3,6 +3,7 @@ package distributor
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	segmentwriterv1 "github.com/grafana/pyroscope/api/gen/proto/go/segmentwriter/v1"
 
@@ -43,6 +44,24 @@ type Router struct {
 	limits TenantLimits
 	push   Pusher
 	zone   string // empty when same-zone preference is off
+	// placed is the zone resolved on the latest ring, so that a placement
+	// does not compare zone names; renewed when the ring changes.
+	placed atomic.Pointer[ringZone]
+}
+
+type ringZone struct {
+	ring *placement.Ring
+	zone placement.Zone
+}
+
+// zoneIn resolves the Router's zone on ring, once per ring.
+func (r *Router) zoneIn(ring *placement.Ring) placement.Zone {
+	if c := r.placed.Load(); c != nil && c.ring == ring {
+		return c.zone
+	}
+	c := &ringZone{ring: ring, zone: ring.Zone(r.zone)}
+	r.placed.Store(c)
+	return c.zone
 }
 
 var _ Sender = (*Router)(nil)
@@ -68,7 +87,7 @@ func (r *Router) Send(ctx context.Context, p *Profile) error {
 	}
 	key := placement.NewKey(p.Tenant, p.Service, p.Fingerprint)
 	var idx [segmentwriter.MaxAttempts]int32
-	shard, cands := ring.Place(key, PlacementPolicy(r.limits.ForTenant(p.Tenant)), r.zone, idx[:])
+	shard, cands := ring.PlaceIn(key, PlacementPolicy(r.limits.ForTenant(p.Tenant)), r.zoneIn(ring), idx[:])
 	var inst [segmentwriter.MaxAttempts]*placement.Instance
 	for i, c := range cands {
 		inst[i] = ring.Instance(c)

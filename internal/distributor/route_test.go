@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/pprof/profile"
@@ -196,6 +197,44 @@ func TestRouterSameZone(t *testing.T) {
 		}
 		if !slices.Equal(on.cands[0][2:], rest) {
 			t.Fatalf("other zones reordered: %v, Pyroscope's %v", on.cands[0], off.cands[0])
+		}
+	}
+}
+
+// swapRing is a ring source whose snapshot the test replaces.
+type swapRing struct {
+	r atomic.Pointer[placement.Ring]
+}
+
+func (s *swapRing) Ring() *placement.Ring { return s.r.Load() }
+
+// The Router resolves its zone once per ring: when the ring changes and
+// the zone's index in it with it, the preference follows the name.
+func TestRouterSameZoneAcrossRingChange(t *testing.T) {
+	first := placement.NewRing(routeSixWriters(-1))
+	rotated := routeSixWriters(-1)
+	next := map[string]string{"zone-a": "zone-c", "zone-b": "zone-a", "zone-c": "zone-b"}
+	for i := range rotated {
+		rotated[i].Zone = next[rotated[i].Zone]
+	}
+	second := placement.NewRing(rotated)
+	if first.Zone("zone-c") == second.Zone("zone-c") {
+		t.Fatal("test rings must place zone-c at different indices")
+	}
+	src := &swapRing{}
+	pusher := &routePusher{}
+	r, _ := NewRouter(src, routeLimits{routePlacementLimits(0, 1, config.LoadBalancingFingerprint)}, pusher, RouterConfig{Zone: "zone-c", PreferSameZone: true})
+	for i, ring := range []*placement.Ring{first, second, first} {
+		src.r.Store(ring)
+		for j := range 20 {
+			p := routeProfile(fmt.Sprintf("tenant-%d", j%3), [][2]string{{"service_name", fmt.Sprintf("svc-%d", j)}})
+			if err := r.Send(context.Background(), p); err != nil {
+				t.Fatal(err)
+			}
+			last := pusher.zones[len(pusher.zones)-1]
+			if !slices.Equal(last[:2], []string{"zone-c", "zone-c"}) {
+				t.Fatalf("ring %d profile %d: zones %v, want zone-c first", i, j, last)
+			}
 		}
 	}
 }

@@ -2,6 +2,8 @@ package placement
 
 import (
 	"math/rand/v2"
+	"slices"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -60,6 +62,27 @@ func Jump(key uint64, buckets int) int {
 // group keeping Pyroscope's order; the shard id never depends on zone.
 // An empty ring gives shard 0 and no candidates. Place does not allocate.
 func (r *Ring) Place(k Key, p Policy, zone string, dst []int32) (shard uint32, candidates []int32) {
+	return r.PlaceIn(k, p, r.Zone(zone), dst)
+}
+
+// Zone is a zone of one Ring, resolved once per ring so that placements
+// skip comparing names. NoZone asks for no preference.
+type Zone int32
+
+// NoZone is Pyroscope's order, without a zone preference.
+const NoZone Zone = -1
+
+// Zone resolves a zone name for PlaceIn; "" and zones without writers in
+// the ring give NoZone.
+func (r *Ring) Zone(name string) Zone {
+	if name == "" {
+		return NoZone
+	}
+	return Zone(r.zoneIndex(name))
+}
+
+// PlaceIn is Place with the zone already resolved by r.Zone.
+func (r *Ring) PlaceIn(k Key, p Policy, zone Zone, dst []int32) (shard uint32, candidates []int32) {
 	n := r.Len()
 	if n == 0 {
 		return 0, dst[:0]
@@ -69,8 +92,8 @@ func (r *Ring) Place(k Key, p Policy, zone string, dst []int32) (shard uint32, c
 		tenantSize = n
 	}
 	datasetSize := min(tenantSize, max(1, p.DatasetShards))
-	tStart := Jump(k.Tenant, n)
-	dOff := Jump(k.Dataset, tenantSize)
+	tStart := r.jumps.jump(k.Tenant, n)
+	dOff := r.jumps.jump(k.Dataset, tenantSize)
 	var offset int
 	if p.Pick == PickRoundRobin {
 		offset = rand.IntN(datasetSize)
@@ -82,69 +105,157 @@ func (r *Ring) Place(k Key, p Policy, zone string, dst []int32) (shard uint32, c
 	if len(dst) == 0 {
 		return shard, dst[:0]
 	}
-	w := walker{r: r, dst: dst, own: -1}
-	if r.idents > len(w.small)*64 {
-		// Large rings borrow a bitset; steady state allocates nothing.
-		big := r.seenPool.Get().(*[]uint64)
-		defer r.putSeen(big)
-		w.big = *big
+	if tenantSize == n && offset == 0 && r.starts != nil && len(dst) <= startCandidates {
+		// The walk is one run around the ring from the dataset's first
+		// shard: its candidates were worked out when the ring was built.
+		z := int(zone) + 1
+		pos := addWrap(tStart, dOff, n)
+		c := r.starts[z][pos*startCandidates:]
+		return shard, dst[:copy(dst, c[:min(len(dst), int(r.startLen[z][pos]))])]
 	}
-	if zone != "" {
-		if z := r.zoneIndex(zone); z >= 0 {
-			w.own = int32(z)
-			w.ownActive = r.activeInZone[z]
-			// When the zone alone can fill dst, only its positions matter.
-			if w.ownActive >= len(dst) && r.skip != nil {
-				w.skip = r.skip[z]
-			}
+	return shard, r.walk(tStart, tenantSize, dOff, datasetSize, offset, zone, dst)
+}
+
+// jumpMemo remembers Jump results for one ring, whose size is fixed: a
+// tenant's or a dataset's bucket is the same for every profile until the
+// ring changes. It is a direct-mapped table; each entry is a seqlock, so
+// readers never block, and a writer that finds an entry busy just skips
+// caching. A hit is exact: the whole key and the bucket count are checked.
+type jumpMemo [1024]struct {
+	seq, key, val atomic.Uint64 // val: buckets<<32 | bucket
+}
+
+func (m *jumpMemo) jump(key uint64, buckets int) int {
+	e := &m[key>>54] // the top bits of a well-mixed hash
+	s := e.seq.Load()
+	if s&1 == 0 && e.key.Load() == key {
+		v := e.val.Load()
+		if e.seq.Load() == s && int(v>>32) == buckets {
+			return int(uint32(v))
 		}
 	}
+	b := Jump(key, buckets)
+	if s&1 == 0 && e.seq.CompareAndSwap(s, s+1) {
+		e.key.Store(key)
+		e.val.Store(uint64(buckets)<<32 | uint64(b))
+		e.seq.Store(s + 2)
+	}
+	return b
+}
 
-	// The walk of spec §2.7 as runs of consecutive positions:
+// walk is the candidate walk of spec §2.7 for a tenant range of tenantSize
+// positions from tStart and a dataset range of datasetSize positions from
+// dOff inside it, entered at offset; len(dst) > 0.
+//
+// It collects distinct ACTIVE candidates. Without a zone they go in walk
+// order. With one, own-zone instances grow from the front of dst and the
+// others from the back (reversed); when dst is full an own-zone instance
+// takes the slot of the latest other, so the result is always the own-zone
+// ones followed by the first others, in walk order. The state lives in
+// locals, not a struct, so that it stays in registers.
+func (r *Ring) walk(tStart, tenantSize, dOff, datasetSize, offset int, zone Zone, dst []int32) []int32 {
+	n := len(r.slots)
+	// The walk as runs of consecutive positions:
 	// 1. the dataset's shards from the picked offset, wrapping in the dataset range;
 	// 2. the rest of the tenant's shards, right after the dataset range;
 	// 3. the rest of the ring.
-	if w.relRun(tStart, tenantSize, (dOff+offset)%tenantSize, datasetSize-offset) ||
-		w.relRun(tStart, tenantSize, dOff, offset) ||
-		w.relRun(tStart, tenantSize, (dOff+datasetSize)%tenantSize, tenantSize-datasetSize) ||
-		w.run(addWrap(tStart, tenantSize%n, n), n-tenantSize) {
-		return shard, w.result()
+	var runs spans
+	runs.relative(tStart, tenantSize, n, (dOff+offset)%tenantSize, datasetSize-offset)
+	runs.relative(tStart, tenantSize, n, dOff, offset)
+	runs.relative(tStart, tenantSize, n, (dOff+datasetSize)%tenantSize, tenantSize-datasetSize)
+	runs.add(addWrap(tStart, tenantSize%n, n), n-tenantSize)
+
+	own, ownActive := int32(zone), 0
+	var skip []int32 // set: jump from one own-zone position to the next
+	if zone != NoZone {
+		ownActive = r.activeInZone[zone]
+		// When the zone alone can fill dst, only its positions matter.
+		if ownActive >= len(dst) && r.skip != nil {
+			skip = r.skip[zone]
+		}
 	}
-	return shard, w.result()
+	// Pyroscope dedupes every entry before it drops non-ACTIVE ones, so an
+	// identity is decided by the first entry of it that the walk meets.
+	// Rings of up to 512 identities use a bitset on the stack; larger ones
+	// borrow one from the ring, so steady state allocates nothing.
+	var small [8]uint64
+	seen := small[:]
+	if r.idents > len(small)*64 {
+		big := r.seenPool.Get().(*[]uint64)
+		defer r.putSeen(big)
+		seen = *big
+	}
+
+	slots, limit := r.slots, len(dst)
+	front := 0 // own-zone (or all, without a zone) candidates in dst[:front]
+	back := 0  // others in dst[limit-back:], latest first
+	found := 0 // distinct ACTIVE identities met, kept or not
+walk:
+	for _, run := range runs.s[:runs.k] {
+		pos, l := run.pos, run.len
+		for l > 0 {
+			if skip != nil {
+				d := int(skip[pos])
+				if d >= l {
+					break
+				}
+				l -= d
+				if pos += d; pos >= n {
+					pos -= n
+				}
+			}
+			s := &slots[pos]
+			word, bit := &seen[s.ident>>6], uint64(1)<<(s.ident&63)
+			if *word&bit == 0 && s.active {
+				found++
+				if own < 0 || s.zone == own {
+					if front+back == limit {
+						back-- // full: an own-zone candidate displaces the latest other
+					}
+					dst[front] = s.inst
+					front++
+				} else if front+back < limit {
+					back++
+					dst[limit-back] = s.inst
+				}
+				if front == limit || found == r.active ||
+					// All own-zone writers are in and no room is left for others.
+					own >= 0 && front >= ownActive && front+back == limit {
+					break walk
+				}
+			}
+			*word |= bit
+			l--
+			if pos++; pos == n {
+				pos = 0
+			}
+		}
+	}
+	tail := dst[limit-back:]
+	slices.Reverse(tail)
+	copy(dst[front:], tail)
+	return dst[:front+back]
 }
 
-// relRun visits l tenant-relative positions from rel, wrapping inside the
+// spans are the runs of a walk: at most two per tenant-relative run and one more.
+type spans struct {
+	s [7]struct{ pos, len int }
+	k int
+}
+
+func (s *spans) add(pos, l int) {
+	if l > 0 {
+		s.s[s.k].pos, s.s[s.k].len = pos, l
+		s.k++
+	}
+}
+
+// relative adds l tenant-relative positions from rel, wrapping inside the
 // tenant range of size t that starts at absolute position tStart.
-func (w *walker) relRun(tStart, t, rel, l int) bool {
-	n := len(w.r.slots)
+func (s *spans) relative(tStart, t, n, rel, l int) {
 	first := min(l, t-rel)
-	return w.run(addWrap(tStart, rel, n), first) || w.run(tStart, l-first)
-}
-
-// run visits l consecutive positions from pos, wrapping at N; it reports
-// whether the walk is done.
-func (w *walker) run(pos, l int) bool {
-	n := len(w.r.slots)
-	for l > 0 {
-		if w.skip != nil {
-			d := int(w.skip[pos])
-			if d >= l {
-				return false
-			}
-			l -= d
-			if pos += d; pos >= n {
-				pos -= n
-			}
-		}
-		if w.visit(pos) {
-			return true
-		}
-		l--
-		if pos++; pos == n {
-			pos = 0
-		}
-	}
-	return false
+	s.add(addWrap(tStart, rel, n), first)
+	s.add(tStart, l-first)
 }
 
 // addWrap is (a+b) mod n for a, b in [0, n).
@@ -153,76 +264,4 @@ func addWrap(a, b, n int) int {
 		a -= n
 	}
 	return a
-}
-
-// walker collects distinct ACTIVE candidates. Without a zone it appends in
-// walk order. With one, own-zone instances grow from the front of dst and
-// the others from the back (reversed); when dst is full an own-zone
-// instance takes the slot of the latest other, so the result is always the
-// own-zone ones followed by the first others, in walk order.
-type walker struct {
-	r         *Ring
-	dst       []int32
-	front     int // own-zone (or all, without a zone) candidates in dst[:front]
-	back      int // others in dst[len(dst)-back:], latest first
-	found     int // distinct ACTIVE identities met, kept or not
-	own       int32
-	ownActive int
-	// skip, when set, is the own zone's distance table (Ring.skip): the
-	// walk jumps from one own-zone position to the next.
-	skip []int32
-	// Pyroscope dedupes every entry before it drops non-ACTIVE ones, so an
-	// identity is decided by the first entry of it that the walk meets.
-	// The identities met: small for rings of up to 512 identities, big
-	// (borrowed from the ring) for larger ones.
-	small [8]uint64
-	big   []uint64
-}
-
-func (w *walker) visit(pos int) (done bool) {
-	r := w.r
-	s := &r.slots[pos]
-	var word *uint64
-	if w.big == nil {
-		word = &w.small[s.ident>>6]
-	} else {
-		word = &w.big[s.ident>>6]
-	}
-	bit := uint64(1) << (s.ident & 63)
-	if *word&bit != 0 {
-		return false
-	}
-	*word |= bit
-	if !s.active {
-		return false
-	}
-	w.found++
-	limit := len(w.dst)
-	if w.own < 0 || s.zone == w.own {
-		if w.front+w.back == limit {
-			// Full: an own-zone candidate displaces the latest other.
-			w.back--
-		}
-		w.dst[w.front] = s.inst
-		w.front++
-	} else if w.front+w.back < limit {
-		w.back++
-		w.dst[limit-w.back] = s.inst
-	}
-	switch {
-	case w.front == limit, w.found == r.active:
-		return true
-	}
-	// All own-zone writers are in and no room is left for others.
-	return w.own >= 0 && w.front >= w.ownActive && w.front+w.back == limit
-}
-
-func (w *walker) result() []int32 {
-	limit := len(w.dst)
-	tail := w.dst[limit-w.back:]
-	for i, j := 0, len(tail)-1; i < j; i, j = i+1, j-1 {
-		tail[i], tail[j] = tail[j], tail[i]
-	}
-	copy(w.dst[w.front:], tail)
-	return w.dst[:w.front+w.back]
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
@@ -230,5 +231,38 @@ func TestPlacementVectors(t *testing.T) {
 	}
 	if line != 540 {
 		t.Fatalf("read %d vectors, want 540", line)
+	}
+}
+
+// The jump memo answers exactly what Jump does: on a miss, on a hit, for
+// keys that share an entry, for one key at two bucket counts (a tenant's
+// size inside the ring and the whole ring), and under concurrent use (run
+// with -race).
+func TestJumpMemo(t *testing.T) {
+	var m jumpMemo
+	const shared = 0xabc << 52 // the memo indexes by the top bits
+	keys := []uint64{shared | 1, shared | 2, shared | 3, 0x0123456789abcdef, 42}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				k := keys[(i+g)%len(keys)]
+				for _, buckets := range []int{1, 16, 120, 4096 + g} {
+					if got, want := m.jump(k, buckets), Jump(k, buckets); got != want {
+						t.Errorf("jump(%#x, %d) = %d, want %d", k, buckets, got, want)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// A key seen once is then answered from the memo.
+	m = jumpMemo{}
+	m.jump(7, 100)
+	if e := &m[7>>54]; e.key.Load() != 7 || e.val.Load() != 100<<32|uint64(Jump(7, 100)) {
+		t.Fatalf("memo entry not filled: key %d val %#x", e.key.Load(), e.val.Load())
 	}
 }

@@ -74,7 +74,8 @@ func randomRing(rnd *rand.Rand, writers int) *Ring {
 
 // Place agrees with the plain transcription on random rings, small and
 // large (more than 512 identities and more than 4096 shards), with
-// entries lacking an ID, mixed states and every buffer size.
+// entries lacking an ID, mixed states and every buffer size. A third of the
+// policies span the whole ring, the case the ring memoizes.
 func TestPlaceMatchesReference(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	for _, writers := range []int{1, 2, 5, 17, 60, 700, 1500} {
@@ -85,8 +86,11 @@ func TestPlaceMatchesReference(t *testing.T) {
 		for i := range 60 {
 			k := Key{Tenant: rnd.Uint64(), Dataset: rnd.Uint64(), Fingerprint: rnd.Uint64()}
 			p := Policy{TenantShards: rnd.IntN(r.Len() + 3), DatasetShards: rnd.IntN(12)}
+			if i%3 == 0 {
+				p = Policy{DatasetShards: rnd.IntN(3)}
+			}
 			wantShard, want := referencePlace(r, k, p)
-			for _, size := range []int{1, 3, 6, len(r.Instances())} {
+			for _, size := range []int{1, 3, 6, startCandidates, startCandidates + 1, len(r.Instances())} {
 				buf := make([]int32, size)
 				shard, got := r.Place(k, p, "", buf)
 				if shard != wantShard || !slices.Equal(got, want[:min(size, len(want))]) {

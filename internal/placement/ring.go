@@ -49,7 +49,8 @@ type Instance struct {
 }
 
 // Ring is a placement snapshot: instances sorted by ID, the shard->instance
-// table and per-zone facts. It is never modified after NewRing returns.
+// table and per-zone facts. It is never modified after NewRing returns,
+// except for its memo of jump hashes, which only ever holds exact results.
 type Ring struct {
 	instances []Instance
 	// slots[k] describes the owner of shard position k, packed so that one
@@ -67,12 +68,30 @@ type Ring struct {
 	// (cyclically, k itself included) owned in zone z; nil for rings with
 	// many zones, where the tables would cost more than they save.
 	skip [][]int32
+	// starts memoizes the walk most placements make. When the tenant spans
+	// the whole ring and the profile lands on its dataset's first shard,
+	// the walk is one run around the ring from that shard, so its
+	// candidates depend only on the position and the zone preference.
+	// starts[z][k*startCandidates:] holds the first candidates of the run
+	// from position k, startLen[z][k] of them; z is the zone index plus 1,
+	// and 0 is no preference. Nil for rings too large to be worth it.
+	starts   [][]int32
+	startLen [][]uint8
+	jumps    jumpMemo
 	// seenPool lends identity bitsets to placements on rings too large for
 	// the walker's own (more than 512 identities).
 	seenPool sync.Pool
 }
 
-const maxSkipZones = 16
+const (
+	maxSkipZones = 16
+	// startCandidates bounds the candidates memoized per position: more
+	// than the distributor's failover attempts.
+	startCandidates = 8
+	// maxStartEntries caps the memo at 1 MiB of candidates (a 4096-shard
+	// ring with three zones).
+	maxStartEntries = 1 << 18
+)
 
 type slot struct {
 	inst   int32 // index in instances
@@ -165,7 +184,31 @@ func newRing(instances []Instance, table []int32) *Ring {
 			r.skip[z] = skipTable(r.slots, int32(z))
 		}
 	}
+	r.memoizeStarts()
 	return r
+}
+
+// memoizeStarts fills starts and startLen with the general walk. Without
+// duplicates, a list of k candidates is the first k of the list of
+// startCandidates, so one entry serves every shorter dst.
+func (r *Ring) memoizeStarts() {
+	n := len(r.slots)
+	variants := len(r.zones) + 1
+	if n == 0 || n*variants*startCandidates > maxStartEntries {
+		return
+	}
+	r.starts = make([][]int32, variants)
+	r.startLen = make([][]uint8, variants)
+	var buf [startCandidates]int32
+	for z := range variants {
+		r.starts[z] = make([]int32, n*startCandidates)
+		r.startLen[z] = make([]uint8, n)
+		for k := range n {
+			c := r.walk(k, n, 0, 1, 0, Zone(z-1), buf[:])
+			copy(r.starts[z][k*startCandidates:], c)
+			r.startLen[z][k] = uint8(len(c))
+		}
+	}
 }
 
 func (r *Ring) putSeen(b *[]uint64) {
