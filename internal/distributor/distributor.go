@@ -223,7 +223,15 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
 			"push rate limit (%s) exceeded while adding %s", profile.IECBytes(uint64(r)), profile.IECBytes(uint64(cost))))
 	}
-	p, err := profile.Decode(it.data)
+	// The decoded profile lives in pooled memory until the encodes below
+	// are done; only bytes and labels leave this function.
+	arena := profile.GetArena()
+	defer func() {
+		if arena != nil {
+			arena.Release()
+		}
+	}()
+	p, err := arena.Decode(it.data)
 	if err != nil {
 		d.metrics.discard(validation.MalformedProfile, tenant, len(it.data))
 		return connect.NewError(connect.CodeInvalidArgument, err)
@@ -298,6 +306,8 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 			ID:          uuid.New(),
 		}
 	}
+	arena.Release()
+	arena = nil
 	d.metrics.processing.Observe(time.Since(start).Seconds())
 	return d.send(ctx, profiles)
 }

@@ -19,14 +19,14 @@ import (
 var errFallback = errors.New("fast decode: fall back")
 
 // slab hands out pointers to T from blocks allocated in bulk.
-type slab[T any] struct{ block []T }
+type slab[T any] struct{ blocks[T] }
 
 func (s *slab[T]) get(hint int) *T {
-	if len(s.block) == cap(s.block) {
-		s.block = make([]T, 0, max(hint, 16))
+	if len(s.cur) == cap(s.cur) {
+		s.next(max(hint, 16))
 	}
-	s.block = s.block[:len(s.block)+1]
-	return &s.block[len(s.block)-1]
+	s.cur = s.cur[:len(s.cur)+1]
+	return &s.cur[len(s.cur)-1]
 }
 
 type decoder struct {
@@ -40,8 +40,8 @@ type decoder struct {
 	types     slab[profilev1.ValueType]
 	linePtrs  []*profilev1.Line
 	labelPtrs []*profilev1.Label
-	u64       []uint64
-	i64       []int64
+	u64       blocks[uint64]
+	i64       blocks[int64]
 	// size hints, from the buffer size
 	hint int
 	// headerOnly skips samples, mappings and locations (see DecodeHeader).
@@ -110,20 +110,20 @@ func (d *decoder) str(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// take returns an empty slice with capacity n carved from *arena, which is
-// replaced by a fresh block of at least hint elements when it runs short.
-func take[T any](arena *[]T, n, hint int) []T {
-	if cap(*arena)-len(*arena) < n {
-		*arena = make([]T, 0, max(n, hint))
+// take returns an empty slice with capacity n carved from arena, which
+// moves to another block of at least hint elements when it runs short.
+func take[T any](arena *blocks[T], n, hint int) []T {
+	if cap(arena.cur)-len(arena.cur) < n {
+		arena.next(max(n, hint))
 	}
-	l := len(*arena)
-	*arena = (*arena)[:l+n]
-	return (*arena)[l : l : l+n]
+	l := len(arena.cur)
+	arena.cur = arena.cur[:l+n]
+	return arena.cur[l : l : l+n]
 }
 
 // repeated appends a packed or single varint to dst, taking capacity from
 // arena.
-func repeated[T uint64 | int64](dst []T, arena *[]T, hint int, b []byte, wt int, v uint64) ([]T, error) {
+func repeated[T uint64 | int64](dst []T, arena *blocks[T], hint int, b []byte, wt int, v uint64) ([]T, error) {
 	if wt == 0 {
 		if dst == nil {
 			dst = take(arena, 2, hint) // runtime/pprof writes up to 2 ids and values unpacked
@@ -414,8 +414,13 @@ func DecodeHeader(b []byte) (*profilev1.Profile, error) {
 
 // Decode parses uncompressed pprof bytes. The profile's strings alias b.
 func Decode(b []byte) (*profilev1.Profile, error) {
+	var d decoder
+	return d.decode(b)
+}
+
+func (d *decoder) decode(b []byte) (*profilev1.Profile, error) {
 	p := &profilev1.Profile{}
-	d := decoder{buf: b, hint: max(len(b)/8, 64)}
+	d.buf, d.hint, d.headerOnly = b, max(len(b)/8, 64), false
 	if err := d.profile(b, p); err == nil {
 		return p, nil
 	}

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"bytes"
+	"runtime"
 	"runtime/pprof"
 	"testing"
 
@@ -41,6 +42,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add(bytes.Clone(raw))
 	}
 	f.Add([]byte("not a profile"))
+	arena := GetArena() // reused across inputs: recycled memory must not show
 	f.Fuzz(func(t *testing.T, data []byte) {
 		want := &profilev1.Profile{}
 		wantErr := want.UnmarshalVT(data)
@@ -63,6 +65,17 @@ func FuzzDecode(f *testing.F) {
 		}
 		if !bytes.Equal(a, w) {
 			t.Fatalf("decoded profiles differ")
+		}
+		ap, err := arena.Decode(data)
+		if err != nil {
+			t.Fatalf("Arena.Decode: %v", err)
+		}
+		discardUnknown(ap.ProtoReflect())
+		ab, err := ap.MarshalVT()
+		arena.Release()
+		arena = GetArena()
+		if err != nil || !bytes.Equal(ab, w) {
+			t.Fatalf("Arena.Decode differs from UnmarshalVT (marshal err %v)", err)
 		}
 
 		// DecodeHeader: everything but samples, mappings and locations.
@@ -100,4 +113,61 @@ func TestDecodeHeaderFraming(t *testing.T) {
 	if _, err := DecodeHeader(raw[:len(raw)-3]); err == nil {
 		t.Fatal("a truncated profile passed")
 	}
+}
+
+// An Arena reused across profiles of different sizes, each changed in
+// place by the pipeline's fixes before it is released, decodes every one
+// as a fresh decoder does, and allocates a fraction of what one does.
+func TestArenaReuse(t *testing.T) {
+	all := corpus.All()
+	order := []int{2, 0, 1, 2, 1, 0, 0, 2}
+	for _, i := range order {
+		if i >= len(all) {
+			t.Fatalf("corpus has %d profiles", len(all))
+		}
+	}
+	a := GetArena()
+	for n, i := range order {
+		raw := all[i].Raw()
+		want, err := Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := want.MarshalVT()
+		got, err := a.Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, _ := got.MarshalVT()
+		if !bytes.Equal(g, w) {
+			t.Fatalf("decode %d (%s): arena profile differs", n, all[i].Name)
+		}
+		// Scribble over it as the pipeline does, then hand it back.
+		FixGo(got)
+		Normalize(got)
+		a.Release()
+		a = GetArena()
+	}
+	a.Release()
+
+	raw := all[0].Raw()
+	allocated := func(f func()) uint64 {
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		for range 20 {
+			f()
+		}
+		runtime.ReadMemStats(&m1)
+		return (m1.TotalAlloc - m0.TotalAlloc) / 20
+	}
+	plain := allocated(func() { _, _ = Decode(raw) })
+	pooled := allocated(func() {
+		a := GetArena()
+		_, _ = a.Decode(raw)
+		a.Release()
+	})
+	if pooled*2 > plain {
+		t.Fatalf("arena decode allocates %d bytes per profile, a fresh decoder %d", pooled, plain)
+	}
+	t.Logf("bytes allocated per decode of %s: %d with an arena, %d without", all[0].Name, pooled, plain)
 }
