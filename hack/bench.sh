@@ -68,7 +68,7 @@ for _ in $(seq "$COMPARE_COUNT"); do
 	(cd test/bench && "$OUT/bin/bench.test" -test.run '^$' -test.bench 'Compare/./mix$' -test.benchmem \
 		-test.benchtime "$BENCHTIME") | tee -a "$OUT/bench.txt" >&2
 done
-$GO test -run '^$' -bench 'Compare/./^(cpu|heap|cpu-16k)$' -benchmem -benchtime "$BENCHTIME" ./test/bench | tee -a "$OUT/bench.txt" >&2
+$GO test -run '^$' -bench 'Compare/./^(cpu|heap|cpu-16k|small)$' -benchmem -benchtime "$BENCHTIME" ./test/bench | tee -a "$OUT/bench.txt" >&2
 $GO test -run '^$' -bench 'Stages' -benchmem -benchtime "$BENCHTIME" ./test/bench | tee -a "$OUT/bench.txt" >&2
 log "package benchmarks: ${pkgs[*]} (benchtime $BENCHTIME)"
 $GO test -p 1 -run '^$' -bench . -benchmem -benchtime "$BENCHTIME" "${pkgs[@]}" | tee -a "$OUT/bench.txt" >&2
@@ -126,19 +126,22 @@ load_run() {
 
 	# The floor again, right before and after the load runs: the machine may
 	# be busier or quieter than during the benchmarks above.
-	load_floor() { # [run name: also kept as that run's own yardstick]
-		"$OUT/bin/bench.test" -test.run '^$' -test.bench 'Compare/floor/mix' -test.benchtime "$BENCHTIME" \
-			-test.benchmem | tee -a "$OUT/load-floor.txt" ${1:+"$OUT/load/$1.floor.txt"} >&2
+	load_floor() { # [run name: also kept as that run's own yardstick] [corpus: mix (default) or small]
+		local corpus=${2:-mix} all=()
+		[ "$corpus" = mix ] && all=("$OUT/load-floor.txt")
+		"$OUT/bin/bench.test" -test.run '^$' -test.bench "Compare/floor/$corpus\$" -test.benchtime "$BENCHTIME" \
+			-test.benchmem | tee -a ${all[@]+"${all[@]}"} ${1:+"$OUT/load/$1.floor.txt"} >&2
 	}
 	# A run whose cost is compared with the floor gets the floor measured
 	# right before and right after it: this VM's speed drifts by up to 20%
 	# within a minute, and a yardstick minutes away lets that into the ratio.
-	costed() { # run name, then loadgen arguments
-		local name=$1
-		shift
-		load_floor "$name"
+	# The agent-sized runs get the floor of the agent-sized profiles (small).
+	costed() { # run name, floor corpus, then loadgen arguments
+		local name=$1 corpus=$2
+		shift 2
+		load_floor "$name" "$corpus"
 		"$@" -json "$OUT/load/$name.json" >&2
-		load_floor "$name"
+		load_floor "$name" "$corpus"
 	}
 	load_floor
 	local lg=("$OUT/bin/loadgen" -url "$DIST_URL" -server-pid "$dpid" -tenants 20 -services 100 -conns 8)
@@ -154,18 +157,17 @@ load_run() {
 	wait $ppid || log "no CPU profile: see $OUT/logs/pprof.log"
 	load_floor saturation
 	log "half of saturation: open loop"
-	"${lg[@]}" -duration "$LOAD_DURATION" -mode open -rate-from "$OUT/load/saturation.json" -rate-factor 0.5 \
-		-json "$OUT/load/half.json" >&2
+	costed half mix "${lg[@]}" -duration "$LOAD_DURATION" -mode open -rate-from "$OUT/load/saturation.json" -rate-factor 0.5
 	for proto in grpc ingest; do
 		log "$proto at saturation (5s)"
-		costed "proto-$proto" "${lg[@]}" -protocol $proto -duration 5s -workers "$LOAD_WORKERS"
+		costed "proto-$proto" mix "${lg[@]}" -protocol $proto -duration 5s -workers "$LOAD_WORKERS"
 	done
 	# The mix's 1 MB profile needs tens of CPU-ms on its own, which sets its
 	# latency; agents mostly send profiles of tens of KB, measured alone here.
 	log "agent-sized profiles (cpu, heap) only: saturation (5s), then half of it ($LOAD_DURATION)"
-	"${lg[@]}" -profiles cpu,heap -duration 5s -workers "$LOAD_WORKERS" -json "$OUT/load/saturation-small.json" >&2
-	"${lg[@]}" -profiles cpu,heap -duration "$LOAD_DURATION" -mode open -rate-from "$OUT/load/saturation-small.json" \
-		-rate-factor 0.5 -json "$OUT/load/half-small.json" >&2
+	costed saturation-small small "${lg[@]}" -profiles cpu,heap -duration 5s -workers "$LOAD_WORKERS"
+	costed half-small small "${lg[@]}" -profiles cpu,heap -duration "$LOAD_DURATION" -mode open \
+		-rate-from "$OUT/load/saturation-small.json" -rate-factor 0.5
 	load_floor
 	log "overload: writers stall 3s per push, open loop at 4x saturation (10s); heap and in-flight bytes watched"
 	local stall=() unstall=()
@@ -200,12 +202,12 @@ load_run() {
 		local lgi=(taskset -c "$rest" "$OUT/bin/loadgen" -url "$DIST_URL" -server-pid "$dpid" -tenants 20 -services 100 -conns 8)
 		"${lgi[@]}" -duration 3s -workers "$LOAD_WORKERS" >/dev/null
 		for proto in connect grpc ingest; do
-			costed "isolated-$proto" "${lgi[@]}" -protocol $proto -duration 5s -workers "$LOAD_WORKERS"
+			costed "isolated-$proto" mix "${lgi[@]}" -protocol $proto -duration 5s -workers "$LOAD_WORKERS"
 		done
-		"${lgi[@]}" -profiles cpu,heap -duration 5s -workers "$LOAD_WORKERS" -json "$OUT/load/saturation-small-isolated.json" >&2
+		costed saturation-small-isolated small "${lgi[@]}" -profiles cpu,heap -duration 5s -workers "$LOAD_WORKERS"
 		"$OUT/bin/loadgen" -probe "$DIST_URL/metrics" -probe-out "$OUT/load/half-small-isolated.metrics.before" || true
-		"${lgi[@]}" -profiles cpu,heap -duration "$LOAD_DURATION" -mode open \
-			-rate-from "$OUT/load/saturation-small-isolated.json" -rate-factor 0.5 -json "$OUT/load/half-small-isolated.json" >&2
+		costed half-small-isolated small "${lgi[@]}" -profiles cpu,heap -duration "$LOAD_DURATION" -mode open \
+			-rate-from "$OUT/load/saturation-small-isolated.json" -rate-factor 0.5
 		"$OUT/bin/loadgen" -probe "$DIST_URL/metrics" -probe-out "$OUT/load/half-small-isolated.metrics.after" || true
 		for p in "${writer_pids[@]}"; do taskset -a -p -c "0-$last" "$p" >/dev/null; done
 	}

@@ -50,8 +50,15 @@ func main() {
 	if *loadDir != "" {
 		files, _ := filepath.Glob(filepath.Join(*loadDir, "*.floor.txt"))
 		for _, f := range files {
-			if fb, err := readBench(f); err == nil && fb["BenchmarkCompare/floor/mix"] != nil {
-				r.runFloor[strings.TrimSuffix(filepath.Base(f), ".floor.txt")] = fb["BenchmarkCompare/floor/mix"]
+			fb, err := readBench(f)
+			if err != nil {
+				continue
+			}
+			// A run's floor is taken on the corpus the run sends (see floorCase).
+			for _, c := range []string{"mix", "small"} {
+				if b := fb["BenchmarkCompare/floor/"+c]; b != nil {
+					r.runFloor[strings.TrimSuffix(filepath.Base(f), ".floor.txt")] = b
+				}
 			}
 		}
 	}
@@ -234,16 +241,41 @@ type report struct {
 	runFloor map[string]*bench
 }
 
+// floorCase is the test/bench case that holds the profiles a load run
+// sends: "small" for the agent-sized runs, else the whole "mix". The floor
+// per MB differs between them (the 16k-sample profile costs more per byte),
+// so each run is held against the floor of its own profiles.
+func floorCase(l *loadResult) string {
+	if l != nil && l.Profiles == "cpu,heap" {
+		return "small"
+	}
+	return "mix"
+}
+
 // floorFor is the yardstick of one load run: its own floor when measured,
-// else the floor around all the load runs.
+// else, for the mix, the floor around all the load runs, and for other
+// corpora the benchmark floor of that corpus.
 func (r *report) floorFor(run string) float64 {
 	if b := r.runFloor[run]; b != nil {
 		if v, ok := b.metrics["MB/cpu-s"]; ok && v > 0 {
 			return v
 		}
 	}
+	if c := floorCase(r.load[run]); c != "mix" {
+		v, _ := r.metric("BenchmarkCompare/floor/"+c, "MB/cpu-s")
+		return v
+	}
 	v, _ := r.floorForLoad()
 	return v
+}
+
+// ratioText is a run's cost ratio, or "-" when it has no yardstick.
+func (r *report) ratioText(run string, mbPerCPUSec float64) string {
+	f := r.floorFor(run)
+	if f <= 0 || mbPerCPUSec <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", f/mbPerCPUSec)
 }
 
 // floorForLoad is the yardstick for the load runs: the floor measured around
@@ -343,23 +375,27 @@ func (r *report) write() {
 		r.p("| floor right before and after the load runs, mix | %.1f MB/CPU-s | 1.00 (yardstick of the load rows) |", lfl)
 	}
 	if s := r.load["saturation"]; s != nil && s.Server != nil && s.Server.MBPerCPUSec > 0 {
-		r.p("| distributor process at saturation (%s, load run) | %.1f MB/CPU-s (%.1f CPU-s/GB) | **cost ratio %.2f** |",
-			s.Protocol, s.Server.MBPerCPUSec, s.Server.CPUSecPerGB, r.floorFor("saturation")/s.Server.MBPerCPUSec)
+		r.p("| distributor process at saturation (%s, load run) | %.1f MB/CPU-s (%.1f CPU-s/GB) | **cost ratio %s** |",
+			s.Protocol, s.Server.MBPerCPUSec, s.Server.CPUSecPerGB, r.ratioText("saturation", s.Server.MBPerCPUSec))
 		r.p("| saturation throughput | %.1f profiles/s, %.1f MB/s on %.2f cores | |", s.ProfilesPerS, s.RawMBPerS, s.Server.Cores)
 	}
 	if h := r.load["half"]; h != nil {
 		r.p("| latency at half of saturating load (open loop %.1f req/s) | p50 %.2f ms, p99 %.2f ms, p999 %.2f ms | |",
 			h.TargetRate, h.LatencyMs.P50, h.LatencyMs.P99, h.LatencyMs.P999)
 		if h.Server != nil && h.Server.MBPerCPUSec > 0 {
-			r.p("| distributor process at half load | %.1f MB/CPU-s (%.1f CPU-s/GB) | cost ratio %.2f |",
-				h.Server.MBPerCPUSec, h.Server.CPUSecPerGB, lfl/h.Server.MBPerCPUSec)
+			r.p("| distributor process at half load | %.1f MB/CPU-s (%.1f CPU-s/GB) | cost ratio %s |",
+				h.Server.MBPerCPUSec, h.Server.CPUSecPerGB, r.ratioText("half", h.Server.MBPerCPUSec))
 		}
 	}
 	for _, n := range []string{"proto-grpc", "proto-ingest"} {
 		if l := r.load[n]; l != nil && l.Server != nil && l.Server.MBPerCPUSec > 0 {
-			r.p("| distributor process at saturation over %s | %.1f MB/CPU-s (%.1f CPU-s/GB) | cost ratio %.2f |",
-				l.Protocol, l.Server.MBPerCPUSec, l.Server.CPUSecPerGB, r.floorFor(n)/l.Server.MBPerCPUSec)
+			r.p("| distributor process at saturation over %s | %.1f MB/CPU-s (%.1f CPU-s/GB) | cost ratio %s |",
+				l.Protocol, l.Server.MBPerCPUSec, l.Server.CPUSecPerGB, r.ratioText(n, l.Server.MBPerCPUSec))
 		}
+	}
+	if s := r.load["saturation-small"]; s != nil && s.Server != nil && s.Server.MBPerCPUSec > 0 {
+		r.p("| distributor process at saturation, agent-sized profiles only (`%s`, against their own floor, %.1f MB/CPU-s) | %.1f MB/CPU-s (%.1f CPU-s/GB) | **cost ratio %s** |",
+			s.Profiles, r.floorFor("saturation-small"), s.Server.MBPerCPUSec, s.Server.CPUSecPerGB, r.ratioText("saturation-small", s.Server.MBPerCPUSec))
 	}
 	if h := r.load["half-small"]; h != nil {
 		r.p("| latency at half of saturating load, agent-sized profiles only (`%s`, open loop %.1f req/s) | p50 %.2f ms, p99 %.2f ms, p999 %.2f ms | |",
@@ -367,9 +403,13 @@ func (r *report) write() {
 	}
 	for _, proto := range []string{"connect", "grpc", "ingest"} {
 		if l := r.load["isolated-"+proto]; l != nil && l.Server != nil && l.Server.MBPerCPUSec > 0 {
-			r.p("| distributor process on a CPU of its own, saturated over %s | %.1f MB/CPU-s (%.1f CPU-s/GB), %.1f MB/s | **cost ratio %.2f** |",
-				proto, l.Server.MBPerCPUSec, l.Server.CPUSecPerGB, l.RawMBPerS, r.floorFor("isolated-"+proto)/l.Server.MBPerCPUSec)
+			r.p("| distributor process on a CPU of its own, saturated over %s | %.1f MB/CPU-s (%.1f CPU-s/GB), %.1f MB/s | **cost ratio %s** |",
+				proto, l.Server.MBPerCPUSec, l.Server.CPUSecPerGB, l.RawMBPerS, r.ratioText("isolated-"+proto, l.Server.MBPerCPUSec))
 		}
+	}
+	if s := r.load["saturation-small-isolated"]; s != nil && s.Server != nil && s.Server.MBPerCPUSec > 0 {
+		r.p("| distributor process on a CPU of its own, saturated with agent-sized profiles (against their own floor) | %.1f MB/CPU-s (%.1f CPU-s/GB), %.1f MB/s | **cost ratio %s** |",
+			s.Server.MBPerCPUSec, s.Server.CPUSecPerGB, s.RawMBPerS, r.ratioText("saturation-small-isolated", s.Server.MBPerCPUSec))
 	}
 	if h := r.load["half-small-isolated"]; h != nil {
 		r.p("| latency at half load, agent-sized profiles, distributor on a CPU of its own (open loop %.1f req/s) | p50 %.2f ms, p99 %.2f ms, p999 %.2f ms (client side; server side below) | |",
@@ -434,11 +474,12 @@ func (r *report) compare(fl float64) {
 	r.p("")
 	r.p("Serial benchmarks; MB/CPU-s divides the bytes by the process's CPU time (GC included);")
 	r.p("each figure is the median of the runs (`COMPARE_COUNT`).")
-	r.p("The pipeline is `distributor.Push` with a sender that acks at once.")
+	r.p("The pipeline is `distributor.Push` with a sender that acks at once; `small` is `cpu` and `heap`,")
+	r.p("the agent-sized profiles.")
 	r.p("")
 	r.p("| profile | floor MB/CPU-s | pipeline MB/CPU-s | cost ratio | pipeline ns/op | pipeline allocs/op | floor allocs/op |")
 	r.p("|---|---|---|---|---|---|---|")
-	for _, name := range []string{"cpu", "heap", "cpu-16k", "mix"} {
+	for _, name := range []string{"cpu", "heap", "cpu-16k", "mix", "small"} {
 		f, ok1 := r.metric("BenchmarkCompare/floor/"+name, "MB/cpu-s")
 		p, ok2 := r.metric("BenchmarkCompare/pipeline/"+name, "MB/cpu-s")
 		if !ok1 || !ok2 {
@@ -501,22 +542,32 @@ func (r *report) loadRuns(_ float64) {
 	r.p("loopback and the load generator, which share the machine). Distributor CPU is read from")
 	r.p("/proc/<pid>/stat before and after each run.")
 	r.p("")
-	r.p("| run | protocol | load | profiles/s | MB/s | p50 ms | p99 ms | p999 ms | errors | distributor CPU-s/GB | MB/CPU-s | cost ratio |")
-	r.p("|---|---|---|---|---|---|---|---|---|---|---|---|")
+	r.p("Each run's cost ratio is against the floor of the profiles it sends (`mix`, or `small` for the")
+	r.p("agent-sized `cpu,heap` runs), measured right before and after the run where the floor column")
+	r.p("says *run*.")
+	r.p("")
+	r.p("| run | protocol | load | profiles/s | MB/s | p50 ms | p99 ms | p999 ms | errors | distributor CPU-s/GB | MB/CPU-s | floor MB/CPU-s | cost ratio |")
+	r.p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, n := range names {
 		l := r.load[n]
 		load := fmt.Sprintf("closed, %d workers", l.Workers)
 		if l.Mode == "open" {
 			load = fmt.Sprintf("open, %.1f req/s", l.TargetRate)
 		}
-		cpuGB, mb, ratio := "-", "-", "-"
+		cpuGB, mb, fl, ratio := "-", "-", "-", "-"
 		if l.Server != nil && l.Server.MBPerCPUSec > 0 {
 			cpuGB = fmt.Sprintf("%.1f", l.Server.CPUSecPerGB)
 			mb = fmt.Sprintf("%.1f", l.Server.MBPerCPUSec)
-			ratio = fmt.Sprintf("%.2f", r.floorFor(n)/l.Server.MBPerCPUSec)
+			ratio = r.ratioText(n, l.Server.MBPerCPUSec)
+			if f := r.floorFor(n); f > 0 {
+				fl = fmt.Sprintf("%s %.1f", floorCase(l), f)
+				if r.runFloor[n] != nil {
+					fl += " (run)"
+				}
+			}
 		}
-		r.p("| %s | %s | %s | %.1f | %.1f | %.2f | %.2f | %.2f | %s | %s | %s | %s |", n, l.Protocol, load,
-			l.ProfilesPerS, l.RawMBPerS, l.LatencyMs.P50, l.LatencyMs.P99, l.LatencyMs.P999, errorsText(l), cpuGB, mb, ratio)
+		r.p("| %s | %s | %s | %.1f | %.1f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s |", n, l.Protocol, load,
+			l.ProfilesPerS, l.RawMBPerS, l.LatencyMs.P50, l.LatencyMs.P99, l.LatencyMs.P999, errorsText(l), cpuGB, mb, fl, ratio)
 	}
 	r.p("")
 	if s := r.load["saturation"]; s != nil {
@@ -577,7 +628,7 @@ func (r *report) memory() {
 	r.p("(`-distributor.max-inflight-bytes`) should cap what they hold; requests past it get 429")
 	r.p("(`resource_exhausted`). `overload` runs the distributor with Go's defaults (GOGC 100, no memory")
 	r.p("limit), so the heap also holds garbage up to the size of the live heap; `overload-memlimit` runs")
-	r.p("it again, restarted with `GOMEMLIMIT` at 90% of the in-flight limit (the share of a container")
+	r.p("it again, restarted with `GOMEMLIMIT` at 90%% of the in-flight limit (the share of a container")
 	r.p("limit the distributor gives Go).")
 	r.p("")
 	r.p("| run | Go memory limit MiB | heap in use max MiB | in-flight bytes max MiB | in-flight limit MiB | goroutines max |")

@@ -141,3 +141,29 @@ func TestFloorFor(t *testing.T) {
 		t.Errorf("floor of a run without its own %v, want 40", got)
 	}
 }
+
+// Agent-sized runs are held against the floor of the agent-sized profiles,
+// never the mix's: their own when measured, else the benchmark's.
+func TestFloorForAgentSizedRuns(t *testing.T) {
+	own, err := parseBench(strings.NewReader("pkg: x\nBenchmarkCompare/floor/small-2 10 100 ns/op 44.00 MB/cpu-s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := parseBench(strings.NewReader("pkg: x\nBenchmarkCompare/floor/small-2 10 100 ns/op 42.00 MB/cpu-s\nBenchmarkCompare/floor/mix-2 10 100 ns/op 30.00 MB/cpu-s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := parseBench(strings.NewReader("pkg: x\nBenchmarkCompare/floor/mix-2 10 100 ns/op 32.00 MB/cpu-s\n"))
+	small := &loadResult{Profiles: "cpu,heap"}
+	r := &report{b: b, loadFloor: all["BenchmarkCompare/floor/mix"],
+		load:     map[string]*loadResult{"saturation-small": small, "half-small": small, "half": {Profiles: "cpu,heap,cpu-16k"}},
+		runFloor: map[string]*bench{"saturation-small": own["BenchmarkCompare/floor/small"]}}
+	for run, want := range map[string]float64{"saturation-small": 44, "half-small": 42, "half": 32} {
+		if got := r.floorFor(run); got != want {
+			t.Errorf("%s: floor %v, want %v", run, got, want)
+		}
+	}
+	if got := r.ratioText("half-small", 21); got != "2.00" {
+		t.Errorf("ratio %s, want 2.00", got)
+	}
+}

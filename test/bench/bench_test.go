@@ -31,8 +31,9 @@ type input struct {
 	labels []*typesv1.LabelPair
 }
 
-// cases returns each corpus profile and "mix" (each once per iteration, the
-// load generator's default equal-count mix).
+// cases returns each corpus profile, "mix" (each once per iteration, the
+// load generator's default equal-count mix) and "small" (cpu and heap once
+// each: the agent-sized profiles of the load generator's -profiles cpu,heap).
 func cases(tb testing.TB) map[string][]input {
 	now := time.Now()
 	out := map[string][]input{}
@@ -48,11 +49,14 @@ func cases(tb testing.TB) map[string][]input {
 		}}
 		out[p.Name] = []input{in}
 		out["mix"] = append(out["mix"], in)
+		if p.Name == "cpu" || p.Name == "heap" {
+			out["small"] = append(out["small"], in)
+		}
 	}
 	return out
 }
 
-var order = []string{"cpu", "heap", "cpu-16k", "mix"}
+var order = []string{"cpu", "heap", "cpu-16k", "mix", "small"}
 
 func limits() *config.Limits {
 	c := config.Defaults()
