@@ -166,8 +166,10 @@ load_run() {
 	# latency; agents mostly send profiles of tens of KB, measured alone here.
 	log "agent-sized profiles (cpu, heap) only: saturation (5s), then half of it ($LOAD_DURATION)"
 	costed saturation-small small "${lg[@]}" -profiles cpu,heap -duration 5s -workers "$LOAD_WORKERS"
+	"$OUT/bin/loadgen" -probe "$DIST_URL/metrics" -probe-out "$OUT/load/half-small.metrics.before" || true
 	costed half-small small "${lg[@]}" -profiles cpu,heap -duration "$LOAD_DURATION" -mode open \
 		-rate-from "$OUT/load/saturation-small.json" -rate-factor 0.5
+	"$OUT/bin/loadgen" -probe "$DIST_URL/metrics" -probe-out "$OUT/load/half-small.metrics.after" || true
 	load_floor
 	log "overload: writers stall 3s per push, open loop at 4x saturation (10s); heap and in-flight bytes watched"
 	local stall=() unstall=()

@@ -577,6 +577,7 @@ func (r *report) loadRuns(_ float64) {
 	r.latencyByProfile("half")
 	r.latencyByProfile("half-small")
 	r.latencyByProfile("half-small-isolated")
+	r.serverLatency(r.loadDir, "half-small")
 	r.serverLatency(r.loadDir, "half-small-isolated")
 	r.memory()
 }

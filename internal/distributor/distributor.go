@@ -346,6 +346,10 @@ func (d *Distributor) invalid(tenant string, size int, err error) error {
 
 // send delivers the profiles concurrently; the first error cancels the rest.
 func (d *Distributor) send(ctx context.Context, profiles []*Profile) error {
+	if w := writerWaitFrom(ctx); w != nil {
+		w.begin(time.Now())
+		defer func() { w.end(time.Now()) }()
+	}
 	if len(profiles) == 1 {
 		return d.sender.Send(ctx, profiles[0])
 	}

@@ -15,12 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/go-kit/log"
 	"github.com/google/pprof/profile"
 	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/corpus"
 	"github.com/pyrodist/pyrodist/internal/distributor"
 	"github.com/pyrodist/pyrodist/internal/testutil/observed"
 	"github.com/pyrodist/pyrodist/internal/testutil/pprofcheck"
@@ -167,5 +170,69 @@ func TestIngestInvalidUTF8SampleType(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("status %d, want 422", resp.StatusCode)
+	}
+}
+
+type slowSender struct{ d time.Duration }
+
+func (s slowSender) Send(context.Context, *distributor.Profile) error {
+	time.Sleep(s.d)
+	return nil
+}
+
+// The added-latency histogram is a push's duration less its wait on the
+// writers, on push.v1 and /ingest alike.
+func TestAddedLatencyLeavesOutWriterWaits(t *testing.T) {
+	const wait = 300 * time.Millisecond
+	d, err := distributor.New(distributor.Config{}, defaultsOnly{config.Defaults().Limits}, slowSender{wait},
+		func() int { return 1 }, prometheus.NewRegistry(), log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	ts := startServer(t, func(o *Options) { o.Pusher, o.Registerer, o.Gatherer = d, reg, reg })
+	cp, err := corpus.All()[0].At(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := pushv1connect.NewPusherServiceClient(http.DefaultClient, ts.url)
+	if _, err := c.Push(context.Background(), connect.NewRequest(pushRequest(cp.Gzipped))); err != nil {
+		t.Fatal(err)
+	}
+	if resp := post(t, ts.url+"/ingest?name=app.cpu", "", []byte("main;work 10"), nil); resp.StatusCode != 200 {
+		t.Fatalf("/ingest: %d", resp.StatusCode)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist := func(name, route string) (count uint64, sum float64) {
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "route" && l.GetValue() == route {
+						count += m.GetHistogram().GetSampleCount()
+						sum += m.GetHistogram().GetSampleSum()
+					}
+				}
+			}
+		}
+		return count, sum
+	}
+	for _, route := range []string{"push_v1_PusherService_Push", "ingest"} {
+		n, total := hist("pyroscope_request_duration_seconds", route)
+		an, added := hist("pyrodist_distributor_added_latency_seconds", route)
+		if n != 1 || an != 1 {
+			t.Fatalf("%s: %d request and %d added-latency observations, want 1 each", route, n, an)
+		}
+		if total < wait.Seconds() || added < 0 || added > total-wait.Seconds() {
+			t.Errorf("%s: request %.3fs, added %.3fs: the %v writer wait is not left out", route, total, added, wait)
+		}
+	}
+	if n, _ := hist("pyrodist_distributor_added_latency_seconds", "ready"); n != 0 {
+		t.Error("a route that pushes nothing has added latency")
 	}
 }

@@ -122,11 +122,11 @@ func (s *Server) routes() http.Handler {
 		connect.WithReadMaxBytes(int(readMax)),
 	}
 	path, push := pushv1connect.NewPusherServiceHandler(&pushService{s: s}, pushOpts...)
-	mux.Handle(path, s.instrument("push_v1_PusherService_Push", s.pushBudget(push, readMax)))
+	mux.Handle(path, s.instrumentPush("push_v1_PusherService_Push", s.pushBudget(push, readMax)))
 
 	ingest := http.HandlerFunc(s.ingest)
-	mux.Handle("POST /ingest", s.instrument("ingest", ingest))
-	mux.Handle("POST /pyroscope/ingest", s.instrument("pyroscope_ingest", ingest))
+	mux.Handle("POST /ingest", s.instrumentPush("ingest", ingest))
+	mux.Handle("POST /pyroscope/ingest", s.instrumentPush("pyroscope_ingest", ingest))
 	// Other methods get 405 JSON, as Pyroscope's POST-only middleware does.
 	mux.Handle("/ingest", s.instrument("ingest", http.HandlerFunc(methodNotAllowed)))
 	mux.Handle("/pyroscope/ingest", s.instrument("pyroscope_ingest", http.HandlerFunc(methodNotAllowed)))
