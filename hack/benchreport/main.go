@@ -435,8 +435,17 @@ func (r *report) write() {
 		}
 	}
 	r.p("")
-	r.p("Load-run ratios use the floor measured right before and right after that run where it was")
-	r.p("(saturation, proto-*, isolated-*: the median of those two), else %s.", lname)
+	own := make([]string, 0, len(r.runFloor))
+	for n := range r.runFloor {
+		own = append(own, n)
+	}
+	sort.Slice(own, func(i, j int) bool { return loadOrder(own[i]) < loadOrder(own[j]) })
+	if len(own) > 0 {
+		r.p("Load-run ratios use the floor of the run's own profiles measured right before and right after")
+		r.p("that run (%s: the median of those two), else %s.", strings.Join(own, ", "), lname)
+	} else {
+		r.p("Load-run ratios use %s.", lname)
+	}
 	r.p("")
 	r.p("For scale: design.md records Pyroscope's own v2 distributor at ~11 MB/CPU-s on this kind of")
 	r.p("machine, measured next to a naive floor of 28-33 MB/CPU-s, i.e. a cost ratio of roughly 2.5-3.")
