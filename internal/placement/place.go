@@ -66,7 +66,8 @@ func (r *Ring) Place(k Key, p Policy, zone string, dst []int32) (shard uint32, c
 }
 
 // Zone is a zone of one Ring, resolved once per ring so that placements
-// skip comparing names. NoZone asks for no preference.
+// skip comparing names. It is an index into that ring's zones: valid only
+// for the ring that resolved it. NoZone asks for no preference.
 type Zone int32
 
 // NoZone is Pyroscope's order, without a zone preference.
@@ -81,7 +82,8 @@ func (r *Ring) Zone(name string) Zone {
 	return Zone(r.zoneIndex(name))
 }
 
-// PlaceIn is Place with the zone already resolved by r.Zone.
+// PlaceIn is Place with the zone already resolved by r.Zone (not by
+// another ring's Zone: the index would mean another zone, or none).
 func (r *Ring) PlaceIn(k Key, p Policy, zone Zone, dst []int32) (shard uint32, candidates []int32) {
 	n := r.Len()
 	if n == 0 {
