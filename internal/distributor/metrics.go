@@ -6,6 +6,10 @@ import (
 	"github.com/pyrodist/pyrodist/internal/validation"
 )
 
+// FineLatencyBuckets resolve the few milliseconds the distributor's own
+// work should take, which Pyroscope's request buckets (5, 10, 25 ms) cannot.
+var FineLatencyBuckets = []float64{.0005, .001, .002, .003, .004, .005, .0075, .01, .015, .02, .03, .05, .075, .1, .25, .5, 1, 2.5}
+
 // metrics carry Pyroscope's names (spec §7.1) so its dashboards keep working.
 type metrics struct {
 	receivedCompressed   *prometheus.HistogramVec
@@ -59,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, f *inflight) (*metrics, error) {
 			Namespace: "pyrodist", Name: "distributor_processing_duration_seconds",
 			Help: "Time from the start of a push until each of its profiles is ready to send to a " +
 				"segment-writer: inflate, decode, validation, normalization, split and encode, and any wait for CPU.",
-			Buckets: []float64{.0005, .001, .002, .003, .004, .005, .0075, .01, .015, .02, .03, .05, .075, .1, .25, .5, 1, 2.5},
+			Buckets: FineLatencyBuckets,
 		}),
 	}
 	m.inflightLimit.Set(float64(f.max))

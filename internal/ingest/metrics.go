@@ -53,8 +53,7 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Namespace: "pyrodist", Name: "distributor_added_latency_seconds",
 			Help: "Time (in seconds) from a push's arrival to its answer, less the time during which " +
 				"at least one of its profiles waited for a segment-writer: the latency the distributor adds.",
-			// Fine buckets: a few milliseconds is what it should cost.
-			Buckets: []float64{.0005, .001, .002, .003, .004, .005, .0075, .01, .015, .02, .03, .05, .075, .1, .25, .5, 1, 2.5},
+			Buckets: distributor.FineLatencyBuckets,
 		}, []string{"route"}),
 	}
 }
