@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync/atomic"
@@ -171,6 +172,10 @@ func (r *Ring) walk(tStart, tenantSize, dOff, datasetSize, offset int, zone Zone
 	var skip []int32 // set: jump from one own-zone position to the next
 	if zone != NoZone {
 		ownActive = r.activeInZone[zone]
+		if !r.uniform {
+			// The count need not be what this walk meets: never stop on it.
+			ownActive = math.MaxInt
+		}
 		// When the zone alone can fill dst, only its positions matter.
 		if ownActive >= len(dst) && r.skip != nil {
 			skip = r.skip[zone]

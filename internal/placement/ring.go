@@ -64,9 +64,14 @@ type Ring struct {
 	// activeInZone[z] counts distinct ACTIVE identities with shards in zone z.
 	activeInZone []int
 	active       int // distinct ACTIVE identities owning shards
+	// uniform: every identity's entries agree on zone and on being ACTIVE
+	// (see uniformIdentities). The walk's early stop on its own zone, the
+	// skip tables and the memo of starts rely on it.
+	uniform bool
 	// skip[z][k] is the distance from position k to the next position
 	// (cyclically, k itself included) owned in zone z; nil for rings with
-	// many zones, where the tables would cost more than they save.
+	// many zones, where the tables would cost more than they save, and for
+	// rings that are not uniform.
 	skip [][]int32
 	// starts memoizes the walk most placements make. When the tenant spans
 	// the whole ring and the profile lands on its dataset's first shard,
@@ -132,7 +137,6 @@ func newRing(instances []Instance, table []int32) *Ring {
 	r.ident = ident
 	zone := make([]int32, len(instances))
 	first := make(map[string]int32, len(instances))
-	var firstOf []int32 // identity -> its first instance
 	for i, in := range instances {
 		key := in.ID
 		if key == "" {
@@ -142,7 +146,6 @@ func newRing(instances []Instance, table []int32) *Ring {
 		if !ok {
 			id = int32(r.idents)
 			first[key] = id
-			firstOf = append(firstOf, int32(i))
 			r.idents++
 		}
 		ident[i] = id
@@ -172,20 +175,40 @@ func newRing(instances []Instance, table []int32) *Ring {
 			r.activeInZone[zone[i]]++
 		}
 	}
-	// Skipping other zones' positions is exact unless one identity has
-	// entries in two zones (only possible with entries lacking an ID).
-	crossZone := false
-	for i := range instances {
-		crossZone = crossZone || zone[i] != zone[firstOf[ident[i]]]
-	}
-	if len(r.zones) <= maxSkipZones && len(table) > 0 && !crossZone {
+	r.uniform = uniformIdentities(r.slots, r.idents)
+	if r.uniform && len(r.zones) <= maxSkipZones && len(table) > 0 {
 		r.skip = make([][]int32, len(r.zones))
 		for z := range r.zones {
 			r.skip[z] = skipTable(r.slots, int32(z))
 		}
 	}
-	r.memoizeStarts()
+	// A walk ends once it has its candidates; with few ACTIVE writers (a
+	// rollout that left most LEAVING) walks cross most of the ring, and the
+	// memo would cost more to build than it saves.
+	if r.uniform && 2*r.active >= r.idents {
+		r.memoizeStarts()
+	}
 	return r
+}
+
+// uniformIdentities reports whether all the entries of each identity agree
+// on zone and on being ACTIVE. A walk decides an identity by the first
+// entry of it that it meets; only when they agree is that decision the same
+// from every start, and so the per-zone counts what every walk finds. Entries
+// repeating an ID, or lacking one and sharing an address, can disagree.
+func uniformIdentities(slots []slot, idents int) bool {
+	first := make([]int32, idents) // a slot index + 1 per identity; 0: none yet
+	for k, s := range slots {
+		f := first[s.ident]
+		if f == 0 {
+			first[s.ident] = int32(k + 1)
+			continue
+		}
+		if o := slots[f-1]; o.zone != s.zone || o.active != s.active {
+			return false
+		}
+	}
+	return true
 }
 
 // memoizeStarts fills starts and startLen with the general walk. Without
