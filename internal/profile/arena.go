@@ -25,6 +25,9 @@ func (b *blocks[T]) next(n int) {
 	}
 	for len(b.spare) > 0 {
 		s := b.spare[len(b.spare)-1]
+		// Clear the slot: a block dropped here must not stay reachable
+		// beyond len(spare), uncounted by recycle.
+		b.spare[len(b.spare)-1] = nil
 		b.spare = b.spare[:len(b.spare)-1]
 		if cap(s) >= n {
 			b.cur = s
