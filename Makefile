@@ -32,7 +32,8 @@ export KUBEBUILDER_ASSETS
 # campaign of that length per target instead (a rare spurious failure of that
 # kind is then possible).
 FUZZTIME ?=
-# Packages and targets fuzzed by `make test` / `make fuzz` (package:Target).
+# Packages and targets fuzzed by `make test` / `make fuzz`, as package:Target:count
+# (count: inputs to run when FUZZTIME is unset).
 # Minimizing a new input runs the target once per byte tried: on our 50 KB
 # profile seeds Go's default (60s) spent whole short runs minimizing the first
 # interesting input, fuzzing nothing. A bounded count keeps runs fuzzing.

@@ -194,7 +194,7 @@ func newRing(instances []Instance, table []int32) *Ring {
 // uniformIdentities reports whether all the entries of each identity agree
 // on zone and on being ACTIVE. A walk decides an identity by the first
 // entry of it that it meets; only when they agree is that decision the same
-// from every start, and so the per-zone counts what every walk finds. Entries
+// from every start, and so are the per-zone counts every walk relies on. Entries
 // repeating an ID, or lacking one and sharing an address, can disagree.
 func uniformIdentities(slots []slot, idents int) bool {
 	first := make([]int32, idents) // a slot index + 1 per identity; 0: none yet
