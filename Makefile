@@ -109,8 +109,8 @@ test-e2e: ## End-to-end test on a local control plane (built from Go modules), c
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/operator and bin/distributor (and the test tools).
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.defaultImage=$(IMG)" -o $(BIN)/ ./cmd/...
+build: ## Build bin/operator and bin/distributor, and the harness programs (fakewriter, loadgen) the demo and bench run.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.defaultImage=$(IMG)" -o $(BIN)/ ./cmd/... ./test/cmd/...
 
 .PHONY: image
 image: build ## Build the container image as a tarball (bin/image.tar; `docker load` or `crane push` it). No Docker needed.

@@ -50,7 +50,7 @@ trap cleanup EXIT
 } >"$OUT/machine.txt"
 
 log "building distributor, fakewriter, loadgen into $OUT/bin"
-$GO build -o "$OUT/bin/" ./cmd/distributor ./cmd/fakewriter ./cmd/loadgen ./hack/benchreport
+$GO build -o "$OUT/bin/" ./cmd/distributor ./test/cmd/fakewriter ./test/cmd/loadgen ./hack/benchreport
 
 # Benchmarks run one package at a time (-p 1) so they do not share the CPUs.
 pkgs=()
@@ -72,8 +72,8 @@ $GO test -run '^$' -bench 'Compare/./^(cpu|heap|cpu-16k|small)$' -benchmem -benc
 $GO test -run '^$' -bench 'Stages' -benchmem -benchtime "$BENCHTIME" ./test/bench | tee -a "$OUT/bench.txt" >&2
 log "package benchmarks: ${pkgs[*]} (benchtime $BENCHTIME)"
 $GO test -p 1 -run '^$' -bench . -benchmem -benchtime "$BENCHTIME" "${pkgs[@]}" | tee -a "$OUT/bench.txt" >&2
-log "floor references (internal/floor)"
-$GO test -run '^$' -bench 'Floor/mix|FloorStdlib/mix|Inflate' -benchmem -benchtime "$BENCHTIME" ./internal/floor | tee -a "$OUT/bench.txt" >&2
+log "floor references (test/floor)"
+$GO test -run '^$' -bench 'Floor/mix|FloorStdlib/mix|Inflate' -benchmem -benchtime "$BENCHTIME" ./test/floor | tee -a "$OUT/bench.txt" >&2
 
 wait_ready() { # url, seconds
 	local url=$1 deadline=$((SECONDS + $2))

@@ -17,8 +17,8 @@ import (
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 
 	"github.com/pyrodist/pyrodist/internal/config"
-	"github.com/pyrodist/pyrodist/internal/fakewriter"
-	"github.com/pyrodist/pyrodist/internal/fakewriter/fakewritertest"
+	"github.com/pyrodist/pyrodist/test/fakewriter"
+	"github.com/pyrodist/pyrodist/test/fakewriter/fakewritertest"
 )
 
 func startFakeWriter(t *testing.T, ip string, latency time.Duration) *fakewriter.Writer {

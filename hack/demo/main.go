@@ -16,7 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/pyrodist/pyrodist/internal/localcluster"
+	"github.com/pyrodist/pyrodist/test/localcluster"
 )
 
 func main() {

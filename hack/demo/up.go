@@ -17,7 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/pyrodist/pyrodist/internal/localcluster"
+	"github.com/pyrodist/pyrodist/test/localcluster"
 )
 
 const (

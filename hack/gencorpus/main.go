@@ -1,10 +1,10 @@
-// Command gencorpus writes the profile corpus embedded by internal/corpus:
+// Command gencorpus writes the profile corpus embedded by test/corpus:
 // real runtime/pprof output of a mixed Go workload (a CPU and a heap
 // profile) and one large CPU profile synthesized from the real symbol table
 // of this binary (a runtime profile with ~15k distinct stacks would need
 // minutes of CPU).
 //
-//	go run ./hack/gencorpus [-out internal/corpus/testdata]
+//	go run ./hack/gencorpus [-out test/corpus/testdata]
 package main
 
 import (
@@ -28,7 +28,7 @@ func main() {
 	// the default 512 KiB.
 	runtime.MemProfileRate = 4096
 
-	out := flag.String("out", "internal/corpus/testdata", "directory for the .pb.gz files")
+	out := flag.String("out", "test/corpus/testdata", "directory for the .pb.gz files")
 	cpuFor := flag.Duration("cpu-duration", 4*time.Second, "how long the CPU profile records the workload")
 	bigSamples := flag.Int("big-samples", 15000, "distinct stacks in the synthesized large profile (<= 16000)")
 	seed := flag.Int64("seed", 7, "seed of the synthesized profile")

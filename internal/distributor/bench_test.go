@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pyrodist/pyrodist/internal/corpus"
+	"github.com/pyrodist/pyrodist/test/corpus"
 	"github.com/pyrodist/pyrodist/internal/profile"
-	"github.com/pyrodist/pyrodist/internal/testutil/cputime"
+	"github.com/pyrodist/pyrodist/test/testutil/cputime"
 )
 
 type nopSender struct{}

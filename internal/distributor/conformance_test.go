@@ -19,8 +19,8 @@ import (
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/pyrodist/pyrodist/internal/testutil/observed"
-	"github.com/pyrodist/pyrodist/internal/testutil/pprofcheck"
+	"github.com/pyrodist/pyrodist/test/testutil/observed"
+	"github.com/pyrodist/pyrodist/test/testutil/pprofcheck"
 )
 
 // The corpus was exported at this time; profiles are shifted by now-export.

@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pyrodist/pyrodist/internal/config"
-	"github.com/pyrodist/pyrodist/internal/corpus"
-	"github.com/pyrodist/pyrodist/internal/testutil/pprofcheck"
+	"github.com/pyrodist/pyrodist/test/corpus"
+	"github.com/pyrodist/pyrodist/test/testutil/pprofcheck"
 )
 
 // readProfile returns a corpus profile (cpu, heap, cpu-16k) gzipped, as

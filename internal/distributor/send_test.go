@@ -13,7 +13,7 @@ import (
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/pyrodist/pyrodist/internal/testutil/pprofcheck"
+	"github.com/pyrodist/pyrodist/test/testutil/pprofcheck"
 )
 
 // blockingSender fails the profile of one service and blocks the others

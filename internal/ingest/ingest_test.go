@@ -24,8 +24,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/pyrodist/pyrodist/internal/testutil/observed"
-	"github.com/pyrodist/pyrodist/internal/testutil/pprofcheck"
+	"github.com/pyrodist/pyrodist/test/testutil/observed"
+	"github.com/pyrodist/pyrodist/test/testutil/pprofcheck"
 )
 
 func labelStrings(ls []*typesv1.LabelPair) []string {

@@ -23,10 +23,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pyrodist/pyrodist/internal/config"
-	"github.com/pyrodist/pyrodist/internal/corpus"
+	"github.com/pyrodist/pyrodist/test/corpus"
 	"github.com/pyrodist/pyrodist/internal/distributor"
-	"github.com/pyrodist/pyrodist/internal/testutil/observed"
-	"github.com/pyrodist/pyrodist/internal/testutil/pprofcheck"
+	"github.com/pyrodist/pyrodist/test/testutil/observed"
+	"github.com/pyrodist/pyrodist/test/testutil/pprofcheck"
 )
 
 type recordingSender struct {

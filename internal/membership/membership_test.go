@@ -16,8 +16,8 @@ import (
 	versionv1 "github.com/grafana/pyroscope/api/gen/proto/go/version/v1"
 
 	"github.com/pyrodist/pyrodist/internal/config"
-	"github.com/pyrodist/pyrodist/internal/fakewriter"
-	"github.com/pyrodist/pyrodist/internal/fakewriter/fakewritertest"
+	"github.com/pyrodist/pyrodist/test/fakewriter"
+	"github.com/pyrodist/pyrodist/test/fakewriter/fakewritertest"
 	"github.com/pyrodist/pyrodist/internal/membership"
 	"github.com/pyrodist/pyrodist/internal/placement"
 )

@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/pyrodist/pyrodist/internal/testutil/cputime"
+	"github.com/pyrodist/pyrodist/test/testutil/cputime"
 )
 
 func benchRing() *Ring {

@@ -9,8 +9,8 @@ import (
 
 	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
 
-	"github.com/pyrodist/pyrodist/internal/corpus"
-	"github.com/pyrodist/pyrodist/internal/testutil/cputime"
+	"github.com/pyrodist/pyrodist/test/corpus"
+	"github.com/pyrodist/pyrodist/test/testutil/cputime"
 )
 
 // BenchmarkDecodeNormalize: inflate + decode + validate + normalize + split +

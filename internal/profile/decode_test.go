@@ -9,7 +9,7 @@ import (
 	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/pyrodist/pyrodist/internal/corpus"
+	"github.com/pyrodist/pyrodist/test/corpus"
 )
 
 func discardUnknown(m protoreflect.Message) {

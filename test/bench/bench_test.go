@@ -1,5 +1,5 @@
 // Package bench compares the distributor's hot path with the floor
-// (internal/floor) on the same corpus in the same test binary, so every
+// (test/floor) on the same corpus in the same test binary, so every
 // ratio in the performance report comes from one run on one machine.
 //
 // Every benchmark reports MB/cpu-s: uncompressed pprof bytes divided by the
@@ -16,11 +16,11 @@ import (
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 
 	"github.com/pyrodist/pyrodist/internal/config"
-	"github.com/pyrodist/pyrodist/internal/corpus"
+	"github.com/pyrodist/pyrodist/test/corpus"
 	"github.com/pyrodist/pyrodist/internal/distributor"
-	"github.com/pyrodist/pyrodist/internal/floor"
+	"github.com/pyrodist/pyrodist/test/floor"
 	"github.com/pyrodist/pyrodist/internal/profile"
-	"github.com/pyrodist/pyrodist/internal/testutil/cputime"
+	"github.com/pyrodist/pyrodist/test/testutil/cputime"
 )
 
 // input is one corpus profile stamped now, with the series labels an agent sends.

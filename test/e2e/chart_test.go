@@ -16,7 +16,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/pyrodist/pyrodist/internal/localcluster"
+	"github.com/pyrodist/pyrodist/test/localcluster"
 )
 
 var update = flag.Bool("update", false, "rewrite the chart golden files under testdata/chart")

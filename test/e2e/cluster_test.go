@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/pyrodist/pyrodist/internal/localcluster"
+	"github.com/pyrodist/pyrodist/test/localcluster"
 )
 
 // TestLocalControlPlane checks the harness itself: one Ready kwok node per zone,

@@ -18,8 +18,8 @@ import (
 func TestDemo(t *testing.T) {
 	tools(t)
 	bin := t.TempDir()
-	for _, cmd := range []string{"operator", "distributor", "fakewriter"} {
-		goBuild(t, filepath.Join(bin, cmd), "./cmd/"+cmd)
+	for name, pkg := range map[string]string{"operator": "./cmd/operator", "distributor": "./cmd/distributor", "fakewriter": "./test/cmd/fakewriter"} {
+		goBuild(t, filepath.Join(bin, name), pkg)
 	}
 	demoBin := filepath.Join(bin, "demo")
 	goBuild(t, demoBin, "./hack/demo")

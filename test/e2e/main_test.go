@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pyrodist/pyrodist/internal/localcluster"
+	"github.com/pyrodist/pyrodist/test/localcluster"
 )
 
 var (

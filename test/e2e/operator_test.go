@@ -26,7 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
-	"github.com/pyrodist/pyrodist/internal/localcluster"
+	"github.com/pyrodist/pyrodist/test/localcluster"
 )
 
 const (

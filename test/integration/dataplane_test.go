@@ -23,9 +23,9 @@ import (
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 
 	"github.com/pyrodist/pyrodist/internal/config"
-	"github.com/pyrodist/pyrodist/internal/corpus"
+	"github.com/pyrodist/pyrodist/test/corpus"
 	"github.com/pyrodist/pyrodist/internal/distributor"
-	"github.com/pyrodist/pyrodist/internal/fakewriter"
+	"github.com/pyrodist/pyrodist/test/fakewriter"
 	"github.com/pyrodist/pyrodist/internal/placement"
 )
 

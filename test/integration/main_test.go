@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	fakewriterBin = filepath.Join(dir, "fakewriter")
 	distributorBin = filepath.Join(dir, "distributor")
 	buildErr = build(map[string]string{
-		fakewriterBin:  "./cmd/fakewriter",
+		fakewriterBin:  "./test/cmd/fakewriter",
 		distributorBin: "./cmd/distributor",
 	})
 	code := m.Run()

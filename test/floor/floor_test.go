@@ -6,8 +6,8 @@ import (
 
 	"github.com/google/pprof/profile"
 
-	"github.com/pyrodist/pyrodist/internal/corpus"
-	"github.com/pyrodist/pyrodist/internal/testutil/cputime"
+	"github.com/pyrodist/pyrodist/test/corpus"
+	"github.com/pyrodist/pyrodist/test/testutil/cputime"
 )
 
 func TestPassRoundTrips(t *testing.T) {

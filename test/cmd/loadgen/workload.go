@@ -11,7 +11,7 @@ import (
 
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 
-	"github.com/pyrodist/pyrodist/internal/corpus"
+	"github.com/pyrodist/pyrodist/test/corpus"
 )
 
 // workload is what the generator sends: corpus profiles re-stamped with a

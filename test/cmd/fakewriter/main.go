@@ -1,5 +1,5 @@
 // Command fakewriter runs one segment-writer simulator (see package
-// internal/fakewriter): it joins memberlist and the segment-writer ring like
+// test/fakewriter): it joins memberlist and the segment-writer ring like
 // Pyroscope's segment-writer, records what it is sent, and leaves the ring
 // (LEAVING) on SIGTERM or SIGINT.
 package main
@@ -16,7 +16,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
-	"github.com/pyrodist/pyrodist/internal/fakewriter"
+	"github.com/pyrodist/pyrodist/test/fakewriter"
 )
 
 func main() {

@@ -19,9 +19,9 @@ import (
 	segmentwriterv1 "github.com/grafana/pyroscope/api/gen/proto/go/segmentwriter/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 
-	"github.com/pyrodist/pyrodist/internal/corpus"
-	"github.com/pyrodist/pyrodist/internal/fakewriter"
-	"github.com/pyrodist/pyrodist/internal/fakewriter/fakewritertest"
+	"github.com/pyrodist/pyrodist/test/corpus"
+	"github.com/pyrodist/pyrodist/test/fakewriter"
+	"github.com/pyrodist/pyrodist/test/fakewriter/fakewritertest"
 )
 
 func newWriter(t *testing.T, opts ...func(*fakewriter.Config)) (*fakewriter.Writer, segmentwriterv1.SegmentWriterServiceClient, *grpc.ClientConn) {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pyrodist/pyrodist/internal/fakewriter"
+	"github.com/pyrodist/pyrodist/test/fakewriter"
 )
 
 // Config is a simulator config for instance id in zone, listening on ip.

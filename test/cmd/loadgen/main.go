@@ -1,4 +1,4 @@
-// Command loadgen pushes the profile corpus (internal/corpus) to a
+// Command loadgen pushes the profile corpus (test/corpus) to a
 // distributor and reports throughput, latency and errors.
 //
 // It speaks push.v1 over Connect or gRPC (h2c, the generated client) and the
@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pyrodist/pyrodist/internal/corpus"
+	"github.com/pyrodist/pyrodist/test/corpus"
 )
 
 type config struct {
