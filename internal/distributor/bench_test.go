@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pyrodist/pyrodist/test/corpus"
 	"github.com/pyrodist/pyrodist/internal/profile"
+	"github.com/pyrodist/pyrodist/test/corpus"
 	"github.com/pyrodist/pyrodist/test/testutil/cputime"
 )
 

@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pyrodist/pyrodist/internal/config"
-	"github.com/pyrodist/pyrodist/test/corpus"
 	"github.com/pyrodist/pyrodist/internal/distributor"
+	"github.com/pyrodist/pyrodist/test/corpus"
 )
 
 // countingPusher notes whether a request reached the pipeline.

@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pyrodist/pyrodist/internal/config"
-	"github.com/pyrodist/pyrodist/test/corpus"
 	"github.com/pyrodist/pyrodist/internal/distributor"
+	"github.com/pyrodist/pyrodist/test/corpus"
 )
 
 // A push.v1 body is charged to the in-flight budget before connect reads

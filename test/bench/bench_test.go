@@ -16,10 +16,10 @@ import (
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 
 	"github.com/pyrodist/pyrodist/internal/config"
-	"github.com/pyrodist/pyrodist/test/corpus"
 	"github.com/pyrodist/pyrodist/internal/distributor"
-	"github.com/pyrodist/pyrodist/test/floor"
 	"github.com/pyrodist/pyrodist/internal/profile"
+	"github.com/pyrodist/pyrodist/test/corpus"
+	"github.com/pyrodist/pyrodist/test/floor"
 	"github.com/pyrodist/pyrodist/test/testutil/cputime"
 )
 
