@@ -19,6 +19,7 @@ import (
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/pyrodist/pyrodist/internal/placement"
 	"github.com/pyrodist/pyrodist/test/testutil/observed"
 	"github.com/pyrodist/pyrodist/test/testutil/pprofcheck"
 )
@@ -177,7 +178,7 @@ func TestObservedCorpus(t *testing.T) {
 				if !slices.Equal(ls, o.Labels) {
 					t.Errorf("labels %v, want %v", ls, o.Labels)
 				}
-				if g.Fingerprint != Fingerprint(g.Labels) || g.Tenant != "anonymous" {
+				if g.Fingerprint != placement.Fingerprint(g.Labels) || g.Tenant != "anonymous" {
 					t.Errorf("fingerprint/tenant mismatch")
 				}
 				p := pprofcheck.Parse(t, g.Pprof)

@@ -11,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"connectrpc.com/connect"
-	"github.com/cespare/xxhash/v2"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/google/uuid"
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/placement"
 	"github.com/pyrodist/pyrodist/internal/profile"
 	"github.com/pyrodist/pyrodist/internal/ratelimit"
 	"github.com/pyrodist/pyrodist/internal/validation"
@@ -301,7 +301,8 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 			Tenant:      tenant,
 			Service:     o.Service,
 			Labels:      o.Labels,
-			Fingerprint: Fingerprint(o.Labels),
+			Fingerprint: placement.Fingerprint(o.Labels),
+			Limits:      lim,
 			Pprof:       pprof,
 			ID:          uuid.New(),
 		}
@@ -396,18 +397,4 @@ func metricLabel(v string) string {
 		return v
 	}
 	return strings.ToValidUTF8(v, "\uFFFD")
-}
-
-// Fingerprint is the series-label hash of spec §2.1: XXH64 (seed 0) over
-// name, 0xFF, value, 0xFF for each label in order.
-func Fingerprint(ls []*typesv1.LabelPair) uint64 {
-	var stack [1024]byte
-	b := stack[:0]
-	for _, l := range ls {
-		b = append(b, l.Name...)
-		b = append(b, 0xff)
-		b = append(b, l.Value...)
-		b = append(b, 0xff)
-	}
-	return xxhash.Sum64(b)
 }

@@ -40,10 +40,9 @@ func RouterConfigFrom(c *config.Config) RouterConfig {
 // Router is the Sender that places each profile on the segment-writer
 // ring as Pyroscope's distributor does and pushes it with failover.
 type Router struct {
-	ring   RingSource
-	limits TenantLimits
-	push   Pusher
-	zone   string // empty when same-zone preference is off
+	ring RingSource
+	push Pusher
+	zone string // empty when same-zone preference is off
 	// placed is the zone resolved on the latest ring, so that a placement
 	// does not compare zone names; renewed when the ring changes.
 	placed atomic.Pointer[ringZone]
@@ -67,11 +66,11 @@ func (r *Router) zoneIn(ring *placement.Ring) placement.Zone {
 var _ Sender = (*Router)(nil)
 
 // NewRouter builds a Router.
-func NewRouter(ring RingSource, limits TenantLimits, push Pusher, cfg RouterConfig) (*Router, error) {
-	if ring == nil || limits == nil || push == nil {
-		return nil, errors.New("router: ring, limits and pusher are required")
+func NewRouter(ring RingSource, push Pusher, cfg RouterConfig) (*Router, error) {
+	if ring == nil || push == nil {
+		return nil, errors.New("router: ring and pusher are required")
 	}
-	r := &Router{ring: ring, limits: limits, push: push}
+	r := &Router{ring: ring, push: push}
 	if cfg.PreferSameZone {
 		r.zone = cfg.Zone
 	}
@@ -87,7 +86,7 @@ func (r *Router) Send(ctx context.Context, p *Profile) error {
 	}
 	key := placement.NewKey(p.Tenant, p.Service, p.Fingerprint)
 	var idx [segmentwriter.MaxAttempts]int32
-	shard, cands := ring.PlaceIn(key, PlacementPolicy(r.limits.ForTenant(p.Tenant)), r.zoneIn(ring), idx[:])
+	shard, cands := ring.PlaceIn(key, PlacementPolicy(p.Limits), r.zoneIn(ring), idx[:])
 	var inst [segmentwriter.MaxAttempts]*placement.Instance
 	for i, c := range cands {
 		inst[i] = ring.Instance(c)

@@ -32,9 +32,22 @@ type routeRing struct{ r *placement.Ring }
 
 func (s routeRing) Ring() *placement.Ring { return s.r }
 
-type routeLimits struct{ l *config.Limits }
+// limitedRouter sends every profile with the same tenant limits, as if the
+// pipeline had resolved them.
+type limitedRouter struct {
+	*Router
+	l *config.Limits
+}
 
-func (s routeLimits) ForTenant(string) *config.Limits { return s.l }
+func (r limitedRouter) Send(ctx context.Context, p *Profile) error {
+	p.Limits = r.l
+	return r.Router.Send(ctx, p)
+}
+
+func newTestRouter(ring RingSource, l *config.Limits, push Pusher, cfg RouterConfig) (limitedRouter, error) {
+	r, err := NewRouter(ring, push, cfg)
+	return limitedRouter{r, l}, err
+}
 
 func routePlacementLimits(tenantShards, datasetShards int, lb config.LoadBalancing) *config.Limits {
 	l := config.Defaults().Limits
@@ -132,7 +145,7 @@ func TestRouterMatchesPyroscopeVectors(t *testing.T) {
 			t.Fatalf("fingerprint %d, want %s", p.Fingerprint, v.Fingerprint)
 		}
 		pusher := &routePusher{}
-		r, err := NewRouter(routeRing{ring}, routeLimits{routePlacementLimits(v.TenantShards, v.DatasetShards, config.LoadBalancingDynamic)}, pusher, RouterConfig{Zone: "zone-b"})
+		r, err := newTestRouter(routeRing{ring}, routePlacementLimits(v.TenantShards, v.DatasetShards, config.LoadBalancingDynamic), pusher, RouterConfig{Zone: "zone-b"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +174,7 @@ func TestRouterMatchesPyroscopeVectors(t *testing.T) {
 func TestRouterEmptyRing(t *testing.T) {
 	for _, ring := range []*placement.Ring{nil, placement.NewRing(nil)} {
 		pusher := &routePusher{}
-		r, _ := NewRouter(routeRing{ring}, routeLimits{}, pusher, RouterConfig{})
+		r, _ := newTestRouter(routeRing{ring}, nil, pusher, RouterConfig{})
 		err := r.Send(context.Background(), routeProfile("t", [][2]string{{"service_name", "s"}}))
 		if st := status.Convert(err); st.Code() != codes.Unavailable || st.Message() != "service is unavailable" {
 			t.Fatalf("err = %v", err)
@@ -177,9 +190,9 @@ func TestRouterSameZone(t *testing.T) {
 	for i := range 50 {
 		p := routeProfile(fmt.Sprintf("tenant-%d", i%5), [][2]string{{"__name__", "cpu"}, {"service_name", fmt.Sprintf("svc-%d", i)}})
 		off, on := &routePusher{}, &routePusher{}
-		lim := routeLimits{routePlacementLimits(0, 1, config.LoadBalancingFingerprint)}
-		r1, _ := NewRouter(routeRing{ring}, lim, off, RouterConfig{Zone: "zone-c"})
-		r2, _ := NewRouter(routeRing{ring}, lim, on, RouterConfig{Zone: "zone-c", PreferSameZone: true})
+		lim := routePlacementLimits(0, 1, config.LoadBalancingFingerprint)
+		r1, _ := newTestRouter(routeRing{ring}, lim, off, RouterConfig{Zone: "zone-c"})
+		r2, _ := newTestRouter(routeRing{ring}, lim, on, RouterConfig{Zone: "zone-c", PreferSameZone: true})
 		_ = r1.Send(context.Background(), p)
 		_ = r2.Send(context.Background(), p)
 		if off.reqs[0].Shard != on.reqs[0].Shard {
@@ -223,7 +236,7 @@ func TestRouterSameZoneAcrossRingChange(t *testing.T) {
 	}
 	src := &swapRing{}
 	pusher := &routePusher{}
-	r, _ := NewRouter(src, routeLimits{routePlacementLimits(0, 1, config.LoadBalancingFingerprint)}, pusher, RouterConfig{Zone: "zone-c", PreferSameZone: true})
+	r, _ := newTestRouter(src, routePlacementLimits(0, 1, config.LoadBalancingFingerprint), pusher, RouterConfig{Zone: "zone-c", PreferSameZone: true})
 	for i, ring := range []*placement.Ring{first, second, first} {
 		src.r.Store(ring)
 		for j := range 20 {
@@ -251,7 +264,7 @@ func TestRouterTenantPolicy(t *testing.T) {
 		datasetShards[s] = true
 	}
 	pusher := &routePusher{}
-	r, _ := NewRouter(routeRing{ring}, routeLimits{routePlacementLimits(8, 4, config.LoadBalancingRoundRobin)}, pusher, RouterConfig{})
+	r, _ := newTestRouter(routeRing{ring}, routePlacementLimits(8, 4, config.LoadBalancingRoundRobin), pusher, RouterConfig{})
 	seen := map[uint32]bool{}
 	for range 200 {
 		if err := r.Send(context.Background(), p); err != nil {
@@ -269,7 +282,7 @@ func TestRouterTenantPolicy(t *testing.T) {
 	}
 	// Fingerprint mode keeps the series on one shard.
 	pusher = &routePusher{}
-	r, _ = NewRouter(routeRing{ring}, routeLimits{routePlacementLimits(8, 4, config.LoadBalancingFingerprint)}, pusher, RouterConfig{})
+	r, _ = newTestRouter(routeRing{ring}, routePlacementLimits(8, 4, config.LoadBalancingFingerprint), pusher, RouterConfig{})
 	for range 20 {
 		_ = r.Send(context.Background(), p)
 	}
@@ -371,7 +384,7 @@ func TestRouterFailoverOverGRPC(t *testing.T) {
 	first, second := byAddr[ring.Instance(cands[0]).Addr], byAddr[ring.Instance(cands[1]).Addr]
 	first.setFail(codes.Unavailable)
 
-	r, _ := NewRouter(routeRing{ring}, routeLimits{routePlacementLimits(0, 1, config.LoadBalancingDynamic)}, client, RouterConfig{})
+	r, _ := newTestRouter(routeRing{ring}, routePlacementLimits(0, 1, config.LoadBalancingDynamic), client, RouterConfig{})
 	if err := r.Send(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +453,7 @@ func BenchmarkRouterSend(b *testing.B) {
 	for i := range 30 {
 		in = append(in, placement.Instance{ID: fmt.Sprintf("sw-%02d", i), Addr: fmt.Sprint(i), Zone: fmt.Sprint("zone-", i%3), Tokens: 4})
 	}
-	r, _ := NewRouter(routeRing{placement.NewRing(in)}, routeLimits{routePlacementLimits(0, 1, config.LoadBalancingDynamic)}, routeNop{}, RouterConfig{Zone: "zone-1", PreferSameZone: true})
+	r, _ := newTestRouter(routeRing{placement.NewRing(in)}, routePlacementLimits(0, 1, config.LoadBalancingDynamic), routeNop{}, RouterConfig{Zone: "zone-1", PreferSameZone: true})
 	p := routeProfile("tenant-a", [][2]string{{"__name__", "process_cpu"}, {"service_name", "checkout"}})
 	b.ReportAllocs()
 	for b.Loop() {
@@ -468,7 +481,7 @@ func TestRouterZoneFallbackOverGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	r, _ := NewRouter(routeRing{ring}, routeLimits{routePlacementLimits(0, 1, config.LoadBalancingDynamic)}, client, RouterConfig{Zone: "zone-a", PreferSameZone: true})
+	r, _ := newTestRouter(routeRing{ring}, routePlacementLimits(0, 1, config.LoadBalancingDynamic), client, RouterConfig{Zone: "zone-a", PreferSameZone: true})
 
 	zoneOf := map[*routeWriter]string{}
 	for i, w := range writers {

@@ -6,6 +6,8 @@ import (
 	"context"
 
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+
+	"github.com/pyrodist/pyrodist/internal/config"
 )
 
 // Profile is one outgoing segment-writer request: one tenant, one service.
@@ -17,8 +19,12 @@ type Profile struct {
 	// it per sample type, spec §10b item 4); one the client sent itself is
 	// forwarded, as Pyroscope's router forwards series labels unchanged.
 	Labels []*typesv1.LabelPair
-	// Fingerprint is the series-label hash of spec §2.1, computed once.
+	// Fingerprint is placement.Fingerprint of Labels, computed once.
 	Fingerprint uint64
+	// Limits are the tenant's limits as the push resolved them, once: its
+	// profiles are validated and placed under the same settings even when
+	// the overrides reload meanwhile. Never modified.
+	Limits *config.Limits
 	// Pprof is the uncompressed pprof. It belongs to the Sender until Send returns.
 	Pprof []byte
 	// ID is a fresh random UUID v4.

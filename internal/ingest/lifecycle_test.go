@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/grafana/dskit/services"
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -56,6 +58,7 @@ func TestPushTenancy(t *testing.T) {
 		name       string
 		multi      bool
 		header     string
+		second     string // a second X-Scope-OrgID header
 		wantTenant string
 		wantCode   connect.Code
 	}{
@@ -67,6 +70,8 @@ func TestPushTenancy(t *testing.T) {
 		{name: "on bad chars", multi: true, header: "bad/tenant", wantCode: connect.CodeUnauthenticated},
 		{name: "on two tenants", multi: true, header: "a|b", wantCode: connect.CodeUnauthenticated},
 		{name: "on too long", multi: true, header: strings.Repeat("t", 151), wantCode: connect.CodeUnauthenticated},
+		{name: "on two headers", multi: true, header: "team-a", second: "team-b", wantCode: connect.CodeUnauthenticated},
+		{name: "on two equal headers", multi: true, header: "team-a", second: "team-a", wantCode: connect.CodeUnauthenticated},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,6 +85,9 @@ func TestPushTenancy(t *testing.T) {
 				req := connect.NewRequest(pushRequest(smallProfile(t)))
 				if tc.header != "" {
 					req.Header().Set(OrgIDHeader, tc.header)
+				}
+				if tc.second != "" {
+					req.Header().Add(OrgIDHeader, tc.second)
 				}
 				_, err := c.Push(context.Background(), req)
 				if tc.wantCode != 0 {
@@ -357,5 +365,56 @@ func TestPushGetIsRefused(t *testing.T) {
 	}
 	if code, _ := get(t, ts.url+"/ingest"); code != http.StatusMethodNotAllowed {
 		t.Fatalf("GET /ingest = %d, want 405", code)
+	}
+}
+
+// TestServiceStopSequence: the server as a service listens while starting;
+// stopping fails /ready at once, keeps serving for the shutdown delay, then
+// closes the port.
+func TestServiceStopSequence(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := New(Options{
+		Pusher: &fakePusher{}, Limits: defaultTestLimits, Registerer: reg,
+		ListenAddress: "127.0.0.1:0", ShutdownDelay: 300 * time.Millisecond, GracefulTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := services.StartAndAwaitRunning(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + s.Addr()
+	if code, _ := get(t, url+"/ready"); code != 200 {
+		t.Fatalf("/ready = %d while running", code)
+	}
+	s.StopAsync()
+	if code, body := get(t, url+"/ready"); code != http.StatusServiceUnavailable || !strings.Contains(body, "shutting down") {
+		t.Fatalf("/ready = %d %q right after the stop began", code, body)
+	}
+	if resp := post(t, url+"/ingest?name=a.cpu", "", []byte("a 1"), nil); resp.StatusCode != 200 {
+		t.Fatalf("ingest during the shutdown delay: %d", resp.StatusCode)
+	}
+	if err := s.AwaitTerminated(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.DialTimeout("tcp", s.Addr(), time.Second); err == nil {
+		c.Close()
+		t.Fatal("the port still accepts connections after the service stopped")
+	}
+}
+
+// TestServiceFailsWhenItCannotListen: a taken port fails the start.
+func TestServiceFailsWhenItCannotListen(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s, err := New(Options{Pusher: &fakePusher{}, Limits: defaultTestLimits, ListenAddress: ln.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := services.StartAndAwaitRunning(context.Background(), s); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("start on a taken port: %v", err)
 	}
 }

@@ -2,9 +2,10 @@ package ingest
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/grafana/dskit/tenant"
 )
 
 // AnonymousTenant owns every request when multitenancy is off.
@@ -13,17 +14,20 @@ const AnonymousTenant = "anonymous"
 // OrgIDHeader names the tenant when multitenancy is on.
 const OrgIDHeader = "X-Scope-OrgID"
 
-const maxTenantIDLength = 150
-
 var (
 	errNoOrgID       = errors.New("no org id")
 	errTooManyOrgIDs = errors.New("multiple org IDs present")
 )
 
-// tenantOf resolves the tenant of a request (spec §4.4).
+// tenantOf resolves the tenant of a request.
 func (s *Server) tenantOf(h http.Header) (string, error) {
 	if !s.opts.MultitenancyEnabled {
 		return AnonymousTenant, nil
+	}
+	// Two headers are refused rather than the first one trusted: a proxy
+	// that appends its own header must not be bypassed by a client's.
+	if vs := h.Values(OrgIDHeader); len(vs) > 1 {
+		return "", errTooManyOrgIDs
 	}
 	return ParseOrgID(h.Get(OrgIDHeader))
 }
@@ -38,7 +42,7 @@ func ParseOrgID(v string) (string, error) {
 	}
 	first, rest, more := strings.Cut(v, "|")
 	id := trimMetadata(first)
-	if err := validTenantID(id); err != nil {
+	if err := tenant.ValidTenantID(id); err != nil {
 		return "", err
 	}
 	for more {
@@ -59,27 +63,4 @@ func trimMetadata(id string) string {
 		return id[:i]
 	}
 	return id
-}
-
-func validTenantID(id string) error {
-	for i := 0; i < len(id); i++ {
-		if !validTenantChar(id[i]) {
-			return fmt.Errorf("tenant ID '%s' contains unsupported character '%c'", id, id[i])
-		}
-	}
-	if len(id) > maxTenantIDLength {
-		return fmt.Errorf("tenant ID is too long: max %d characters", maxTenantIDLength)
-	}
-	if id == "." || id == ".." {
-		return errors.New("tenant ID is '.' or '..'")
-	}
-	return nil
-}
-
-func validTenantChar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!-_.*'()", c) >= 0
 }

@@ -6,10 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"sync"
 
+	"github.com/grafana/dskit/tenant"
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -83,13 +83,13 @@ func distributorConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (config.
 // defaults with the fields the spec names replaced.
 func tenantOverrides(pd *v1.PyroscopeDistributor, defaults config.Limits) (config.Overrides, error) {
 	out := config.Overrides{Overrides: map[string]config.Limits{}}
-	for _, tenant := range slices.Sorted(maps.Keys(pd.Spec.Limits.Overrides)) {
-		if !validTenantID(tenant) {
-			return out, fmt.Errorf("spec.limits.overrides: invalid tenant ID %q", tenant)
+	for _, id := range slices.Sorted(maps.Keys(pd.Spec.Limits.Overrides)) {
+		if err := tenant.ValidTenantID(id); id == "" || err != nil {
+			return out, fmt.Errorf("spec.limits.overrides: invalid tenant ID %q", id)
 		}
-		o := pd.Spec.Limits.Overrides[tenant]
+		o := pd.Spec.Limits.Overrides[id]
 		l := defaults
-		field := fmt.Sprintf("spec.limits.overrides[%s]", tenant)
+		field := fmt.Sprintf("spec.limits.overrides[%s]", id)
 		if err := applyRates(&l, o, field); err != nil {
 			return out, err
 		}
@@ -104,16 +104,9 @@ func tenantOverrides(pd *v1.PyroscopeDistributor, defaults config.Limits) (confi
 				return out, fmt.Errorf("%s.loadBalancing: %w", field, err)
 			}
 		}
-		out.Overrides[tenant] = l
+		out.Overrides[id] = l
 	}
 	return out, nil
-}
-
-// tenantIDChars are the characters the distributor accepts in a tenant ID (dskit's rule).
-var tenantIDChars = regexp.MustCompile(`^[a-zA-Z0-9!._*'()-]+$`)
-
-func validTenantID(t string) bool {
-	return len(t) <= 150 && t != "." && t != ".." && tenantIDChars.MatchString(t)
 }
 
 func applyRates(l *config.Limits, t v1.TenantLimits, field string) error {

@@ -5,19 +5,19 @@ import (
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 )
 
-var sep = []byte{0xff}
-
-// Fingerprint is the series-label hash of spec §2.1: XXH64 (seed 0) over
-// name, 0xFF, value, 0xFF for each label in the given order. The labels
-// must already be sorted by name, as they are sent.
+// Fingerprint is the series-label hash Pyroscope places by
+// (pkg/model.LabelsFromProto(...).Hash() at 3fe6a45; docs/compatibility.md):
+// XXH64 (seed 0) over name, 0xFF, value, 0xFF for each label in the given
+// order. The labels must already be sorted by name, as they are sent. Series
+// labels fit the stack buffer; longer ones spill to the heap.
 func Fingerprint(labels []*typesv1.LabelPair) uint64 {
-	var d xxhash.Digest
-	d.Reset()
+	var stack [1024]byte
+	b := stack[:0]
 	for _, l := range labels {
-		_, _ = d.WriteString(l.GetName())
-		_, _ = d.Write(sep)
-		_, _ = d.WriteString(l.GetValue())
-		_, _ = d.Write(sep)
+		b = append(b, l.GetName()...)
+		b = append(b, 0xff)
+		b = append(b, l.GetValue()...)
+		b = append(b, 0xff)
 	}
-	return d.Sum64()
+	return xxhash.Sum64(b)
 }
