@@ -9,14 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -24,8 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pyrodist/pyrodist/internal/config"
-	"github.com/pyrodist/pyrodist/internal/distributor"
-	"github.com/pyrodist/pyrodist/internal/ingest"
 	"github.com/pyrodist/pyrodist/internal/memlimit"
 )
 
@@ -88,105 +83,21 @@ func newLogger(w io.Writer, lvl string) (log.Logger, error) {
 	return log.With(l, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller), nil
 }
 
-// serve runs the distributor until stop ends (SIGTERM or SIGINT), then shuts
-// down in order: /ready fails at once, requests are still served for -shutdown-delay
-// (load balancers notice), the port closes and in-flight requests drain
-// within -server.graceful-shutdown-timeout, then the distributor leaves the
-// cluster and closes its writer connections.
-// listening, when set, learns the HTTP address once it is bound.
+// serve runs the distributor until stop ends (SIGTERM or SIGINT) or one of
+// its parts fails, then shuts down in order: /ready fails at once, requests
+// are still served for -shutdown-delay (load balancers notice), the port
+// closes and in-flight requests drain within -server.graceful-shutdown-timeout,
+// then the distributor leaves the cluster and closes its writer connections.
+// listening, when set, learns the HTTP address once every part runs.
 func serve(stop context.Context, cfg *config.Config, logger log.Logger, listening func(addr string)) error {
 	setMemoryLimit(logger)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	limits, err := config.NewTenantLimits(cfg.Limits, cfg.RuntimeConfig, logger)
+	a, err := newApp(cfg, logger, reg)
 	if err != nil {
 		return err
 	}
-	be, err := newBackend(cfg, logger, reg)
-	if err != nil {
-		return err
-	}
-	if be.UseLimits != nil {
-		be.UseLimits(limits)
-	}
-	pipeline, err := distributor.New(distributor.ConfigFrom(cfg), limits, be.Sender, be.HealthyDistributors, reg, logger)
-	if err != nil {
-		return err
-	}
-	srv, err := ingest.New(ingest.Options{
-		Pusher:              pipeline,
-		Budget:              pipeline,
-		Limits:              serverLimits{limits},
-		Ready:               be.Ready,
-		MultitenancyEnabled: cfg.MultitenancyEnabled,
-		MaxConnectionAge:    cfg.Server.MaxConnectionAge,
-		ReadTimeout:         cfg.Server.HTTPReadTimeout,
-		WriteTimeout:        cfg.Server.HTTPWriteTimeout,
-		IdleTimeout:         cfg.Server.HTTPIdleTimeout,
-		Registerer:          reg,
-		Gatherer:            reg,
-		Logger:              logger,
-	})
-	if err != nil {
-		return err
-	}
-	addr := net.JoinHostPort(cfg.Server.HTTPListenAddress, strconv.Itoa(cfg.Server.HTTPListenPort))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-
-	background, stopBackground := context.WithCancel(context.Background())
-	defer stopBackground()
-	go limits.Run(background)
-
-	if err := be.Start(stop); err != nil {
-		_ = ln.Close()
-		return fmt.Errorf("joining the cluster: %w", err)
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	_ = level.Info(logger).Log("msg", "distributor serving", "addr", ln.Addr().String())
-	if listening != nil {
-		listening(ln.Addr().String())
-	}
-
-	var failed error
-	select {
-	case <-stop.Done():
-	case err := <-serveErr:
-		failed = fmt.Errorf("http server: %w", err)
-	}
-
-	srv.BeginShutdown()
-	if failed == nil {
-		_ = level.Info(logger).Log("msg", "shutting down: /ready fails, still serving", "delay", cfg.Server.ShutdownDelay)
-		time.Sleep(cfg.Server.ShutdownDelay)
-	}
-	drain, cancelDrain := context.WithTimeout(context.Background(), cfg.Server.GracefulTimeout)
-	defer cancelDrain()
-	if err := srv.Shutdown(drain); err != nil {
-		_ = level.Warn(logger).Log("msg", "in-flight requests did not finish in time", "err", err)
-	}
-	leave, cancelLeave := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancelLeave()
-	if err := be.Stop(leave); err != nil {
-		_ = level.Warn(logger).Log("msg", "leaving the cluster", "err", err)
-	}
-	_ = level.Info(logger).Log("msg", "distributor stopped")
-	return failed
-}
-
-// serverLimits gives the HTTP server the two limits it applies itself.
-type serverLimits struct{ l *config.TenantLimits }
-
-func (s serverLimits) IngestionBodyLimitBytes(tenant string) int64 {
-	return int64(s.l.ForTenant(tenant).IngestionBodyLimitMB * (1 << 20))
-}
-
-func (s serverLimits) MaxProfileSizeBytes(tenant string) int64 {
-	return int64(s.l.ForTenant(tenant).MaxProfileSizeBytes)
+	return a.run(stop, logger, listening)
 }
 
 // setMemoryLimit sets the Go memory limit to 90% of the container's memory

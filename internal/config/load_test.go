@@ -1,7 +1,6 @@
 package config
 
 import (
-	"context"
 	"flag"
 	"io"
 	"os"
@@ -123,77 +122,5 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if c, err := load(t, "-config.file", writeFile(t, dir, "empty.yaml", "")); err != nil || c.Server.HTTPListenPort != 4040 {
 		t.Errorf("empty file: %v", err)
-	}
-}
-
-func TestTenantLimitsReload(t *testing.T) {
-	dir := t.TempDir()
-	defaults := Defaults().Limits
-	path := writeFile(t, dir, "overrides.yaml", `
-overrides:
-  team-a:
-    ingestion_rate_mb: 20
-    max_label_names_per_series: 40
-`)
-	tl, err := NewTenantLimits(defaults, RuntimeConfig{File: path, Period: time.Hour}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := tl.ForTenant("team-a")
-	if a.IngestionRateMB != 20 || a.MaxLabelNamesPerSeries != 40 || a.IngestionBurstSizeMB != defaults.IngestionBurstSizeMB {
-		t.Fatalf("team-a: %+v", a)
-	}
-	if b := tl.ForTenant("team-b"); b.IngestionRateMB != defaults.IngestionRateMB {
-		t.Fatalf("team-b got %v, want the default", b.IngestionRateMB)
-	}
-
-	if changed, err := tl.Reload(); changed || err != nil {
-		t.Fatalf("unchanged file: changed=%v err=%v", changed, err)
-	}
-
-	writeFile(t, dir, "overrides.yaml", "overrides:\n  team-b:\n    ingestion_rate_mb: 1\n")
-	if changed, err := tl.Reload(); !changed || err != nil {
-		t.Fatalf("changed file: changed=%v err=%v", changed, err)
-	}
-	if tl.ForTenant("team-b").IngestionRateMB != 1 || tl.ForTenant("team-a").IngestionRateMB != defaults.IngestionRateMB {
-		t.Fatal("reload not applied")
-	}
-
-	for _, bad := range []string{"overrides:\n  team-b:\n    ingestion_rate_mbb: 2\n", "overrides: [\n", "overridez: {}\n"} {
-		writeFile(t, dir, "overrides.yaml", bad)
-		if _, err := tl.Reload(); err == nil {
-			t.Fatalf("bad file %q accepted", bad)
-		}
-		if tl.ForTenant("team-b").IngestionRateMB != 1 {
-			t.Fatal("a bad file replaced the previous overrides")
-		}
-	}
-
-	if _, err := NewTenantLimits(defaults, RuntimeConfig{File: filepath.Join(dir, "missing.yaml")}, nil); err == nil {
-		t.Fatal("missing overrides file accepted at start")
-	}
-	none, err := NewTenantLimits(defaults, RuntimeConfig{}, nil)
-	if err != nil || none.ForTenant("x").IngestionRateMB != defaults.IngestionRateMB {
-		t.Fatalf("no overrides file: %v", err)
-	}
-}
-
-func TestTenantLimitsRunPicksUpChanges(t *testing.T) {
-	dir := t.TempDir()
-	path := writeFile(t, dir, "overrides.yaml", "overrides: {}\n")
-	tl, err := NewTenantLimits(Defaults().Limits, RuntimeConfig{File: path, Period: 5 * time.Millisecond}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { tl.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	writeFile(t, dir, "overrides.yaml", "overrides:\n  t:\n    ingestion_burst_size_mb: 9\n")
-	for i := 0; i < 1000 && tl.ForTenant("t").IngestionBurstSizeMB != 9; i++ {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if got := tl.ForTenant("t").IngestionBurstSizeMB; got != 9 {
-		t.Fatalf("the watcher did not apply the new file: burst %v", got)
 	}
 }

@@ -28,6 +28,9 @@ type Memberlist struct {
 	// BroadcastTimeoutOnShutdown bounds how long shutdown waits for our own
 	// last updates (the LEAVING/removal of our ring entry) to be gossiped.
 	BroadcastTimeoutOnShutdown time.Duration `yaml:"broadcast_timeout_for_local_updates_on_shutdown"`
+	// TransportCheckInterval is how often the distributor checks that its
+	// gossip port still listens; two misses in a row stop the process.
+	TransportCheckInterval time.Duration `yaml:"transport_check_interval"`
 
 	// DistributorRing is this distributor's own entry in collectors/distributor,
 	// which the global rate-limit strategy counts.
@@ -67,6 +70,7 @@ func (c *Memberlist) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.PushPullInterval, "memberlist.pullpush-interval", 30*time.Second, "How often to exchange the full state with a random member.")
 	f.DurationVar(&c.LeaveTimeout, "memberlist.leave-timeout", 20*time.Second, "Timeout for leaving the memberlist cluster on shutdown.")
 	f.DurationVar(&c.BroadcastTimeoutOnShutdown, "memberlist.broadcast-timeout-for-local-updates-on-shutdown", 10*time.Second, "How long shutdown waits for this node's last updates to be gossiped; 0 waits until they are.")
+	f.DurationVar(&c.TransportCheckInterval, "memberlist.transport-check-interval", 5*time.Second, "How often to check that the gossip port still listens; after two misses in a row the distributor stops with an error (it could no longer hear about segment-writers). 0 turns the check off.")
 	c.DistributorRing.RegisterFlags(f)
 }
 

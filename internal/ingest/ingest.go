@@ -63,7 +63,8 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, connect.CodeInvalidArgument, err.Error())
 		return
 	}
-	limit := s.opts.Limits.IngestionBodyLimitBytes(tenant)
+	lim := s.opts.Limits.ForTenant(tenant)
+	limit := bodyLimit(lim)
 	if limit > 0 && r.ContentLength > limit { // refuse before reading a byte
 		writeReadError(w, &http.MaxBytesError{Limit: limit})
 		return
@@ -102,7 +103,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		case formatLines:
 			series, err = legacy.Lines(data, md)
 		default:
-			series, err = legacy.Pprof(data, md, nil, s.opts.Limits.MaxProfileSizeBytes(tenant), ch.reserve)
+			series, err = legacy.Pprof(data, md, nil, int64(lim.MaxProfileSizeBytes), ch.reserve)
 		}
 		if err != nil {
 			writeConvertError(w, err, pprofBody)
@@ -119,7 +120,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusUnprocessableEntity, connect.CodeInvalidArgument, err.Error())
 			return
 		}
-		if series, err = legacy.Pprof(profile, md, types, s.opts.Limits.MaxProfileSizeBytes(tenant), ch.reserve); err != nil {
+		if series, err = legacy.Pprof(profile, md, types, int64(lim.MaxProfileSizeBytes), ch.reserve); err != nil {
 			writeConvertError(w, err, true)
 			return
 		}

@@ -8,6 +8,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	stdlog "log"
 	"net"
 	"net/http"
@@ -19,10 +20,13 @@ import (
 	"connectrpc.com/grpchealth"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/services"
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pyrodist/pyrodist/internal/config"
 )
 
 // Pusher is the pipeline: it validates, splits and sends req for tenant.
@@ -40,13 +44,14 @@ type Budget interface {
 	ReleaseInflight(n int)
 }
 
-// Limits are the per-tenant limits the server itself applies.
+// Limits gives a tenant's limits; the server applies the body and profile
+// size limits itself while it reads a request.
 type Limits interface {
-	// IngestionBodyLimitBytes bounds a request body (ingestion_body_limit_mb); 0: none.
-	IngestionBodyLimitBytes(tenant string) int64
-	// MaxProfileSizeBytes bounds an inflated /ingest profile (max_profile_size_bytes); 0: none.
-	MaxProfileSizeBytes(tenant string) int64
+	ForTenant(tenant string) *config.Limits
 }
+
+// bodyLimit is ingestion_body_limit_mb in bytes; 0: none.
+func bodyLimit(l *config.Limits) int64 { return int64(l.IngestionBodyLimitMB * (1 << 20)) }
 
 // Options configure a Server. Pusher and Limits are required.
 type Options struct {
@@ -65,20 +70,35 @@ type Options struct {
 	ReadTimeout      time.Duration
 	WriteTimeout     time.Duration
 	IdleTimeout      time.Duration
-	Registerer       prometheus.Registerer
+	// ListenAddress (host:port) is where the service listens.
+	ListenAddress string
+	// ShutdownDelay is how long the stopping service keeps serving with
+	// /ready failing, so load balancers stop sending before the port closes.
+	ShutdownDelay time.Duration
+	// GracefulTimeout bounds how long stopping waits for in-flight requests.
+	GracefulTimeout time.Duration
+	Registerer      prometheus.Registerer
 	// Gatherer serves /metrics; nil leaves /metrics out.
 	Gatherer prometheus.Gatherer
 	Logger   log.Logger
 }
 
-// Server is the distributor's HTTP server.
+// Server is the distributor's HTTP server. As a service it listens on
+// ListenAddress while starting and serves while running; stopping makes
+// /ready fail at once, keeps serving for ShutdownDelay, then closes the port
+// and drains in-flight requests within GracefulTimeout.
 type Server struct {
+	*services.BasicService
+
 	opts         Options
 	logger       log.Logger
 	metrics      *httpMetrics
 	handler      http.Handler
 	http         *http.Server
 	shuttingDown atomic.Bool
+
+	ln       net.Listener
+	serveErr chan error
 }
 
 // New builds the server and its routes.
@@ -108,14 +128,62 @@ func New(opts Options) (*Server, error) {
 		// Connection-level noise (bad clients, resets) at debug, in our log format.
 		ErrorLog: stdlog.New(log.NewStdlibAdapter(level.Debug(opts.Logger)), "", 0),
 	}
+	s.BasicService = services.NewBasicService(s.starting, s.running, s.stopping).WithName("ingest-server")
 	return s, nil
+}
+
+func (s *Server) starting(context.Context) error {
+	ln, err := net.Listen("tcp", s.opts.ListenAddress)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	s.serveErr = make(chan error, 1)
+	go func() { s.serveErr <- s.Serve(ln) }()
+	level.Info(s.logger).Log("msg", "distributor serving", "addr", ln.Addr().String())
+	return nil
+}
+
+func (s *Server) running(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-s.serveErr:
+		if err == nil {
+			err = errors.New("closed")
+		}
+		return fmt.Errorf("http server: %w", err)
+	}
+}
+
+func (s *Server) stopping(failure error) error {
+	s.BeginShutdown()
+	if failure == nil && s.opts.ShutdownDelay > 0 {
+		level.Info(s.logger).Log("msg", "shutting down: /ready fails, still serving", "delay", s.opts.ShutdownDelay)
+		time.Sleep(s.opts.ShutdownDelay)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.GracefulTimeout)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		level.Warn(s.logger).Log("msg", "in-flight requests did not finish in time", "err", err)
+		_ = s.http.Close()
+	}
+	return nil
+}
+
+// Addr is the address the service listens on; empty before it started.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
 }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	// connect reads at most the default tenant's body limit, after
 	// decompression, as Pyroscope does (there is no per-tenant limit here).
-	readMax := min(s.opts.Limits.IngestionBodyLimitBytes(""), int64(^uint32(0)>>1))
+	readMax := min(bodyLimit(s.opts.Limits.ForTenant("")), int64(^uint32(0)>>1))
 	pushOpts := []connect.HandlerOption{
 		connect.WithCodec(vtCodec{}),
 		withGzip(),

@@ -19,6 +19,8 @@ import (
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pyrodist/pyrodist/internal/config"
 )
 
 // fakePusher records pushes and answers with err (or block until released).
@@ -67,10 +69,12 @@ func (f *fakePusher) count() int {
 	return len(f.reqs)
 }
 
+// fixedLimits gives every tenant a body and a profile size limit in bytes.
 type fixedLimits struct{ body, profile int64 }
 
-func (l fixedLimits) IngestionBodyLimitBytes(string) int64 { return l.body }
-func (l fixedLimits) MaxProfileSizeBytes(string) int64     { return l.profile }
+func (l fixedLimits) ForTenant(string) *config.Limits {
+	return &config.Limits{IngestionBodyLimitMB: float64(l.body) / (1 << 20), MaxProfileSizeBytes: int(l.profile)}
+}
 
 var defaultTestLimits = fixedLimits{body: 256 << 20, profile: 4 << 20}
 

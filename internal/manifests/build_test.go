@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grafana/dskit/services"
 	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -26,6 +28,7 @@ import (
 
 	v1 "github.com/pyrodist/pyrodist/api/v1alpha1"
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/overrides"
 )
 
 func mustBuild(t *testing.T, pd *v1.PyroscopeDistributor) *Desired {
@@ -41,7 +44,7 @@ func mustBuild(t *testing.T, pd *v1.PyroscopeDistributor) *Desired {
 // would see: the ConfigMap's files (mounted in a temporary folder instead of
 // /etc/pyrodist) and the container's arguments. It returns the config and the
 // per-tenant limits the distributor would serve.
-func loadLikeDistributor(t *testing.T, d *Desired, zone string) (*config.Config, *config.TenantLimits) {
+func loadLikeDistributor(t *testing.T, d *Desired, zone string) (*config.Config, *overrides.Overrides) {
 	t.Helper()
 	dir := t.TempDir()
 	for name, data := range d.ConfigMap.Data {
@@ -63,10 +66,11 @@ func loadLikeDistributor(t *testing.T, d *Desired, zone string) (*config.Config,
 	if err != nil {
 		t.Fatalf("config.Load(%v): %v\nconfig.yaml:\n%s", args, err, d.ConfigMap.Data[ConfigFileName])
 	}
-	tl, err := config.NewTenantLimits(c.Limits, c.RuntimeConfig, nil)
-	if err != nil {
+	tl := overrides.New(c.Limits, c.RuntimeConfig, nil)
+	if err := services.StartAndAwaitRunning(context.Background(), tl); err != nil {
 		t.Fatalf("overrides.yaml: %v\n%s", err, d.ConfigMap.Data[OverridesFile])
 	}
+	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), tl) })
 	return c, tl
 }
 

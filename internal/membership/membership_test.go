@@ -3,23 +3,27 @@ package membership_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
 
 	versionv1 "github.com/grafana/pyroscope/api/gen/proto/go/version/v1"
 
 	"github.com/pyrodist/pyrodist/internal/config"
-	"github.com/pyrodist/pyrodist/test/fakewriter"
-	"github.com/pyrodist/pyrodist/test/fakewriter/fakewritertest"
 	"github.com/pyrodist/pyrodist/internal/membership"
 	"github.com/pyrodist/pyrodist/internal/placement"
+	"github.com/pyrodist/pyrodist/test/fakewriter"
+	"github.com/pyrodist/pyrodist/test/fakewriter/fakewritertest"
+	"github.com/pyrodist/pyrodist/test/testutil/sockets"
 )
 
 // Every member of these tests carries a cluster label: a member that did not
@@ -69,11 +73,76 @@ func (l *errLog) Log(kv ...interface{}) error {
 
 func (l *errLog) errors() []string { l.mu.Lock(); defer l.mu.Unlock(); return slices.Clone(l.lines) }
 
-func newMembership(t *testing.T, id, zone, ip, join string, addrs *addrLog) *membership.Membership {
+// member is a distributor's membership: the KV, the writer ring view and
+// the distributor ring member, started in that order.
+type member struct {
+	ml      *membership.Memberlist
+	writers *membership.WriterRing
+	dists   *membership.DistributorRing
+}
+
+func (m *member) Ring() *placement.Ring           { return m.writers.Ring() }
+func (m *member) Ready(ctx context.Context) error { return m.writers.Ready(ctx) }
+func (m *member) HealthyDistributors() int        { return m.dists.HealthyDistributors() }
+func (m *member) KV() *memberlist.KV              { return m.ml.KV() }
+
+func (m *member) services() []services.Service {
+	return []services.Service{m.ml.KV(), m.writers, m.dists}
+}
+
+// Stop stops the parts in reverse order; the ring member leaves first.
+func (m *member) Stop(ctx context.Context) error {
+	ss := m.services()
+	for i := len(ss) - 1; i >= 0; i-- {
+		if err := services.StopAndAwaitTerminated(ctx, ss[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func buildMember(t *testing.T, c config.Memberlist, zone string, addrs *addrLog, logger log.Logger) *member {
+	t.Helper()
+	ml, err := membership.NewMemberlist(c, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wopts := membership.WriterRingOptions{HeartbeatTimeout: 5 * time.Second, Logger: logger}
+	if addrs != nil {
+		wopts.OnAddrs = addrs.set
+	}
+	w, err := membership.NewWriterRing(ml, wopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := membership.NewDistributorRing(ml, membership.DistributorRingOptions{Ring: c.DistributorRing, Zone: zone, HTTPPort: 4040, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &member{ml: ml, writers: w, dists: d}
+}
+
+func startMember(t *testing.T, m *member) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, s := range m.services() {
+		// A service lives as long as the context it starts with: not ctx.
+		if err := s.StartAsync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AwaitRunning(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+}
+
+func newMembership(t *testing.T, id, zone, ip, join string, addrs *addrLog) *member {
 	return newMembershipLogged(t, id, zone, ip, join, addrs, nil)
 }
 
-func newMembershipLogged(t *testing.T, id, zone, ip, join string, addrs *addrLog, logger *errLog) *membership.Membership {
+func newMembershipLogged(t *testing.T, id, zone, ip, join string, addrs *addrLog, logger *errLog) *member {
 	t.Helper()
 	c := config.Defaults().Memberlist
 	c.BindAddr = []string{ip}
@@ -87,32 +156,12 @@ func newMembershipLogged(t *testing.T, id, zone, ip, join string, addrs *addrLog
 	c.DistributorRing.InstanceAddr = ip
 	c.DistributorRing.HeartbeatPeriod = 200 * time.Millisecond
 	c.DistributorRing.HeartbeatTimeout = 5 * time.Second
-	opts := membership.Options{
-		Memberlist:             c,
-		WriterHeartbeatTimeout: 5 * time.Second,
-		Zone:                   zone,
-		HTTPPort:               4040,
-	}
-	if addrs != nil {
-		opts.WriterAddrs = addrs.set
-	}
+	var l log.Logger = log.NewNopLogger()
 	if logger != nil {
-		opts.Logger = logger
+		l = logger
 	}
-	m, err := membership.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s := time.Now()
-		_ = m.Stop(context.Background())
-		t.Logf("dist %s stop %v", id, time.Since(s))
-	})
+	m := buildMember(t, c, zone, addrs, l)
+	startMember(t, m)
 	return m
 }
 
@@ -201,10 +250,7 @@ func TestNotReadyWithoutWriters(t *testing.T) {
 	c.BindPort = 0
 	c.DistributorRing.InstanceID = "dist-alone"
 	c.DistributorRing.InstanceAddr = "127.0.0.8"
-	m, err := membership.New(membership.Options{Memberlist: c, WriterHeartbeatTimeout: time.Minute, HTTPPort: 4040})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := buildMember(t, c, "", nil, log.NewNopLogger())
 	// Not started and alone: nothing known.
 	if err := m.Ready(context.Background()); err == nil {
 		t.Fatal("Ready = nil with no segment-writer known")
@@ -212,10 +258,7 @@ func TestNotReadyWithoutWriters(t *testing.T) {
 	if got := m.HealthyDistributors(); got != 1 {
 		t.Fatalf("HealthyDistributors = %d, want 1 (never below one)", got)
 	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Stop(context.Background())
+	startMember(t, m)
 	time.Sleep(300 * time.Millisecond)
 	if err := m.Ready(context.Background()); err == nil {
 		t.Fatal("Ready = nil without joining any writer")
@@ -369,5 +412,42 @@ func TestVersionsMerge(t *testing.T) {
 	}
 	if _, err := c.Decode([]byte("not snappy")); err == nil {
 		t.Fatal("garbage decoded without error")
+	}
+}
+
+// TestTransportCheckFailsWhenTheListenerDies: dskit's KV keeps running when
+// its listener dies; the transport check is what notices.
+func TestTransportCheckFailsWhenTheListenerDies(t *testing.T) {
+	if _, err := os.Stat("/proc/net/tcp"); err != nil {
+		t.Skip("needs Linux's socket tables")
+	}
+	const ip = "127.0.0.78"
+	c := config.Defaults().Memberlist
+	c.BindAddr = []string{ip}
+	c.BindPort = 0
+	c.TransportCheckInterval = 20 * time.Millisecond
+	c.LeaveTimeout = time.Second
+	c.DistributorRing.InstanceID = "dist-check"
+	c.DistributorRing.InstanceAddr = ip
+	m := buildMember(t, c, "", nil, log.NewNopLogger())
+	startMember(t, m)
+	check := m.ml.TransportCheck()
+	if err := services.StartAndAwaitRunning(context.Background(), check); err != nil {
+		t.Fatal(err)
+	}
+	defer services.StopAndAwaitTerminated(context.Background(), check) //nolint:errcheck
+	time.Sleep(100 * time.Millisecond)
+	if s := check.State(); s != services.Running {
+		t.Fatalf("check %v while the port listens", s)
+	}
+	sockets.KillListener(t, ip)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := check.AwaitTerminated(ctx)
+	if check.State() != services.Failed || err == nil || !strings.Contains(err.Error(), "no longer listens") {
+		t.Fatalf("after the listener died: state %v, err %v", check.State(), err)
+	}
+	if s := m.ml.KV().State(); s != services.Running {
+		t.Fatalf("the KV is %v; it must keep running for those that leave through it", s)
 	}
 }

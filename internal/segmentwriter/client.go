@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/services"
 	segmentwriterv1 "github.com/grafana/pyroscope/api/gen/proto/go/segmentwriter/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -50,8 +51,11 @@ type Config struct {
 	DialOptions []grpc.DialOption
 }
 
-// Client is a pool of connections to segment-writers, keyed by address.
+// Client is a pool of connections to segment-writers, keyed by address. It
+// is a service: stopping closes every connection.
 type Client struct {
+	*services.BasicService
+
 	cfg     Config
 	logger  log.Logger
 	metrics *metrics
@@ -121,7 +125,9 @@ func New(cfg Config, reg prometheus.Registerer, logger log.Logger) (*Client, err
 		),
 	}
 	dial = append(dial, cfg.DialOptions...)
-	return &Client{cfg: cfg, logger: logger, metrics: m, dial: dial, conns: map[string]*conn{}}, nil
+	c := &Client{cfg: cfg, logger: logger, metrics: m, dial: dial, conns: map[string]*conn{}}
+	c.BasicService = services.NewIdleService(nil, func(error) error { return c.Close() }).WithName("segment-writer-client")
+	return c, nil
 }
 
 // SetAddresses tells the pool which writer addresses the ring holds now:

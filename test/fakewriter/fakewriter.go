@@ -320,15 +320,29 @@ func (w *Writer) KV() *memberlist.KV { return w.kv }
 // RingAddr is the address registered in the ring.
 func (w *Writer) RingAddr() string { return w.lifecycler.Addr }
 
+// startDetached starts s with a lifetime of its own (dskit ties a service
+// to the context it was started with; Stop ends these) and waits until it
+// runs or ctx ends.
+func startDetached(ctx context.Context, s services.Service) error {
+	if err := s.StartAsync(context.Background()); err != nil {
+		return err
+	}
+	if err := s.AwaitRunning(ctx); err != nil {
+		s.StopAsync()
+		return err
+	}
+	return nil
+}
+
 // Start serves, joins memberlist and registers in the ring; the health
 // status turns SERVING once the lifecycler runs.
 func (w *Writer) Start(ctx context.Context) error {
 	go func() { _ = w.grpcSrv.Serve(w.grpcLis) }()
 	go func() { _ = w.httpSrv.Serve(w.httpLis) }()
-	if err := membership.StartService(ctx, w.kv); err != nil {
+	if err := startDetached(ctx, w.kv); err != nil {
 		return fmt.Errorf("fakewriter: memberlist: %w", err)
 	}
-	if err := membership.StartService(ctx, w.lifecycler); err != nil {
+	if err := startDetached(ctx, w.lifecycler); err != nil {
 		return fmt.Errorf("fakewriter: lifecycler: %w", err)
 	}
 	// The lifecycler runs before it has picked tokens; report SERVING only
