@@ -102,23 +102,3 @@ func TestDesiredHashIgnoresItsAnnotation(t *testing.T) {
 		t.Fatal("hash did not change with the data")
 	}
 }
-
-func TestOwnsField(t *testing.T) {
-	d := &appsv1.Deployment{}
-	d.ManagedFields = []metav1.ManagedFieldsEntry{
-		{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationApply,
-			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{"f:a":{}}},"f:spec":{"f:template":{}}}`)}},
-		{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "scale",
-			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}}}`)}},
-	}
-	if ownsField(d, FieldManager, "spec", "replicas") {
-		t.Fatal("operator does not own spec.replicas")
-	}
-	if ownsField(d, "kube-controller-manager", "spec", "replicas") {
-		t.Fatal("a scale-subresource entry is not the main resource")
-	}
-	d.ManagedFields[0].FieldsV1.Raw = []byte(`{"f:spec":{"f:replicas":{},"f:template":{}}}`)
-	if !ownsField(d, FieldManager, "spec", "replicas") {
-		t.Fatal("operator owns spec.replicas")
-	}
-}
