@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/pyrodist/pyrodist/internal/manifests"
 )
@@ -29,6 +30,33 @@ type applier struct {
 	// reader reads from the API server, bypassing the cache.
 	reader client.Reader
 	scheme *runtime.Scheme
+}
+
+// prepare returns the object to apply for desired: a copy of it in owner's
+// namespace, controlled by owner (for garbage collection), and carrying the
+// applied-hash annotation that upToDate compares. desired itself is left as
+// it is: it belongs to the caller, who may read or reuse it.
+func (a *applier) prepare(owner, desired client.Object) (client.Object, error) {
+	obj, ok := desired.DeepCopyObject().(client.Object)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a client.Object", desired)
+	}
+	obj.SetNamespace(owner.GetNamespace())
+	if err := controllerutil.SetControllerReference(owner, obj, a.scheme); err != nil {
+		return nil, err
+	}
+	ann := obj.GetAnnotations()
+	delete(ann, appliedHashAnnotation) // a stale one must not feed the hash
+	hash, err := desiredHash(obj)
+	if err != nil {
+		return nil, err
+	}
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[appliedHashAnnotation] = hash
+	obj.SetAnnotations(ann)
+	return obj, nil
 }
 
 // errForeign is returned for a child name already taken by an object this

@@ -82,23 +82,3 @@ func TestUpToDate(t *testing.T) {
 		})
 	}
 }
-
-func TestDesiredHashIgnoresItsAnnotation(t *testing.T) {
-	a := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Data: map[string]string{"k": "v"}}
-	h1, err := desiredHash(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Annotations = map[string]string{appliedHashAnnotation: h1}
-	h2, _ := desiredHash(a)
-	if h1 != h2 {
-		t.Fatalf("hash depends on the hash annotation: %s vs %s", h1, h2)
-	}
-	if a.Annotations[appliedHashAnnotation] != h1 {
-		t.Fatal("desiredHash changed the object")
-	}
-	a.Data["k"] = "w"
-	if h3, _ := desiredHash(a); h3 == h1 {
-		t.Fatal("hash did not change with the data")
-	}
-}

@@ -23,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -193,22 +192,11 @@ func (r *PyroscopeDistributorReconciler) sync(ctx context.Context, pd *v1alpha1.
 		return obs, err
 	}
 
-	for _, obj := range desired.Objects() {
-		obj.SetNamespace(pd.Namespace)
-		if err := controllerutil.SetControllerReference(pd, obj, r.Scheme); err != nil {
-			return obs, err
-		}
-		hash, err := desiredHash(obj)
+	for _, built := range desired.Objects() {
+		obj, err := a.prepare(pd, built)
 		if err != nil {
 			return obs, err
 		}
-		ann := obj.GetAnnotations()
-		if ann == nil {
-			ann = map[string]string{}
-		}
-		ann[appliedHashAnnotation] = hash
-		obj.SetAnnotations(ann)
-
 		live, err := a.getOwned(ctx, obj, pd)
 		if err != nil {
 			return obs, err
