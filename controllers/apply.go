@@ -19,7 +19,9 @@ import (
 	"github.com/pyrodist/pyrodist/internal/manifests"
 )
 
-// FieldManager owns every field the operator applies to its children.
+// FieldManager is the field manager of every server-side apply the operator
+// sends: to its children and to the status of a PyroscopeDistributor. One
+// fixed name keeps ownership stable across restarts and replicas.
 const FieldManager = "pyrodist-operator"
 
 // applier applies desired children with server-side apply and one field

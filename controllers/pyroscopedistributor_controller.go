@@ -139,8 +139,9 @@ func (r *PyroscopeDistributorReconciler) fail(ctx context.Context, pd *v1alpha1.
 	return ctrl.Result{}, err
 }
 
-// writeStatus sends the status only when it changed, so a no-op resync
-// writes nothing, and keeps the ready gauge in step.
+// writeStatus applies the status (server-side apply on the status
+// subresource) only when it changed, so a no-op resync writes nothing, and
+// keeps the ready gauge in step.
 func (r *PyroscopeDistributorReconciler) writeStatus(ctx context.Context, pd *v1alpha1.PyroscopeDistributor,
 	before *v1alpha1.PyroscopeDistributorStatus) error {
 	ready := 0.0
@@ -151,13 +152,16 @@ func (r *PyroscopeDistributorReconciler) writeStatus(ctx context.Context, pd *v1
 	if equality.Semantic.DeepEqual(*before, pd.Status) {
 		return nil
 	}
-	orig := pd.DeepCopy()
-	orig.Status = *before
-	if err := r.Client.Status().Patch(ctx, pd, client.MergeFrom(orig)); err != nil {
+	body, err := statusApplyConfig(pd)
+	if err != nil {
+		return err
+	}
+	if err := r.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(body),
+		client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("update status: %w", err)
+		return fmt.Errorf("apply status: %w", err)
 	}
 	return nil
 }
