@@ -36,8 +36,8 @@ type applier struct {
 
 // prepare returns the object to apply for desired: a copy of it in owner's
 // namespace, controlled by owner (for garbage collection), and carrying the
-// applied-hash annotation that upToDate compares. desired itself is left as
-// it is: it belongs to the caller, who may read or reuse it.
+// applied-hash annotation that upToDate compares. desired is not changed, so
+// what Build returned means the same on every read.
 func (a *applier) prepare(owner, desired client.Object) (client.Object, error) {
 	obj, ok := desired.DeepCopyObject().(client.Object)
 	if !ok {

@@ -91,8 +91,7 @@ func (r *PyroscopeDistributorReconciler) syncAutoscaledDeployment(ctx context.Co
 
 // handOverReplicas makes handoverFieldManager co-own spec.replicas of d at
 // the given count, so the operator's next apply without replicas leaves the
-// field in place. This is the ownership transfer recipe of the server-side
-// apply documentation.
+// field in place.
 func (a *applier) handOverReplicas(ctx context.Context, d *appsv1.Deployment, replicas int32) error {
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))

@@ -146,8 +146,8 @@ func zoneDeployment(t *testing.T, ns, name, zone string) *appsv1.Deployment {
 	return get(t, ns, name+"-"+zone, &appsv1.Deployment{})
 }
 
-// The first envtest (issue 2): the CRD installs from config/crd/bases and a
-// PyroscopeDistributor round-trips through a real API server.
+// The CRD installs from config/crd/bases and a PyroscopeDistributor
+// round-trips through a real API server.
 func TestCRDInstalledCreateAndReadBack(t *testing.T) {
 	ns := newNamespace(t)
 	pd := newPD(ns, "roundtrip", "zone-a")
