@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,19 +14,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
-	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/pyrodist/pyrodist/internal/manifests"
 )
 
-const (
-	// FieldManager owns every field the operator applies to its children.
-	FieldManager = "pyrodist-operator"
-	// handoverFieldManager briefly co-owns a Deployment's spec.replicas while
-	// the operator lets go of it, so the field never falls back to its default
-	// of 1 (the server-side apply trap when an HPA takes over).
-	handoverFieldManager = "pyrodist-operator-handover"
-)
+// FieldManager is the field manager of every server-side apply the operator
+// sends: to its children and to the status of a PyroscopeDistributor. One
+// fixed name keeps ownership stable across restarts and replicas.
+const FieldManager = "pyrodist-operator"
 
 // applier applies desired children with server-side apply and one field
 // manager, skipping those already up to date. It knows nothing about the
@@ -37,6 +32,33 @@ type applier struct {
 	// reader reads from the API server, bypassing the cache.
 	reader client.Reader
 	scheme *runtime.Scheme
+}
+
+// prepare returns the object to apply for desired: a copy of it in owner's
+// namespace, controlled by owner (for garbage collection), and carrying the
+// applied-hash annotation that upToDate compares. desired is not changed, so
+// what Build returned means the same on every read.
+func (a *applier) prepare(owner, desired client.Object) (client.Object, error) {
+	obj, ok := desired.DeepCopyObject().(client.Object)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a client.Object", desired)
+	}
+	obj.SetNamespace(owner.GetNamespace())
+	if err := controllerutil.SetControllerReference(owner, obj, a.scheme); err != nil {
+		return nil, err
+	}
+	ann := obj.GetAnnotations()
+	delete(ann, appliedHashAnnotation) // a stale one must not feed the hash
+	hash, err := desiredHash(obj)
+	if err != nil {
+		return nil, err
+	}
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[appliedHashAnnotation] = hash
+	obj.SetAnnotations(ann)
+	return obj, nil
 }
 
 // errForeign is returned for a child name already taken by an object this
@@ -152,49 +174,6 @@ func (a *applier) toApplyConfig(obj client.Object) (*unstructured.Unstructured, 
 	}
 	u.SetGroupVersionKind(gvk)
 	return u, nil
-}
-
-// handOverReplicas moves ownership of spec.replicas away from FieldManager
-// without changing the value: the handover manager first co-owns the field at
-// the given count, so the main manager's next apply (without replicas) does
-// not remove it. The HPA's own updates then take the field from the handover
-// manager. This is the transfer recipe of the server-side apply docs.
-func (a *applier) handOverReplicas(ctx context.Context, d *appsv1.Deployment, replicas int32) error {
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
-	u.SetNamespace(d.Namespace)
-	u.SetName(d.Name)
-	if err := unstructured.SetNestedField(u.Object, int64(replicas), "spec", "replicas"); err != nil {
-		return err
-	}
-	if err := a.c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
-		client.FieldOwner(handoverFieldManager), client.ForceOwnership); err != nil {
-		return fmt.Errorf("hand over replicas of Deployment %s/%s: %w", d.Namespace, d.Name, err)
-	}
-	return nil
-}
-
-// ownsField reports whether manager owns the field at path (of the main
-// resource, not a subresource) according to obj's managedFields.
-func ownsField(obj metav1.Object, manager string, path ...string) bool {
-	want := make(fieldpath.Path, 0, len(path))
-	for _, p := range path {
-		name := p
-		want = append(want, fieldpath.PathElement{FieldName: &name})
-	}
-	for _, mf := range obj.GetManagedFields() {
-		if mf.Manager != manager || mf.Subresource != "" || mf.FieldsV1 == nil {
-			continue
-		}
-		set := &fieldpath.Set{}
-		if err := set.FromJSON(bytes.NewReader(mf.FieldsV1.Raw)); err != nil {
-			continue
-		}
-		if set.Has(want) {
-			return true
-		}
-	}
-	return false
 }
 
 // prune deletes the children in owner's namespace that carry owner's

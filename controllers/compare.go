@@ -17,16 +17,10 @@ import (
 // and no longer want (server-side apply removes it, so we must apply).
 const appliedHashAnnotation = "profiling.pyrodist.dev/applied-hash"
 
-// desiredHash is a stable hash of the object we are about to apply (without
-// the hash annotation itself). encoding/json sorts map keys, so equal objects
-// hash equal across processes and restarts.
+// desiredHash is a stable hash of the object we are about to apply, taken
+// before the hash annotation is added. encoding/json sorts map keys, so equal
+// objects hash equal across processes and restarts.
 func desiredHash(obj client.Object) (string, error) {
-	ann := obj.GetAnnotations()
-	saved, had := ann[appliedHashAnnotation]
-	if had {
-		delete(ann, appliedHashAnnotation)
-		defer func() { ann[appliedHashAnnotation] = saved }()
-	}
 	b, err := json.Marshal(obj)
 	if err != nil {
 		return "", err

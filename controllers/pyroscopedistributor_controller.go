@@ -23,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -140,8 +139,9 @@ func (r *PyroscopeDistributorReconciler) fail(ctx context.Context, pd *v1alpha1.
 	return ctrl.Result{}, err
 }
 
-// writeStatus sends the status only when it changed, so a no-op resync
-// writes nothing, and keeps the ready gauge in step.
+// writeStatus applies the status (server-side apply on the status
+// subresource) only when it changed, so a no-op resync writes nothing, and
+// keeps the ready gauge in step.
 func (r *PyroscopeDistributorReconciler) writeStatus(ctx context.Context, pd *v1alpha1.PyroscopeDistributor,
 	before *v1alpha1.PyroscopeDistributorStatus) error {
 	ready := 0.0
@@ -152,13 +152,16 @@ func (r *PyroscopeDistributorReconciler) writeStatus(ctx context.Context, pd *v1
 	if equality.Semantic.DeepEqual(*before, pd.Status) {
 		return nil
 	}
-	orig := pd.DeepCopy()
-	orig.Status = *before
-	if err := r.Client.Status().Patch(ctx, pd, client.MergeFrom(orig)); err != nil {
+	body, err := statusApplyConfig(pd)
+	if err != nil {
+		return err
+	}
+	if err := r.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(body),
+		client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("update status: %w", err)
+		return fmt.Errorf("apply status: %w", err)
 	}
 	return nil
 }
@@ -193,22 +196,11 @@ func (r *PyroscopeDistributorReconciler) sync(ctx context.Context, pd *v1alpha1.
 		return obs, err
 	}
 
-	for _, obj := range desired.Objects() {
-		obj.SetNamespace(pd.Namespace)
-		if err := controllerutil.SetControllerReference(pd, obj, r.Scheme); err != nil {
-			return obs, err
-		}
-		hash, err := desiredHash(obj)
+	for _, built := range desired.Objects() {
+		obj, err := a.prepare(pd, built)
 		if err != nil {
 			return obs, err
 		}
-		ann := obj.GetAnnotations()
-		if ann == nil {
-			ann = map[string]string{}
-		}
-		ann[appliedHashAnnotation] = hash
-		obj.SetAnnotations(ann)
-
 		live, err := a.getOwned(ctx, obj, pd)
 		if err != nil {
 			return obs, err
@@ -249,74 +241,22 @@ func (r *PyroscopeDistributorReconciler) sync(ctx context.Context, pd *v1alpha1.
 	return obs, nil
 }
 
-// syncDeployment applies one zone's Deployment. When hpa is set the
-// Deployment must not carry replicas, and ownership of spec.replicas is handed
-// over first so the count is not reset (see applier.handOverReplicas).
+// syncDeployment applies one zone's Deployment. An autoscaled zone (hpa set)
+// goes through syncAutoscaledDeployment, which leaves replicas to the HPA.
 func (r *PyroscopeDistributorReconciler) syncDeployment(ctx context.Context, a *applier, pd *v1alpha1.PyroscopeDistributor,
 	desired, live *appsv1.Deployment, hpa *autoscalingv2.HorizontalPodAutoscaler) (client.Object, error) {
-	if hpa == nil {
-		if live != nil && upToDate(desired, live) {
-			return live, nil
-		}
-		out, recreated, err := a.applyOrRecreate(ctx, desired, live)
-		if err != nil {
-			return nil, err
-		}
-		r.recreatedEvent(pd, desired, recreated)
-		r.deploymentEvents(pd, desired, live)
-		return out, nil
+	if hpa != nil {
+		return r.syncAutoscaledDeployment(ctx, a, pd, desired, live, hpa)
 	}
-
-	// Autoscaled zone: nothing to do when we hold no claim on replicas and
-	// everything else matches.
-	if live != nil && !ownsField(live, FieldManager, "spec", "replicas") && upToDate(desired, live) {
+	if live != nil && upToDate(desired, live) {
 		return live, nil
 	}
-	// The cache may lag behind our own last write; reading straight from the
-	// API server means a stale copy can never make us hand over (or create
-	// at) the wrong count.
-	var fresh *appsv1.Deployment
-	got := &appsv1.Deployment{}
-	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(desired), got); err == nil {
-		fresh = got
-	} else if !apierrors.IsNotFound(err) {
-		return nil, err
-	}
-	created := false
-	if fresh == nil {
-		// Create at the HPA's minimum instead of the API default of 1, then
-		// hand the count over below like any other.
-		first := desired.DeepCopy()
-		first.Spec.Replicas = ptrTo(hpaMin(hpa))
-		out, err := a.apply(ctx, first, FieldManager)
-		if err != nil {
-			return nil, err
-		}
-		r.deploymentEvents(pd, desired, nil)
-		fresh, created = out.(*appsv1.Deployment), true
-	}
-	if ownsField(fresh, FieldManager, "spec", "replicas") {
-		n := hpaMin(hpa)
-		if fresh.Spec.Replicas != nil {
-			n = clamp(*fresh.Spec.Replicas, hpaMin(hpa), hpa.Spec.MaxReplicas)
-		}
-		if err := a.handOverReplicas(ctx, desired, n); err != nil {
-			return nil, err
-		}
-		if !created {
-			r.Recorder.Eventf(pd, desired, corev1.EventTypeNormal, EventHPAHandover, "HandOver",
-				"HPA %s now owns the replicas of Deployment %s, starting from %d", hpa.Name, desired.Name, n)
-		}
-	} else if upToDate(desired, fresh) {
-		return fresh, nil
-	}
-	out, err := a.apply(ctx, desired, FieldManager)
+	out, recreated, err := a.applyOrRecreate(ctx, desired, live)
 	if err != nil {
 		return nil, err
 	}
-	if !created {
-		r.deploymentEvents(pd, desired, fresh)
-	}
+	r.recreatedEvent(pd, desired, recreated)
+	r.deploymentEvents(pd, desired, live)
 	return out, nil
 }
 
@@ -341,27 +281,10 @@ func (r *PyroscopeDistributorReconciler) deploymentEvents(pd *v1alpha1.Pyroscope
 		r.Recorder.Eventf(pd, desired, corev1.EventTypeNormal, EventConfigRolled, "Roll",
 			"config.yaml changed: rolling Deployment %s", desired.Name)
 	}
-	if desired.Spec.Replicas != nil && !ownsField(live, FieldManager, "spec", "replicas") {
+	if takesReplicasBack(desired, live) {
 		r.Recorder.Eventf(pd, desired, corev1.EventTypeNormal, EventReplicasTaken, "TakeReplicas",
 			"The operator sets the replicas of Deployment %s again: %d", desired.Name, *desired.Spec.Replicas)
 	}
-}
-
-func hpaMin(h *autoscalingv2.HorizontalPodAutoscaler) int32 {
-	if h.Spec.MinReplicas != nil && *h.Spec.MinReplicas > 0 {
-		return *h.Spec.MinReplicas
-	}
-	return 1
-}
-
-func clamp(v, lo, hi int32) int32 {
-	if v < lo {
-		return lo
-	}
-	if hi >= lo && v > hi {
-		return hi
-	}
-	return v
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -28,7 +28,7 @@ func TestRoleIsLeastPrivilege(t *testing.T) {
 		"autoscaling/horizontalpodautoscalers":         children,
 		"policy/poddisruptionbudgets":                  children,
 		"profiling.pyrodist.dev/pyroscopedistributors": {"get", "list", "watch"},
-		// Status is written with a merge patch only.
+		// Status is written by server-side apply, which is a PATCH.
 		"profiling.pyrodist.dev/pyroscopedistributors/status": {"patch"},
 		// Owner references with blockOwnerDeletion need update on the owner's
 		// finalizers where OwnerReferencesPermissionEnforcement is on.

@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/pyrodist/pyrodist/api/v1alpha1"
 	"github.com/pyrodist/pyrodist/internal/manifests"
@@ -161,4 +163,20 @@ func truncate(s string) string {
 		return s
 	}
 	return s[:max] + "..."
+}
+
+// statusApplyConfig is the body of the status apply: the object's identity
+// and the status the operator computed, nothing else, so the apply claims no
+// field outside status. Every status field is the operator's: one it leaves
+// out (a zone gone from the spec, an HPA count no longer reported) is removed.
+func statusApplyConfig(pd *v1alpha1.PyroscopeDistributor) (*unstructured.Unstructured, error) {
+	st, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&pd.Status)
+	if err != nil {
+		return nil, fmt.Errorf("status of %s/%s: %w", pd.Namespace, pd.Name, err)
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"status": st}}
+	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("PyroscopeDistributor"))
+	u.SetNamespace(pd.Namespace)
+	u.SetName(pd.Name)
+	return u, nil
 }

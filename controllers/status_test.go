@@ -1,7 +1,10 @@
 package controllers
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"reflect"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -9,6 +12,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/pyrodist/pyrodist/api/v1alpha1"
 )
@@ -105,5 +111,163 @@ func TestComputeStatusReportsTheHPATarget(t *testing.T) {
 	}
 	if pd.Status.TrafficDistribution != v1alpha1.TrafficDistributionNone {
 		t.Fatalf("traffic %q, want None without a shared Service mode", pd.Status.TrafficDistribution)
+	}
+}
+
+func TestStatusApplyConfig(t *testing.T) {
+	pd := &v1alpha1.PyroscopeDistributor{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "pd", UID: "uid", ResourceVersion: "9", Generation: 3,
+			Labels: map[string]string{"a": "1"}, Annotations: map[string]string{"b": "2"}},
+		Spec: v1alpha1.PyroscopeDistributorSpec{Image: "img", Zones: []v1alpha1.Zone{{Name: "a"}, {Name: "b"}}},
+	}
+	pd.Status = v1alpha1.PyroscopeDistributorStatus{
+		ObservedGeneration: 3, ZoneCount: 2, Replicas: 4, ReadyReplicas: 2, TrafficDistribution: "PreferSameZone",
+		Zones: []v1alpha1.ZoneStatus{
+			{Name: "a", Autoscaled: true, DesiredReplicas: 2, HPADesiredReplicas: ptrTo[int32](3)},
+			{Name: "b", DesiredReplicas: 2, ReadyReplicas: 2},
+		},
+		Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonNotReady,
+			Message: "m", ObservedGeneration: 3, LastTransitionTime: metav1.Unix(1700000000, 0)}},
+	}
+	keep := pd.DeepCopy()
+	u, err := statusApplyConfig(pd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(pd, keep) {
+		t.Fatal("statusApplyConfig changed its input")
+	}
+
+	// Nothing but identity and status: the apply claims no other field.
+	var top []string
+	for k := range u.Object {
+		top = append(top, k)
+	}
+	if len(u.Object) != 4 || u.GetAPIVersion() != "profiling.pyrodist.dev/v1alpha1" || u.GetKind() != "PyroscopeDistributor" ||
+		u.Object["status"] == nil {
+		t.Fatalf("top-level keys %v, apiVersion %q, kind %q", top, u.GetAPIVersion(), u.GetKind())
+	}
+	md, _ := u.Object["metadata"].(map[string]any)
+	if !reflect.DeepEqual(md, map[string]any{"name": "pd", "namespace": "ns"}) {
+		t.Fatalf("metadata %v, want name and namespace only", md)
+	}
+
+	// The status survives the trip, and a field left unset is absent, not
+	// null or zero: absent is what makes server-side apply remove it.
+	var back v1alpha1.PyroscopeDistributorStatus
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object["status"].(map[string]any), &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, pd.Status) {
+		t.Fatalf("status round trip:\n got %+v\nwant %+v", back, pd.Status)
+	}
+	zones, _ := u.Object["status"].(map[string]any)["zones"].([]any)
+	if len(zones) != 2 {
+		t.Fatalf("zones %v", zones)
+	}
+	if _, ok := zones[1].(map[string]any)["hpaDesiredReplicas"]; ok {
+		t.Fatalf("zone b carries hpaDesiredReplicas: %v", zones[1])
+	}
+}
+
+// statusManagers returns the managedFields entries of pd's status
+// subresource, and the field set of the operator's Apply entry there.
+func statusManagers(t *testing.T, pd *v1alpha1.PyroscopeDistributor) ([]metav1.ManagedFieldsEntry, *fieldpath.Set) {
+	t.Helper()
+	var entries []metav1.ManagedFieldsEntry
+	var ours *fieldpath.Set
+	for _, mf := range pd.ManagedFields {
+		if mf.Subresource != "status" {
+			continue
+		}
+		entries = append(entries, mf)
+		if mf.Manager == FieldManager && mf.Operation == metav1.ManagedFieldsOperationApply && mf.FieldsV1 != nil {
+			ours = &fieldpath.Set{}
+			if err := ours.FromJSON(bytes.NewReader(mf.FieldsV1.Raw)); err != nil {
+				t.Fatalf("managedFields of %s: %v", FieldManager, err)
+			}
+		}
+	}
+	return entries, ours
+}
+
+// Status is written by server-side apply on the status subresource, as
+// FieldManager, which then owns the status fields and nothing else; a field
+// the operator stops reporting goes away.
+func TestStatusIsServerSideApplied(t *testing.T) {
+	ns := newNamespace(t)
+	key := types.NamespacedName{Namespace: ns, Name: "ssa"}
+	pd := newPD(ns, "ssa", "zone-a", "zone-b")
+	pd.Spec.Autoscaling = &v1alpha1.Autoscaling{MinReplicas: ptrTo[int32](2), MaxReplicas: 6}
+	mustCreate(t, pd)
+	pd = reconciled(t, key)
+
+	entries, ours := statusManagers(t, pd)
+	if ours == nil {
+		t.Fatalf("no %s/Apply entry for the status subresource; status entries: %+v", FieldManager, entries)
+	}
+	for _, mf := range entries {
+		if mf.Manager != FieldManager || mf.Operation != metav1.ManagedFieldsOperationApply {
+			t.Errorf("status written by %s/%s too", mf.Manager, mf.Operation)
+		}
+	}
+	for _, p := range []fieldpath.Path{
+		fieldpath.MakePathOrDie("status", "observedGeneration"),
+		fieldpath.MakePathOrDie("status", "zoneCount"),
+		fieldpath.MakePathOrDie("status", "conditions", fieldpath.KeyByFields("type", v1alpha1.ConditionReady), "status"),
+		fieldpath.MakePathOrDie("status", "conditions", fieldpath.KeyByFields("type", v1alpha1.ConditionDegraded), "reason"),
+		fieldpath.MakePathOrDie("status", "zones", fieldpath.KeyByFields("name", "zone-b"), "autoscaled"),
+	} {
+		if !ours.Has(p) {
+			t.Errorf("%s does not own %s", FieldManager, p)
+		}
+	}
+	ours.Iterate(func(p fieldpath.Path) {
+		if len(p) == 0 || p[0].FieldName == nil || *p[0].FieldName != "status" {
+			t.Errorf("the status apply owns %s, outside status", p)
+		}
+	})
+
+	// An HPA reports a target; the zone status shows it until autoscaling
+	// is switched off, then the field is gone (not zero).
+	hpa := get(t, ns, "ssa-zone-a", &autoscalingv2.HorizontalPodAutoscaler{})
+	hpa.Status.DesiredReplicas = 4
+	if err := k8sClient.Status().Update(testCtx, hpa); err != nil {
+		t.Fatal(err)
+	}
+	zoneA := func(pd *v1alpha1.PyroscopeDistributor) v1alpha1.ZoneStatus {
+		for _, z := range pd.Status.Zones {
+			if z.Name == "zone-a" {
+				return z
+			}
+		}
+		return v1alpha1.ZoneStatus{}
+	}
+	eventually(t, waitFor, func() error {
+		z := zoneA(get(t, ns, "ssa", &v1alpha1.PyroscopeDistributor{}))
+		if z.HPADesiredReplicas == nil || *z.HPADesiredReplicas != 4 {
+			return fmt.Errorf("zone-a status %+v", z)
+		}
+		return nil
+	})
+	updatePD(t, key, func(pd *v1alpha1.PyroscopeDistributor) {
+		pd.Spec.Autoscaling = nil
+		pd.Spec.Zones = pd.Spec.Zones[:1]
+	})
+	reconciled(t, key)
+	eventually(t, waitFor, func() error {
+		pd := get(t, ns, "ssa", &v1alpha1.PyroscopeDistributor{})
+		if len(pd.Status.Zones) != 1 {
+			return fmt.Errorf("status zones %+v, want zone-a only", pd.Status.Zones)
+		}
+		if z := zoneA(pd); z.Autoscaled || z.HPADesiredReplicas != nil {
+			return fmt.Errorf("zone-a status %+v, want no autoscaling fields", z)
+		}
+		return nil
+	})
+	assertNoWritesOnResync(t, key)
+	entries, _ = statusManagers(t, get(t, ns, "ssa", &v1alpha1.PyroscopeDistributor{}))
+	if len(entries) != 1 {
+		t.Fatalf("status managers %+v, want %s/Apply alone", entries, FieldManager)
 	}
 }

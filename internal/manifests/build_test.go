@@ -315,7 +315,7 @@ func TestHPA(t *testing.T) {
 }
 
 // checkRestricted asserts what the restricted Pod Security Standard requires
-// (plus what the issue asks: read-only root file system, no init containers).
+// (plus a read-only root file system and no init containers).
 func checkRestricted(t *testing.T, where string, p corev1.PodSpec) {
 	t.Helper()
 	fail := func(format string, args ...any) { t.Errorf(where+": "+format, args...) }
@@ -562,7 +562,7 @@ func TestObjectsNamesLabelsAndOrder(t *testing.T) {
 			t.Errorf("%s: TypeMeta kind %q", o.GetName(), o.GetObjectKind().GroupVersionKind().Kind)
 		}
 		if len(o.GetOwnerReferences()) != 0 {
-			t.Errorf("%s: owner references are the controller's job", o.GetName())
+			t.Errorf("%s: Build set owner references %v", o.GetName(), o.GetOwnerReferences())
 		}
 	}
 	want := []string{

@@ -10,7 +10,7 @@
 //		DefaultImage: "ghcr.io/pyrodist/pyrodist:v0.1.0",
 //	})
 //	desired.Objects() []client.Object  // every child, in apply order, TypeMeta set,
-//	                                   // labels set; owner references are the caller's job
+//	                                   // labels set, no owner references
 //	desired.Zones []ZoneObjects        // per zone: Deployment, Service, PDB, HPA (nil when
 //	                                   // not autoscaled or disabled), Autoscaled, Replicas
 //	desired.Zone(name) *ZoneObjects

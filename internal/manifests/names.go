@@ -51,7 +51,7 @@ const (
 )
 
 // ZonalName is the name of zone's Deployment, Service, PodDisruptionBudget and
-// HPA for PyroscopeDistributor name (design.md "Operator shape": <name>-<zone>).
+// HPA for PyroscopeDistributor name: <name>-<zone>.
 func ZonalName(name, zone string) string { return name + "-" + zone }
 
 // ConfigMapName is the ConfigMap holding config.yaml and overrides.yaml.
