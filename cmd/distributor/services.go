@@ -90,7 +90,7 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 	a := &app{}
 	a.server, err = ingest.New(ingest.Options{
 		Pusher: pipeline,
-		Budget: pipeline,
+		Budget: pipeline.Budget(),
 		Limits: limits,
 		// Ready until a part fails or stops, and while a writer is known.
 		Ready: func(ctx context.Context) error {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/inflight"
 	"github.com/pyrodist/pyrodist/internal/placement"
 	"github.com/pyrodist/pyrodist/internal/profile"
 	"github.com/pyrodist/pyrodist/internal/ratelimit"
@@ -34,8 +35,11 @@ type TenantLimits interface {
 
 // Config is the process-wide part of the pipeline's settings.
 type Config struct {
-	// MaxInflightBytes bounds the decompressed bytes all requests hold at
-	// once; 0 derives it from the memory limit (a quarter of it).
+	// Budget is the in-flight budget the pipeline charges, shared with the
+	// ingest server; nil makes one of MaxInflightBytes.
+	Budget *inflight.Budget
+	// MaxInflightBytes bounds what all requests hold at once; 0 derives it
+	// from the memory limit (a quarter of it).
 	MaxInflightBytes int64
 }
 
@@ -50,7 +54,7 @@ type Distributor struct {
 	limits   TenantLimits
 	sender   Sender
 	limiter  *ratelimit.Limiter
-	inflight *inflight
+	budget   *inflight.Budget
 	metrics  *metrics
 	logger   log.Logger
 	now      func() time.Time
@@ -66,9 +70,9 @@ func New(cfg Config, limits TenantLimits, sender Sender, healthyDistributors fun
 	if logger == nil {
 		logger = log.NewNopLogger()
 	}
-	f := &inflight{max: cfg.MaxInflightBytes}
-	if f.max == 0 {
-		f.max = defaultInflightBytes()
+	f := cfg.Budget
+	if f == nil {
+		f = inflight.New(cfg.MaxInflightBytes)
 	}
 	m, err := newMetrics(reg, f)
 	if err != nil {
@@ -78,7 +82,7 @@ func New(cfg Config, limits TenantLimits, sender Sender, healthyDistributors fun
 		limits:   limits,
 		sender:   sender,
 		limiter:  ratelimit.New(healthyDistributors),
-		inflight: f,
+		budget:   f,
 		metrics:  m,
 		logger:   logger,
 		now:      time.Now,
@@ -121,13 +125,13 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 	now := d.now()
 	start := time.Now() // not d.now: that one is the profiles' clock, faked in tests
 
-	ch := &charge{f: d.inflight}
+	ch := d.budget.Charge()
 	var bufs []*[]byte
 	defer func() {
 		for _, b := range bufs {
 			profile.PutBuffer(b)
 		}
-		ch.releaseAll()
+		ch.Release()
 	}()
 
 	// Inflate every profile first, as Pyroscope does: the request size limit
@@ -144,18 +148,18 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 			d.metrics.receivedCompressed.WithLabelValues(name, tenant).Observe(float64(len(raw.GetRawProfile())))
 			buf := profile.GetBuffer()
 			bufs = append(bufs, buf)
-			data, err := profile.Inflate(raw.GetRawProfile(), lim.MaxProfileSizeBytes, buf, ch.reserve)
+			data, err := profile.Inflate(raw.GetRawProfile(), lim.MaxProfileSizeBytes, buf, ch.Reserve)
 			if err == nil {
 				// The decoded form is several times the pprof bytes: charge
 				// it now, before anything of the request is sent.
-				err = ch.reserve(decodedFactor * len(data))
+				err = ch.Reserve(decodedFactor * len(data))
 			}
 			if err != nil {
 				var tooLarge *profile.ErrTooLarge
 				switch {
-				case errors.Is(err, errInflight):
+				case inflight.IsExhausted(err):
 					d.metrics.discard(validation.InflightLimit, tenant, len(raw.GetRawProfile()))
-					return d.inflightError()
+					return d.inflightError(err)
 				case errors.As(err, &tooLarge):
 					d.metrics.discard(validation.ProfileSizeLimit, tenant, len(raw.GetRawProfile()))
 					if sizeErr == nil {
@@ -210,7 +214,7 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 // per-service profiles. The memory it adds to what Push charged (encoded
 // profiles, gRPC's copy of each request) is charged to ch. start is when Push
 // began, for the processing-time histogram.
-func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *config.Limits, ch *charge, it item, now, start time.Time) error {
+func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *config.Limits, ch *inflight.Charge, it item, now, start time.Time) error {
 	name := metricLabel(validation.Get(it.labels, validation.LabelName))
 	cost := len(it.data)
 	for _, l := range it.labels {
@@ -292,9 +296,9 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 		if encoded {
 			cost += len(pprof)
 		}
-		if err := ch.reserve(cost); err != nil {
+		if err := ch.Reserve(cost); err != nil {
 			d.metrics.discard(validation.InflightLimit, tenant, len(it.data))
-			return d.inflightError()
+			return d.inflightError(err)
 		}
 		d.metrics.receivedDecompressed.WithLabelValues(tenant, "normalized").Observe(float64(len(pprof)))
 		profiles[i] = &Profile{
@@ -313,27 +317,17 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 	return d.send(ctx, profiles)
 }
 
-// ReserveInflight charges n bytes held outside Push (the /ingest server
-// inflates and decodes pprof bodies before it calls Push) to the same
-// process-wide budget Push charges, so one budget bounds both paths. The
-// error, when the budget is exhausted, is the ResourceExhausted (429) that
-// Push returns in that case. Every successful reservation must be released.
-func (d *Distributor) ReserveInflight(n int) error {
-	if !d.inflight.reserve(int64(n)) {
-		return d.inflightError()
+// Budget is the in-flight budget the pipeline charges; the ingest server
+// charges what it holds before calling Push to the same one.
+func (d *Distributor) Budget() *inflight.Budget { return d.budget }
+
+// inflightError is the client's answer to an exhausted budget: 429.
+func (d *Distributor) inflightError(err error) error {
+	var e *inflight.ExhaustedError
+	if errors.As(err, &e) {
+		err = e
 	}
-	return nil
-}
-
-// ReleaseInflight returns n bytes taken with ReserveInflight.
-func (d *Distributor) ReleaseInflight(n int) { d.inflight.release(int64(n)) }
-
-// InflightBytes is what the budget holds now.
-func (d *Distributor) InflightBytes() int64 { return d.inflight.cur.Load() }
-
-func (d *Distributor) inflightError() error {
-	return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
-		"the distributor is holding its limit of %s of profiles in flight; retry later", profile.IECBytes(uint64(d.inflight.max))))
+	return connect.NewError(connect.CodeResourceExhausted, err)
 }
 
 func (d *Distributor) invalid(tenant string, size int, err error) error {

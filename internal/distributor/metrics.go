@@ -3,6 +3,7 @@ package distributor
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pyrodist/pyrodist/internal/inflight"
 	"github.com/pyrodist/pyrodist/internal/validation"
 )
 
@@ -22,7 +23,7 @@ type metrics struct {
 	processing           prometheus.Histogram
 }
 
-func newMetrics(reg prometheus.Registerer, f *inflight) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, f *inflight.Budget) (*metrics, error) {
 	sizeBuckets := prometheus.ExponentialBucketsRange(1<<10, 1<<28, 30)
 	m := &metrics{
 		receivedCompressed: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -50,11 +51,11 @@ func newMetrics(reg prometheus.Registerer, f *inflight) (*metrics, error) {
 		}, []string{"reason", "tenant"}),
 		inflightBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "pyrodist", Name: "distributor_inflight_bytes",
-			Help: "Decompressed profile bytes held by requests in flight.",
-		}, func() float64 { return float64(f.cur.Load()) }),
+			Help: "Bytes held by requests in flight (bodies, inflated and decoded profiles), charged to the in-flight budget.",
+		}, func() float64 { return float64(f.InUse()) }),
 		inflightLimit: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "pyrodist", Name: "distributor_inflight_bytes_limit",
-			Help: "The in-flight decompressed bytes budget; 0 means unlimited.",
+			Help: "The in-flight budget in bytes; 0 means unlimited.",
 		}),
 		// The distributor's own share of a push's latency, apart from the
 		// segment-writer calls (pyroscope_segment_writer_client_request_duration_seconds):
@@ -66,7 +67,7 @@ func newMetrics(reg prometheus.Registerer, f *inflight) (*metrics, error) {
 			Buckets: FineLatencyBuckets,
 		}),
 	}
-	m.inflightLimit.Set(float64(f.max))
+	m.inflightLimit.Set(float64(f.Max()))
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.receivedCompressed, m.receivedDecompressed, m.receivedSamples,
 			m.discardedBytes, m.discardedProfiles, m.inflightBytes, m.inflightLimit, m.processing} {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/inflight"
 	"github.com/pyrodist/pyrodist/test/corpus"
 	"github.com/pyrodist/pyrodist/test/testutil/pprofcheck"
 )
@@ -258,23 +260,27 @@ func TestInflightBudget(t *testing.T) {
 	good := recentProfile(t, "cpu-16k", now)
 	l := defaultLimits()
 	l.IngestionBurstSizeMB = 100
-	d, err := New(Config{MaxInflightBytes: 64 << 10}, staticLimits{l}, &recorder{}, nil, nil, nil)
+	small, err := New(Config{MaxInflightBytes: 64 << 10}, staticLimits{l}, &recorder{}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = d.Push(context.Background(), "t1", pushOne(cpuLabels(), good))
+	err = small.Push(context.Background(), "t1", pushOne(cpuLabels(), good))
 	var ce *connect.Error
-	if !errors.As(err, &ce) || ce.Code() != connect.CodeResourceExhausted {
-		t.Fatalf("err %v, want resource_exhausted", err)
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeResourceExhausted ||
+		!strings.Contains(ce.Message(), "holding its limit of 64 KiB of profiles in flight") {
+		t.Fatalf("err %v, want resource_exhausted with the limit", err)
 	}
-	if c := d.inflight.cur.Load(); c != 0 {
+	if c := small.Budget().InUse(); c != 0 {
 		t.Fatalf("in-flight bytes %d after the request ended", c)
 	}
-	d.inflight.max = 64 << 20
-	if err := d.Push(context.Background(), "t1", pushOne(cpuLabels(), good)); err != nil {
+	large, err := New(Config{Budget: inflight.New(64 << 20)}, staticLimits{l}, &recorder{}, nil, nil, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if c := d.inflight.cur.Load(); c != 0 {
+	if err := large.Push(context.Background(), "t1", pushOne(cpuLabels(), good)); err != nil {
+		t.Fatal(err)
+	}
+	if c := large.Budget().InUse(); c != 0 {
 		t.Fatalf("in-flight bytes %d after the request ended", c)
 	}
 }
@@ -322,7 +328,7 @@ type budgetProbe struct {
 }
 
 func (b *budgetProbe) Send(_ context.Context, p *Profile) error {
-	b.held.Store(b.d.InflightBytes())
+	b.held.Store(b.d.Budget().InUse())
 	b.sentSize.Store(int64(len(p.Pprof)))
 	return nil
 }
@@ -354,12 +360,16 @@ func TestInflightBudgetChargesEncodedProfile(t *testing.T) {
 	if held < least {
 		t.Fatalf("budget held %d bytes while sending, want at least %d (inflated %d, sent %d)", held, least, inflated, sent)
 	}
-	if c := d.inflight.cur.Load(); c != 0 {
+	if c := d.Budget().InUse(); c != 0 {
 		t.Fatalf("in-flight bytes %d after the request ended", c)
 	}
 	// Short of that (how much the inflate buffers take depends on the pool,
 	// so the refusal may come before or at the send): refused, nothing sent.
-	d.inflight.max = least - 1
+	d, err = New(Config{Budget: inflight.New(least - 1)}, staticLimits{l}, probe, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.d = d
 	probe.sentSize.Store(0)
 	err = d.Push(context.Background(), "t1", pushOne(cpuLabels(), good))
 	var ce *connect.Error
@@ -369,7 +379,7 @@ func TestInflightBudgetChargesEncodedProfile(t *testing.T) {
 	if probe.sentSize.Load() != 0 {
 		t.Fatal("sent although the budget was short")
 	}
-	if c := d.inflight.cur.Load(); c != 0 {
+	if c := d.Budget().InUse(); c != 0 {
 		t.Fatalf("in-flight bytes %d after the refused request", c)
 	}
 }

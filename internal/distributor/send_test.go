@@ -72,7 +72,7 @@ func TestPushManySeries(t *testing.T) {
 		}
 		ids[p.ID] = true
 	}
-	if c := d.inflight.cur.Load(); c != 0 {
+	if c := d.Budget().InUse(); c != 0 {
 		t.Fatalf("in-flight bytes %d after the request", c)
 	}
 }

@@ -51,7 +51,7 @@ func TestIngestChargesTheInflightBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	pusher := &countingPusher{next: d}
-	ts := startServer(t, func(o *Options) { o.Pusher, o.Budget = pusher, d })
+	ts := startServer(t, func(o *Options) { o.Pusher, o.Budget = pusher, d.Budget() })
 
 	for _, tc := range []struct {
 		name       string
@@ -89,7 +89,7 @@ func TestIngestChargesTheInflightBudget(t *testing.T) {
 			if pusher.calls != tc.wantPushed {
 				t.Fatalf("%d requests reached the pipeline, want %d", pusher.calls, tc.wantPushed)
 			}
-			if n := d.InflightBytes(); n != 0 {
+			if n := d.Budget().InUse(); n != 0 {
 				t.Fatalf("in-flight budget holds %d bytes after the request", n)
 			}
 		})

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 
+	"github.com/pyrodist/pyrodist/internal/inflight"
 	"github.com/pyrodist/pyrodist/internal/ingest/legacy"
 )
 
@@ -80,8 +81,8 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	// The conversion's memory (inflated and decoded pprof, text bodies) is
 	// charged to the pipeline's budget; the charge ends before Push, which
 	// charges the converted profile itself.
-	ch := &charge{b: s.opts.Budget}
-	defer ch.release()
+	ch := s.opts.Budget.Charge()
+	defer ch.Release()
 	var series *legacy.Series
 	switch format {
 	case formatFolded, formatLines, formatPprof:
@@ -92,7 +93,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		}
 		if format != formatPprof {
 			// text is converted in memory as it is: charge the body
-			if err := ch.reserve(len(data)); err != nil {
+			if err := ch.Reserve(len(data)); err != nil {
 				writeConvertError(w, err, pprofBody)
 				return
 			}
@@ -103,7 +104,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		case formatLines:
 			series, err = legacy.Lines(data, md)
 		default:
-			series, err = legacy.Pprof(data, md, nil, int64(lim.MaxProfileSizeBytes), ch.reserve)
+			series, err = legacy.Pprof(data, md, nil, int64(lim.MaxProfileSizeBytes), ch.Reserve)
 		}
 		if err != nil {
 			writeConvertError(w, err, pprofBody)
@@ -120,7 +121,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusUnprocessableEntity, connect.CodeInvalidArgument, err.Error())
 			return
 		}
-		if series, err = legacy.Pprof(profile, md, types, int64(lim.MaxProfileSizeBytes), ch.reserve); err != nil {
+		if series, err = legacy.Pprof(profile, md, types, int64(lim.MaxProfileSizeBytes), ch.Reserve); err != nil {
 			writeConvertError(w, err, true)
 			return
 		}
@@ -132,7 +133,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	if series == nil { // dropped on purpose (a profile_id label), as Pyroscope does
 		return
 	}
-	ch.release()
+	ch.Release()
 	req := &pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
 		Labels:  series.Labels,
 		Samples: []*pushv1.RawSample{{RawProfile: series.Pprof, ID: uuid.NewString()}},
@@ -177,9 +178,10 @@ func writeReadError(w http.ResponseWriter, err error) {
 // a bad profile type in the name is the request's fault (400); a body that
 // does not parse is 422, as Pyroscope answers both pprof and text bodies.
 func writeConvertError(w http.ResponseWriter, err error, pprofBody bool) {
-	var ce *connect.Error
+	var full *inflight.ExhaustedError
 	switch {
-	case errors.As(err, &ce): // the in-flight budget is full
+	case errors.As(err, &full):
+		ce := connect.NewError(connect.CodeResourceExhausted, full)
 		writeError(w, ingestStatus(ce, pprofBody), ce.Code(), ce.Message())
 	case errors.Is(err, legacy.ErrProfileType):
 		writeError(w, http.StatusBadRequest, connect.CodeInvalidArgument, err.Error())
@@ -246,28 +248,4 @@ func readMultipart(body io.Reader, contentType string) ([]byte, map[string]*lega
 		return nil, nil, errors.New("multipart body has no profile field")
 	}
 	return profile, types, nil
-}
-
-// charge is one /ingest request's share of the in-flight budget.
-type charge struct {
-	b     Budget
-	total int
-}
-
-func (c *charge) reserve(n int) error {
-	if c.b == nil {
-		return nil
-	}
-	if err := c.b.ReserveInflight(n); err != nil {
-		return err
-	}
-	c.total += n
-	return nil
-}
-
-func (c *charge) release() {
-	if c.b != nil && c.total > 0 {
-		c.b.ReleaseInflight(c.total)
-	}
-	c.total = 0
 }

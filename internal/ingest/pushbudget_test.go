@@ -54,7 +54,7 @@ func TestPushBodyChargesTheInflightBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 		pusher := &countingPusher{next: d}
-		return d, pusher, startServer(t, func(o *Options) { o.Pusher, o.Budget = pusher, d })
+		return d, pusher, startServer(t, func(o *Options) { o.Pusher, o.Budget = pusher, d.Budget() })
 	}
 
 	protocols := []struct {
@@ -115,10 +115,10 @@ func TestPushBodyChargesTheInflightBudget(t *testing.T) {
 func waitBudgetEmpty(t *testing.T, d *distributor.Distributor) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for d.InflightBytes() != 0 && time.Now().Before(deadline) {
+	for d.Budget().InUse() != 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if n := d.InflightBytes(); n != 0 {
+	if n := d.Budget().InUse(); n != 0 {
 		t.Fatalf("in-flight budget holds %d bytes after the request", n)
 	}
 }

@@ -27,21 +27,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/inflight"
 )
 
 // Pusher is the pipeline: it validates, splits and sends req for tenant.
 type Pusher interface {
 	Push(ctx context.Context, tenant string, req *pushv1.PushRequest) error
-}
-
-// Budget is the pipeline's process-wide in-flight budget. /ingest inflates
-// and decodes pprof bodies before it calls the pipeline and charges that
-// memory here, so one budget bounds both paths.
-type Budget interface {
-	// ReserveInflight charges n bytes; an error (ResourceExhausted) means
-	// the request must be refused.
-	ReserveInflight(n int) error
-	ReleaseInflight(n int)
 }
 
 // Limits gives a tenant's limits; the server applies the body and profile
@@ -57,9 +48,9 @@ func bodyLimit(l *config.Limits) int64 { return int64(l.IngestionBodyLimitMB * (
 type Options struct {
 	Pusher Pusher
 	Limits Limits
-	// Budget is charged for the memory /ingest takes converting a body;
-	// nil: nothing is charged.
-	Budget Budget
+	// Budget is the in-flight budget, the pipeline's: the server charges
+	// request bodies and /ingest's conversions to it; nil: nothing is charged.
+	Budget *inflight.Budget
 	// Ready returns nil once the distributor can send (a healthy
 	// segment-writer is known); nil means always ready.
 	Ready               func(context.Context) error
