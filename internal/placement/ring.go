@@ -281,8 +281,6 @@ func (r *Ring) Instance(i int32) *Instance { return &r.instances[i] }
 // ShardOwner returns the index of the instance owning shard id (1..N).
 func (r *Ring) ShardOwner(shard uint32) int32 { return r.slots[shard-1].inst }
 
-func (r *Ring) identOf(i int32) int32 { return r.ident[i] }
-
 // Active is the number of distinct ACTIVE instances that own shards.
 func (r *Ring) Active() int {
 	if r == nil {

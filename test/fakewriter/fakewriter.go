@@ -550,15 +550,6 @@ type countKey struct {
 	shard uint32
 }
 
-// Counts aggregates Records per (tenant, service, shard).
-func Counts(records []Record) []Count {
-	m := map[countKey]int{}
-	for _, r := range records {
-		m[countKey{r.Tenant, r.ServiceName, r.Shard}]++
-	}
-	return sortedCounts(m)
-}
-
 func sortedCounts(m map[countKey]int) []Count {
 	out := make([]Count, 0, len(m))
 	for k, n := range m {

@@ -76,9 +76,6 @@ func ToolBinaries(repoRoot string) (Binaries, error) {
 	return b, nil
 }
 
-// Check reports every missing binary at once.
-func (b Binaries) Check() error { return b.check(true) }
-
 func (b Binaries) check(metricsServer bool) error {
 	var missing []string
 	need := map[string]string{
@@ -453,9 +450,6 @@ func (c *Cluster) Stop() {
 	}
 	c.logf("stopped %d processes", len(stopped))
 }
-
-// Processes returns the processes started so far.
-func (c *Cluster) Processes() []*Process { return c.procs }
 
 // connect builds the admin clients.
 func (c *Cluster) connect() error {
