@@ -104,6 +104,8 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		ReadTimeout:         cfg.Server.HTTPReadTimeout,
 		WriteTimeout:        cfg.Server.HTTPWriteTimeout,
 		IdleTimeout:         cfg.Server.HTTPIdleTimeout,
+		MinBodyRate:         cfg.Server.MinBodyRate,
+		BodyRateGrace:       cfg.Server.BodyRateGrace,
 		ListenAddress:       net.JoinHostPort(cfg.Server.HTTPListenAddress, strconv.Itoa(cfg.Server.HTTPListenPort)),
 		ShutdownDelay:       cfg.Server.ShutdownDelay,
 		GracefulTimeout:     cfg.Server.GracefulTimeout,

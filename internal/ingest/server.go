@@ -61,6 +61,10 @@ type Options struct {
 	ReadTimeout      time.Duration
 	WriteTimeout     time.Duration
 	IdleTimeout      time.Duration
+	// MinBodyRate (bytes/s) is the average rate below which a request body
+	// is dropped once BodyRateGrace has passed; 0: no minimum.
+	MinBodyRate   int64
+	BodyRateGrace time.Duration
 	// ListenAddress (host:port) is where the service listens.
 	ListenAddress string
 	// ShutdownDelay is how long the stopping service keeps serving with
@@ -181,7 +185,7 @@ func (s *Server) routes() http.Handler {
 		connect.WithReadMaxBytes(int(readMax)),
 	}
 	path, push := pushv1connect.NewPusherServiceHandler(&pushService{s: s}, pushOpts...)
-	mux.Handle(path, s.instrumentPush("push_v1_PusherService_Push", s.pushBudget(push, readMax)))
+	mux.Handle(path, s.instrumentPush("push_v1_PusherService_Push", s.pushBody(push)))
 
 	ingest := http.HandlerFunc(s.ingest)
 	mux.Handle("POST /ingest", s.instrumentPush("ingest", ingest))
