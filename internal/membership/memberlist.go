@@ -62,9 +62,7 @@ type Memberlist struct {
 // NewMemberlist builds the KV from our memberlist settings; nothing listens
 // until the KV service starts.
 func NewMemberlist(c config.Memberlist, logger log.Logger, reg prometheus.Registerer) (*Memberlist, error) {
-	if logger == nil {
-		logger = log.NewNopLogger()
-	}
+	logger = orNop(logger)
 	kvCfg, err := KVConfig(c)
 	if err != nil {
 		return nil, err
@@ -228,6 +226,13 @@ func watchKey(ctx context.Context, c kv.Client, key string, store func(*ring.Des
 		store(d)
 		return true
 	})
+}
+
+func orNop(l log.Logger) log.Logger {
+	if l == nil {
+		return log.NewNopLogger()
+	}
+	return l
 }
 
 // refreshEvery is how often a ring view is rebuilt without a key change, so
