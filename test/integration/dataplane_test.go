@@ -94,7 +94,7 @@ func startWriter(t *testing.T, dir string, w *writerNode, join []string) {
 	w.p = startProc(t, dir, w.id, fakewriterBin, args...)
 }
 
-func startDistributor(t *testing.T, dir string, d *distNode, join []string) {
+func startDistributor(t *testing.T, dir string, d *distNode, join []string, extra ...string) {
 	t.Helper()
 	args := []string{
 		"-server.http-listen-address=" + d.ip, fmt.Sprintf("-server.http-listen-port=%d", d.httpPort),
@@ -113,6 +113,7 @@ func startDistributor(t *testing.T, dir string, d *distNode, join []string) {
 	for _, j := range join {
 		args = append(args, "-memberlist.join="+j)
 	}
+	args = append(args, extra...)
 	d.p = startProc(t, dir, d.id, distributorBin, args...)
 	d.push = pushv1connect.NewPusherServiceClient(httpClient, d.http())
 }
