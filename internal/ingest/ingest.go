@@ -140,9 +140,12 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		Samples: []*pushv1.RawSample{{RawProfile: series.Pprof, ID: uuid.NewString()}},
 	}}}
 	if err := s.opts.Pusher.Push(r.Context(), tenant, req); err != nil {
-		ce := clientError(err)
-		if ce.Code() == connect.CodeUnknown {
+		ce := ingestError(err)
+		switch ce.Code() {
+		case connect.CodeUnknown:
 			_ = level.Warn(s.logger).Log("msg", "ingest failed", "tenant", tenant, "err", err)
+		case connect.CodeUnavailable:
+			w.Header().Set("Retry-After", retryAfter)
 		}
 		writeError(w, ingestStatus(ce, pprofBody), ce.Code(), ce.Message())
 		return

@@ -185,9 +185,9 @@ func (s *Server) routes() http.Handler {
 		connect.WithReadMaxBytes(int(readMax)),
 	}
 	path, push := pushv1connect.NewPusherServiceHandler(&pushService{s: s}, pushOpts...)
-	mux.Handle(path, s.instrumentPush("push_v1_PusherService_Push", s.pushBody(push)))
+	mux.Handle(path, s.instrumentPush("push_v1_PusherService_Push", s.answerInTime(s.pushBody(push))))
 
-	ingest := http.HandlerFunc(s.ingest)
+	ingest := s.answerInTime(http.HandlerFunc(s.ingest))
 	mux.Handle("POST /ingest", s.instrumentPush("ingest", ingest))
 	mux.Handle("POST /pyroscope/ingest", s.instrumentPush("pyroscope_ingest", ingest))
 	// Other methods get 405 JSON, as Pyroscope's POST-only middleware does.

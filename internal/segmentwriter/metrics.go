@@ -13,6 +13,7 @@ type metrics struct {
 	duration     *prometheus.HistogramVec
 	zoneFallback prometheus.Counter
 	rejected     *prometheus.CounterVec
+	abandoned    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -42,6 +43,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "pyrodist_segment_writer_client_circuit_open_total",
 			Help: "Push attempts not sent because the writer's circuit breaker was open.",
 		}, []string{"addr"}),
+		abandoned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pyrodist_segment_writer_client_abandoned_attempts_total",
+			Help: "Slow push attempts given up for the next candidate because the writer did not answer a health probe.",
+		}, []string{"addr"}),
 	}
 	if reg != nil {
 		// A second client in one process shares the registered collectors.
@@ -55,6 +60,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 		if err := register(reg, m.rejected, &m.rejected); err != nil {
+			return nil, err
+		}
+		if err := register(reg, m.abandoned, &m.abandoned); err != nil {
 			return nil, err
 		}
 	}
@@ -71,6 +79,7 @@ func (m *metrics) forget(addr string) {
 	m.sentBytes.DeletePartialMatch(prometheus.Labels{"addr": addr})
 	m.duration.DeletePartialMatch(prometheus.Labels{"addr": addr})
 	m.rejected.DeletePartialMatch(prometheus.Labels{"addr": addr})
+	m.abandoned.DeletePartialMatch(prometheus.Labels{"addr": addr})
 }
 
 func register[T prometheus.Collector](reg prometheus.Registerer, c T, dst *T) error {

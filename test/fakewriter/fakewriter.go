@@ -4,7 +4,8 @@
 // gRPC port, zone, 4 tokens, ACTIVE, heartbeats; LEAVING on shutdown),
 // serves grpc.health.v1 for "pyroscope.segment-writer" and
 // segmentwriter.v1.SegmentWriterService/Push with the writer's checks, and
-// records every profile it acknowledged.
+// records every profile it acknowledged (with an ack delay: every profile
+// it stored, acked or not; see /control/ack-delay).
 //
 // Push checks: tenant_id set, profile_id exactly 16 bytes, and the profile
 // (raw or gzip pprof) parses with github.com/google/pprof/profile and passes
@@ -36,7 +37,15 @@
 //
 // Fault injection (POST, answers 204):
 //
-//	/control/latency?duration=250ms   delay every Push by this much (0 clears)
+//	/control/latency?duration=250ms   delay every Push by this much before
+//	                                  taking it (0 clears); a caller that
+//	                                  gives up meanwhile has nothing stored
+//	/control/ack-delay?duration=5s    store every Push on receipt and ack it
+//	                                  this much later (0 clears), as a real
+//	                                  writer acks only after its segment
+//	                                  flush: a caller that gives up meanwhile
+//	                                  still has its profile stored (and
+//	                                  listed by /profiles)
 //	/control/fail?code=Unavailable&count=3
 //	                                  fail the next count Pushes with this gRPC
 //	                                  code (count 0 or absent: until cleared;
@@ -107,6 +116,7 @@ type Config struct {
 
 	// Initial fault injection; the HTTP control endpoints change it later.
 	Latency  time.Duration
+	AckDelay time.Duration
 	FailCode string
 	// RecordFile, when set, gets every acknowledged push as one JSON line
 	// (a Record) before the ack is sent, so a test can still read what a
@@ -131,7 +141,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	f.IntVar(&c.HTTPListenPort, "server.http-listen-port", 4040, "HTTP server listen port.")
 	c.Memberlist.RegisterFlags(f)
 	c.Lifecycler.RegisterFlagsWithPrefix("segment-writer.", f, logger)
-	f.DurationVar(&c.Latency, "fakewriter.latency", 0, "Delay every Push by this much.")
+	f.DurationVar(&c.Latency, "fakewriter.latency", 0, "Delay every Push by this much before taking it.")
+	f.DurationVar(&c.AckDelay, "fakewriter.ack-delay", 0, "Store every Push on receipt and ack it this much later, as a real writer acks after its segment flush.")
 	f.StringVar(&c.FailCode, "fakewriter.fail-code", "", "Fail every Push with this gRPC code (e.g. Unavailable).")
 	f.StringVar(&c.RecordFile, "fakewriter.record-file", "", "Append every acknowledged push to this file as a JSON line before acking it.")
 	f.BoolVar(&c.SkipProfileCheck, "fakewriter.skip-profile-check", false, "Ack without parsing the profile (load runs).")
@@ -216,6 +227,7 @@ type Writer struct {
 
 	stopping atomic.Bool
 	latency  atomic.Int64 // nanoseconds
+	ackDelay atomic.Int64 // nanoseconds
 	fail     struct {
 		sync.Mutex
 		code  codes.Code
@@ -244,6 +256,7 @@ func New(cfg Config, logger log.Logger) (*Writer, error) {
 	}, []string{"code"})
 	w.reg.MustRegister(w.pushes)
 	w.latency.Store(int64(cfg.Latency))
+	w.ackDelay.Store(int64(cfg.AckDelay))
 	if cfg.FailCode != "" {
 		if err := w.setFail(cfg.FailCode, 0); err != nil {
 			return nil, err
@@ -291,6 +304,7 @@ func New(cfg Config, logger log.Logger) (*Writer, error) {
 	mux.HandleFunc("GET /counts", w.handleCounts)
 	mux.HandleFunc("GET /ready", w.handleReady)
 	mux.HandleFunc("POST /control/latency", w.handleLatency)
+	mux.HandleFunc("POST /control/ack-delay", w.handleAckDelay)
 	mux.HandleFunc("POST /control/fail", w.handleFail)
 	mux.HandleFunc("POST /control/crash", w.handleCrash)
 	mux.HandleFunc("POST /control/reset", w.handleReset)
@@ -456,12 +470,30 @@ func (w *Writer) push(ctx context.Context, req *segmentwriterv1.PushRequest) (*s
 			rec.ServiceName = l.GetValue()
 		}
 	}
+	if err := w.store(rec); err != nil {
+		return nil, err
+	}
+	// A real writer has the profile in its segment now and answers once the
+	// segment is flushed; a caller that stops waiting does not undo that.
+	if d := time.Duration(w.ackDelay.Load()); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	return &segmentwriterv1.PushResponse{}, nil
+}
+
+func (w *Writer) store(rec Record) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.file != nil {
 		line, _ := json.Marshal(rec)
 		if _, err := w.file.Write(append(line, '\n')); err != nil {
-			return nil, status.Errorf(codes.Unknown, "record file: %v", err)
+			return status.Errorf(codes.Unknown, "record file: %v", err)
 		}
 	}
 	if w.cfg.MaxRecords > 0 && len(w.records) >= w.cfg.MaxRecords {
@@ -470,7 +502,7 @@ func (w *Writer) push(ctx context.Context, req *segmentwriterv1.PushRequest) (*s
 		w.records = append(w.records, rec)
 	}
 	w.counts[countKey{rec.Tenant, rec.ServiceName, rec.Shard}]++
-	return &segmentwriterv1.PushResponse{}, nil
+	return nil
 }
 
 func (w *Writer) takeFail() (codes.Code, bool) {
@@ -584,12 +616,20 @@ func (w *Writer) handleReady(rw http.ResponseWriter, _ *http.Request) {
 }
 
 func (w *Writer) handleLatency(rw http.ResponseWriter, r *http.Request) {
+	setDuration(rw, r, &w.latency)
+}
+
+func (w *Writer) handleAckDelay(rw http.ResponseWriter, r *http.Request) {
+	setDuration(rw, r, &w.ackDelay)
+}
+
+func setDuration(rw http.ResponseWriter, r *http.Request, dst *atomic.Int64) {
 	d, err := time.ParseDuration(r.URL.Query().Get("duration"))
 	if err != nil || d < 0 {
 		http.Error(rw, "duration: want a non-negative Go duration", http.StatusBadRequest)
 		return
 	}
-	w.latency.Store(int64(d))
+	dst.Store(int64(d))
 	rw.WriteHeader(http.StatusNoContent)
 }
 
