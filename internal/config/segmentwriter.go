@@ -10,11 +10,13 @@ import (
 type SegmentWriter struct {
 	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`
 	// GRPCClient has the keys and defaults of Pyroscope's
-	// segment_writer.grpc_client_config (dskit grpcclient, spec §3.4).
+	// segment_writer.grpc_client_config (dskit grpcclient, with the
+	// overrides of pkg/pyroscope/pyroscope.go at 3fe6a45).
 	GRPCClient SegmentWriterGRPCClient `yaml:"grpc_client_config"`
 	// AttemptTimeout bounds one Push attempt when the caller set no
 	// deadline, so a hung writer cannot hold a request forever; the next
-	// candidate is tried after it. Pyroscope has none (spec §2.7).
+	// candidate is tried after it. Pyroscope has none: only the caller's
+	// context bounds an attempt (pkg/segmentwriter/client/client.go at 3fe6a45).
 	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
 }
 
