@@ -27,8 +27,8 @@ export KUBEBUILDER_ASSETS
 # Inside `make test` each fuzz target runs a fixed number of inputs (the count
 # after its name below, about 5 s each on 2 cores), not a duration: with a
 # duration, go1.26's fuzz coordinator can report its own deadline as a failure
-# ("context deadline exceeded", no input written; golang/go#75804, fixed in
-# go1.27), which failed a clean CI run. `make fuzz FUZZTIME=10m` runs a
+# ("context deadline exceeded", no input written; fixed in go1.27), which
+# failed a clean CI run. `make fuzz FUZZTIME=10m` runs a
 # campaign of that length per target instead (a rare spurious failure of that
 # kind is then possible).
 FUZZTIME ?=

@@ -10,14 +10,16 @@ import (
 type SegmentWriter struct {
 	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`
 	// GRPCClient has the keys and defaults of Pyroscope's
-	// segment_writer.grpc_client_config (dskit grpcclient, spec §3.4).
+	// segment_writer.grpc_client_config (dskit grpcclient, with the
+	// overrides of pkg/pyroscope/pyroscope.go at 3fe6a45).
 	GRPCClient SegmentWriterGRPCClient `yaml:"grpc_client_config"`
 	// AttemptTimeout is how long a push attempt runs before its writer is
 	// checked with a health probe: one that answers keeps the call (a slow
 	// writer is not abandoned, which would store the profile twice); one
 	// that does not is left for the next candidate when this long remains.
 	// Without a request deadline a push is bounded to 6 times this.
-	// Pyroscope has no such check.
+	// Pyroscope has no such check: only the caller's context bounds an
+	// attempt (pkg/segmentwriter/client/client.go at 3fe6a45).
 	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
 }
 

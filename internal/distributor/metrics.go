@@ -11,7 +11,8 @@ import (
 // work should take, which Pyroscope's request buckets (5, 10, 25 ms) cannot.
 var FineLatencyBuckets = []float64{.0005, .001, .002, .003, .004, .005, .0075, .01, .015, .02, .03, .05, .075, .1, .25, .5, 1, 2.5}
 
-// metrics carry Pyroscope's names (spec §7.1) so its dashboards keep working.
+// metrics carry Pyroscope's names (docs/compatibility.md#metrics) so its
+// dashboards keep working.
 type metrics struct {
 	receivedCompressed   *prometheus.HistogramVec
 	receivedDecompressed *prometheus.HistogramVec

@@ -12,7 +12,7 @@ import (
 )
 
 // clientError maps an error of the pipeline or of the sender to what a
-// client sees (spec §5.3 item 6, §5.4). The pipeline's own verdicts are
+// client sees (docs/compatibility.md#status-codes). The pipeline's own verdicts are
 // connect errors (InvalidArgument, ResourceExhausted) and pass unchanged. A
 // segment-writer's gRPC status keeps its code only when it is the client's
 // doing or a timeout (Canceled, DeadlineExceeded, InvalidArgument); anything

@@ -52,7 +52,7 @@ func bodyFormat(format, contentType string) string {
 	}
 }
 
-// ingest serves the legacy POST /ingest API (spec §4.2).
+// ingest serves the legacy POST /ingest API (docs/compatibility.md#push-apis).
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	tenant, err := s.tenantOf(r.Header)
 	if err != nil {

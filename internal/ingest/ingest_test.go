@@ -296,7 +296,8 @@ func gzipped(b []byte) []byte {
 	return buf.Bytes()
 }
 
-// TestIngestStatusCodes covers the /ingest rows of spec §5.4 decided here.
+// TestIngestStatusCodes covers the /ingest rows of
+// docs/compatibility.md#status-codes decided here.
 func TestIngestStatusCodes(t *testing.T) {
 	cpu := smallProfile(t)
 	big := bytes.Repeat([]byte("a;b 1\n"), 1000)

@@ -107,8 +107,9 @@ func TestPushTenancy(t *testing.T) {
 	}
 }
 
-// TestPushStatusCodes covers the push.v1 rows of spec §5.4 that this layer
-// decides: pipeline verdicts pass through, writer errors are classified.
+// TestPushStatusCodes covers the push.v1 rows of
+// docs/compatibility.md#status-codes that this layer decides: pipeline
+// verdicts pass through, writer errors are classified.
 func TestPushStatusCodes(t *testing.T) {
 	cases := []struct {
 		name     string

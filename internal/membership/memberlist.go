@@ -30,8 +30,9 @@ import (
 	"github.com/pyrodist/pyrodist/internal/config"
 )
 
-// Keys and names as Pyroscope uses them (pkg/segmentwriter and
-// pkg/distributor at 3fe6a45; see docs/compatibility.md).
+// Keys and names as Pyroscope uses them (pkg/segmentwriter/service.go and
+// pkg/distributor/distributor.go at 3fe6a45;
+// docs/compatibility.md#memberlist-ring).
 const (
 	KVPrefix             = "collectors/"
 	SegmentWriterRingKey = "segment-writer-ring"

@@ -1,6 +1,7 @@
 // Package segmentwriter pushes profiles to Pyroscope segment-writers over
 // gRPC (segmentwriter.v1.SegmentWriterService/Push) with the failover of
-// spec §2.7: candidates in order, same shard id on every attempt, errors
+// Pyroscope's client (Client.Push in pkg/segmentwriter/client/client.go at
+// 3fe6a45): candidates in order, same shard id on every attempt, errors
 // classified as Pyroscope's client classifies them.
 package segmentwriter
 
