@@ -126,6 +126,7 @@ type attempt struct {
 	phase                   int    // the load phase when the push returned
 	acked                   bool
 	err                     string
+	took                    time.Duration
 }
 
 type loadGen struct {
@@ -140,8 +141,12 @@ type loadGen struct {
 
 // run pushes until ctx ends or, when limit > 0, limit pushes were made.
 func (l *loadGen) run(ctx context.Context, limit int64) {
+	l.runWith(ctx, limit, pushWorkers)
+}
+
+func (l *loadGen) runWith(ctx context.Context, limit int64, workers int) {
 	var wg sync.WaitGroup
-	for range pushWorkers {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -166,6 +171,7 @@ func (l *loadGen) one(i int64) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.pushBudget)
 	defer cancel()
+	start := time.Now()
 	var err error
 	if (i/3)%2 == 0 {
 		a.path = "push.v1"
@@ -174,6 +180,7 @@ func (l *loadGen) one(i int64) {
 		a.path = "/ingest"
 		err = ingest(ctx, a, l.cpu)
 	}
+	a.took = time.Since(start)
 	a.acked = err == nil
 	if err != nil {
 		a.err = err.Error()
