@@ -100,6 +100,10 @@ fuzz: ## Run every fuzz target for its input count, or for FUZZTIME when set (e.
 		echo "fuzz $$pkg $$fn for $$ft"; \
 		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime="$$ft" -fuzzminimizetime=$(FUZZMINIMIZE) $$pkg; done
 
+.PHONY: campaign
+campaign: ## The fault and hostile-input campaigns at full length (make test runs short versions); figures in docs/reliability.md.
+	PYRODIST_CAMPAIGN=long $(GO) test -count=1 -v -timeout 60m -run 'TestFaultCampaign|TestHostileInputs' ./test/integration/
+
 .PHONY: test-e2e
 test-e2e: ## End-to-end test on a local control plane (built from Go modules), chart and image tests.
 	$(TOOLS) k8s etcd kwok metrics-server helm
