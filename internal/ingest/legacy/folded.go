@@ -58,28 +58,22 @@ func Lines(body []byte, md Metadata) (*Series, error) {
 // text converts a line-per-stack body; parse splits a line into its stack
 // ("root;...;leaf") and count.
 func text(body []byte, md Metadata, format string, parse func([]byte) ([]byte, int64, error)) (*Series, error) {
-	if _, ok := md.Name.Get("profile_id"); ok {
+	if hasProfileID(md.Name) {
 		return nil, nil
 	}
-	app, typ, err := TextProfileType(md.Name.App)
+	app, metric, typ, err := typeOf(md.Name.App, md.SampleRate, md)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrProfileType, err)
+		return nil, err
 	}
 	b := newBuilder()
 	p := b.p
-	var scale int64 = 1
-	if md.SampleRate != 0 && (typ.metric == "process_cpu" || typ.metric == "wall") {
-		scale = 1e9 / int64(md.SampleRate)
-		typ.sampleType = "cpu"
-		if typ.metric == "wall" {
-			typ.sampleType = "wall"
-		}
-		typ.unit = "nanoseconds"
-		p.PeriodType = &googlev1.ValueType{Type: b.str("cpu"), Unit: b.str("nanoseconds")}
-		p.Period = scale
-	}
 	p.SampleType = []*googlev1.ValueType{{Type: b.str(typ.sampleType), Unit: b.str(typ.unit)}}
-	p.TimeNanos = md.From.UnixNano()
+	if typ.period != 0 {
+		p.PeriodType = &googlev1.ValueType{Type: b.str("cpu"), Unit: b.str("nanoseconds")}
+		p.Period = typ.period
+	}
+	scale := int64(typ.scale) // 0 when a rate over 1e9 rounds the period down: no samples
+	p.TimeNanos = typ.from
 
 	for lineNo := 1; len(body) > 0; lineNo++ {
 		var line []byte
@@ -92,7 +86,7 @@ func text(body []byte, md Metadata, format string, parse func([]byte) ([]byte, i
 		if err != nil {
 			return nil, &ParseError{format, fmt.Errorf("line %d: %w", lineNo, err)}
 		}
-		if n == 0 {
+		if n == 0 || scale == 0 {
 			continue
 		}
 		v := n * scale
@@ -107,7 +101,7 @@ func text(body []byte, md Metadata, format string, parse func([]byte) ([]byte, i
 	if err != nil {
 		return nil, err
 	}
-	return &Series{Labels: TextLabels(typ.metric, app, md), Pprof: raw}, nil
+	return &Series{Labels: TextLabels(metric, app, md), Pprof: raw}, nil
 }
 
 // builder assembles a single-value pprof from stacks, one location and one
