@@ -2,6 +2,8 @@ package legacy
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // pprofType is how a text-format profile is typed and scaled.
@@ -44,4 +46,15 @@ func typeOf(appName string, sampleRate uint32, md Metadata) (app, metric string,
 func hasProfileID(n Name) bool {
 	v, ok := n.Get("profile_id")
 	return ok && v != ""
+}
+
+// withLabel is n with label k set to v, or removed when v is empty, as
+// Pyroscope's LabelSet.Add does.
+func withLabel(n Name, k, v string) Name {
+	ls := slices.DeleteFunc(slices.Clone(n.Labels), func(l Label) bool { return l.Name == k })
+	if v != "" {
+		i, _ := slices.BinarySearchFunc(ls, k, func(l Label, k string) int { return strings.Compare(l.Name, k) })
+		ls = slices.Insert(ls, i, Label{Name: k, Value: v})
+	}
+	return Name{App: n.App, Labels: ls}
 }
