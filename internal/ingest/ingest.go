@@ -126,6 +126,14 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 			writeConvertError(w, err, true)
 			return
 		}
+	case formatTrie, formatTree:
+		var ok bool
+		if series, ok = convertTree(w, body, format, md, lim, ch); !ok {
+			return
+		}
+	case formatSpeedscope:
+		s.ingestSpeedscope(w, r, tenant, body, md, lim, ch)
+		return
 	default:
 		writeError(w, http.StatusUnsupportedMediaType, connect.CodeUnimplemented,
 			fmt.Sprintf("format %q is not supported; send pprof, folded or lines", format))
