@@ -2,12 +2,13 @@ package legacy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
+	"slices"
 	"unicode/utf8"
-
-	googlev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
 )
 
 // Limits bound what a conversion may build; the zero value bounds nothing.
@@ -76,16 +77,20 @@ type stackSet struct {
 }
 
 func newStackSet(lim Limits, bodyLen int) *stackSet {
+	// Sized for about a stack node per 64 bytes of body (real tries and
+	// trees: 30-100), to spare most of the maps' growth.
+	hint := min(bodyLen/64, 1<<20) + 1
 	s := &stackSet{
 		lim:        lim,
-		frameIndex: map[string]uint32{},
-		nodeParent: []uint32{0},
-		nodeFrame:  []uint32{0},
-		nodeDepth:  []uint32{0},
-		nodeSample: []int32{-1},
-		children:   map[uint64]uint32{},
+		frameIndex: make(map[string]uint32, hint/4),
+		nodeParent: append(make([]uint32, 0, hint), 0),
+		nodeFrame:  append(make([]uint32, 0, hint), 0),
+		nodeDepth:  append(make([]uint32, 0, hint), 0),
+		nodeSample: append(make([]int32, 0, hint), -1),
+		children:   make(map[uint64]uint32, hint),
 		maxWork:    workPerByte*int64(bodyLen) + 1<<20,
 	}
+	s.charge(hint * chargeNode)
 	return s
 }
 
@@ -201,6 +206,8 @@ func (s *stackSet) add(n uint32, v uint64) {
 // pkg/og/storage/tree/pprof.go at 3fe6a45): one fake mapping, one location
 // and one function (name and system name) per frame name, samples with
 // their value scaled, leaf first. Samples whose value is 0 are left out.
+// It writes the protobuf itself: a googlev1.Profile would take a few
+// allocations per sample and location and another pass to size it.
 func (s *stackSet) build(t pprofType) ([]byte, error) {
 	if s.err != nil {
 		return nil, s.err
@@ -208,59 +215,161 @@ func (s *stackSet) build(t pprofType) ([]byte, error) {
 	if s.overflow {
 		return nil, &ParseError{"stacks", errors.New("sum of values overflows")}
 	}
-	p := &googlev1.Profile{StringTable: []string{""}, TimeNanos: t.from}
-	strs := map[string]int64{"": 0}
-	str := func(v string) int64 {
-		if i, ok := strs[v]; ok {
-			return i
+	// The string table: "", the type strings, then each used frame's name
+	// in the order samples first use it; a frame named like a type string
+	// shares its entry, as Pyroscope's table is deduplicated.
+	strs := []string{""}
+	str := func(v string) uint64 {
+		if i := slices.Index(strs, v); i >= 0 { // at most 5 strings here
+			return uint64(i)
 		}
-		i := int64(len(p.StringTable))
-		p.StringTable = append(p.StringTable, v)
-		strs[v] = i
-		return i
+		strs = append(strs, v)
+		return uint64(len(strs) - 1)
 	}
-	p.Mapping = []*googlev1.Mapping{{Id: 1}}
-	p.SampleType = []*googlev1.ValueType{{Type: str(t.sampleType), Unit: str(t.unit)}}
+	stType, stUnit := str(t.sampleType), str(t.unit)
+	var ptType, ptUnit uint64
 	if t.period != 0 {
-		p.Period = t.period
-		p.PeriodType = &googlev1.ValueType{Type: str("cpu"), Unit: str("nanoseconds")}
+		ptType, ptUnit = str("cpu"), str("nanoseconds")
 	}
+	nFixed := len(strs)
+	// Pass 1: number the used frames (location = function id) in order of
+	// first use, check their names, and size everything.
+	var locs []uint32               // frames by location id - 1
+	nameOf := make([]uint64, 0, 64) // string index by location id - 1
+	size := 0
+	sampleLen := make([]int, 0, len(s.sampleVal)) // length of each sample's message body
+	idsLen := make([]int, 0, len(s.sampleVal))    // and of its location ids
 	if t.scale != 0 {
-		p.Sample = make([]*googlev1.Sample, 0, len(s.sampleVal))
 		for i, v := range s.sampleVal {
 			if v > math.MaxInt64/t.scale {
 				return nil, &ParseError{"stacks", fmt.Errorf("value %d overflows when scaled by %d", v, t.scale)}
 			}
 			n := s.sampleNode[i]
-			ids := make([]uint64, 0, s.nodeDepth[n])
+			ids := 0
 			for m := n; m != 0; m = s.nodeParent[m] {
 				f := s.nodeFrame[m]
 				if s.frameLoc[f] == math.MaxUint32 {
-					s.nextLoc++
-					s.frameLoc[f] = s.nextLoc
-					id := uint64(s.nextLoc)
-					if !utf8.ValidString(s.frameNames[f]) {
-						return nil, fmt.Errorf("%w: frame %q", ErrInvalidUTF8, s.frameNames[f])
+					name := s.frameNames[f]
+					if !utf8.ValidString(name) {
+						return nil, fmt.Errorf("%w: frame %q", ErrInvalidUTF8, name)
 					}
-					name := str(s.frameNames[f])
-					p.Function = append(p.Function, &googlev1.Function{Id: id, Name: name, SystemName: name})
-					p.Location = append(p.Location, &googlev1.Location{
-						Id: id, MappingId: 1, Line: []*googlev1.Line{{FunctionId: id}},
-					})
+					locs = append(locs, f)
+					s.frameLoc[f] = uint32(len(locs))
+					si := slices.Index(strs[:nFixed], name)
+					if si < 0 {
+						si = len(strs)
+						strs = append(strs, name)
+					}
+					nameOf = append(nameOf, uint64(si))
 				}
-				ids = append(ids, uint64(s.frameLoc[f]))
+				ids += sov(uint64(s.frameLoc[f]))
 			}
-			p.Sample = append(p.Sample, &googlev1.Sample{LocationId: ids, Value: []int64{int64(v * t.scale)}})
+			idsLen = append(idsLen, ids)
+			body := 0
+			if ids > 0 {
+				body += 1 + sov(uint64(ids)) + ids
+			}
+			vl := sov(v * t.scale)
+			body += 1 + sov(uint64(vl)) + vl
+			sampleLen = append(sampleLen, body)
+			size += 1 + sov(uint64(body)) + body
 		}
 	}
-	size := p.SizeVT()
+	vt := func(typ, unit uint64) int { return 1 + sov(typ) + 1 + sov(unit) }
+	size += 1 + 1 + vt(stType, stUnit) // sample_type
+	size += 1 + 1 + 2                  // mapping {id: 1}
+	for i := range locs {
+		id := uint64(i + 1)
+		line := 1 + sov(id)
+		body := 1 + sov(id) + 2 + 1 + 1 + line
+		size += 1 + sov(uint64(body)) + body
+		fn := 1 + sov(id) + 2*(1+sov(nameOf[i]))
+		size += 1 + sov(uint64(fn)) + fn
+	}
+	for _, v := range strs {
+		size += 1 + sov(uint64(len(v))) + len(v)
+	}
+	if t.from != 0 {
+		size += 1 + sov(uint64(t.from))
+	}
+	if t.period != 0 {
+		size += 1 + 1 + vt(ptType, ptUnit) + 1 + sov(uint64(t.period))
+	}
 	s.charge(size)
 	s.flushCharge()
 	if s.err != nil {
 		return nil, s.err
 	}
-	return p.MarshalVT()
+	// Pass 2: write it, in field order.
+	b := make([]byte, 0, size)
+	b = append(b, 0x0a, byte(vt(stType, stUnit)), 0x08)
+	b = binary.AppendUvarint(b, stType)
+	b = append(b, 0x10)
+	b = binary.AppendUvarint(b, stUnit)
+	if t.scale != 0 {
+		for i, v := range s.sampleVal {
+			b = append(b, 0x12)
+			b = binary.AppendUvarint(b, uint64(sampleLen[i]))
+			n := s.sampleNode[i]
+			if n != 0 {
+				b = append(b, 0x0a)
+				b = binary.AppendUvarint(b, uint64(idsLen[i]))
+				for m := n; m != 0; m = s.nodeParent[m] {
+					b = binary.AppendUvarint(b, uint64(s.frameLoc[s.nodeFrame[m]]))
+				}
+			}
+			v *= t.scale
+			b = append(b, 0x12, byte(sov(v)))
+			b = binary.AppendUvarint(b, v)
+		}
+	}
+	b = append(b, 0x1a, 2, 0x08, 1)
+	for i := range locs {
+		id := uint64(i + 1)
+		line := 1 + sov(id)
+		b = append(b, 0x22)
+		b = binary.AppendUvarint(b, uint64(1+sov(id)+2+1+1+line))
+		b = append(b, 0x08)
+		b = binary.AppendUvarint(b, id)
+		b = append(b, 0x10, 1, 0x22, byte(line), 0x08)
+		b = binary.AppendUvarint(b, id)
+	}
+	for i := range locs {
+		id := uint64(i + 1)
+		b = append(b, 0x2a)
+		b = binary.AppendUvarint(b, uint64(1+sov(id)+2*(1+sov(nameOf[i]))))
+		b = append(b, 0x08)
+		b = binary.AppendUvarint(b, id)
+		b = append(b, 0x10)
+		b = binary.AppendUvarint(b, nameOf[i])
+		b = append(b, 0x18)
+		b = binary.AppendUvarint(b, nameOf[i])
+	}
+	for _, v := range strs {
+		b = append(b, 0x32)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	if t.from != 0 {
+		b = append(b, 0x48)
+		b = binary.AppendUvarint(b, uint64(t.from))
+	}
+	if t.period != 0 {
+		b = append(b, 0x5a, byte(vt(ptType, ptUnit)), 0x08)
+		b = binary.AppendUvarint(b, ptType)
+		b = append(b, 0x10)
+		b = binary.AppendUvarint(b, ptUnit)
+		b = append(b, 0x60)
+		b = binary.AppendUvarint(b, uint64(t.period))
+	}
+	if len(b) != size {
+		return nil, fmt.Errorf("pprof encoding: wrote %d bytes, sized %d", len(b), size)
+	}
+	return b, nil
 }
+
+// sov is the size of v as a varint.
+func sov(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
 
 // keyWalker follows a stack given as a key "root;...;leaf" that grows and
 // shrinks at its end, as the tree and trie decoders produce it, and finds

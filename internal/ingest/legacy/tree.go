@@ -170,8 +170,10 @@ func Tree(body []byte, md Metadata, lim Limits) (*Series, error) {
 	}
 	s := newStackSet(lim, len(body))
 	w := newKeyWalker(s)
-	var nodes []treeNode
-	buckets := map[uint64]int32{}
+	hint := min(len(body)/32, 1<<20)
+	nodes := make([]treeNode, 0, hint)
+	buckets := make(map[uint64]int32, hint)
+	s.charge(hint * chargeTreeNode)
 	// A level of the walk: a node whose children are being read, how many
 	// are still to come, and the key and label length at that node.
 	type level struct {
