@@ -25,7 +25,8 @@ type Metadata struct {
 const defaultSampleRate = 100
 
 // ParseQuery reads the /ingest query parameters with Pyroscope's defaults
-// (sampleRate 100, spyName "unknown", units "samples", aggregationType "sum").
+// (sampleRate 100 when missing, invalid or negative, spyName "unknown", units
+// "samples", aggregationType "sum").
 // Only a bad `name` is an error.
 func ParseQuery(q url.Values, now time.Time) (Metadata, error) {
 	name, err := ParseName(q.Get("name"))
@@ -42,7 +43,9 @@ func ParseQuery(q url.Values, now time.Time) (Metadata, error) {
 		AggregationType: orDefault(q.Get("aggregationType"), "sum"),
 		Format:          q.Get("format"),
 	}
-	if v, err := strconv.ParseUint(q.Get("sampleRate"), 10, 32); err == nil && v > 0 {
+	// As Pyroscope reads it: an int, kept when not negative (0 included:
+	// no scaling), truncated to 32 bits.
+	if v, err := strconv.Atoi(q.Get("sampleRate")); err == nil && v >= 0 {
 		md.SampleRate = uint32(v)
 	}
 	return md, nil

@@ -40,3 +40,23 @@ func TestFoldedEmptyProfileID(t *testing.T) {
 		}
 	}
 }
+
+// sampleRate as Pyroscope reads it (strconv.Atoi): 0 is kept and scales
+// nothing, a negative or invalid one is 100, a large one wraps to 32 bits.
+func TestSampleRateAsPyroscopeReadsIt(t *testing.T) {
+	for in, want := range map[string]uint32{"": 100, "x": 100, "-3": 100, "0": 0, "+7": 7, "250": 250, "4294967297": 1} {
+		md, err := ParseQuery(url.Values{"name": {"app"}, "sampleRate": {in}}, time.Now())
+		if err != nil || md.SampleRate != want {
+			t.Errorf("sampleRate=%q: %d (%v), want %d", in, md.SampleRate, err, want)
+		}
+	}
+	md, _ := ParseQuery(url.Values{"name": {"app.cpu"}, "sampleRate": {"0"}}, time.Now())
+	s, err := Folded([]byte("main;a 10\n"), md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pprofcheck.Parse(t, s.Pprof)
+	if st := p.SampleType[0]; st.Type != "samples" || st.Unit != "count" || p.Sample[0].Value[0] != 10 {
+		t.Errorf("sample type %s/%s, value %d; want samples/count 10", st.Type, st.Unit, p.Sample[0].Value[0])
+	}
+}
