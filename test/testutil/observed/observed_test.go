@@ -13,3 +13,15 @@ func TestEveryRequestHasAnOutcome(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryJFRRequestHasAnOutcome(t *testing.T) {
+	reqs := JFRRequests()
+	if len(reqs) != 4 {
+		t.Fatalf("%d JFR requests, want 4", len(reqs))
+	}
+	for _, r := range reqs {
+		if _, ok := JFROutcomes()[r.Case]; !ok {
+			t.Errorf("case %q has no outcome", r.Case)
+		}
+	}
+}
