@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"math/rand/v2"
 	"sort"
 	"unicode/utf8"
 
@@ -417,8 +418,8 @@ type scanner struct {
 
 	// across chunks, as the conversion's builders keep them
 	seed      maphash.Seed
-	samples   map[uint64]struct{}
-	locations map[uint64]struct{}
+	samples   *set64
+	locations *set64
 	used      [nBuilders]bool
 	perSample int64 // sample, frame and label bytes
 	names     int64 // function name bytes, summed over chunks
@@ -438,8 +439,8 @@ func scan(data []byte, labels *jfrpprof.LabelsSnapshot) (scanResult, error) {
 		b:         data,
 		labels:    labels,
 		seed:      maphash.MakeSeed(),
-		samples:   map[uint64]struct{}{},
-		locations: map[uint64]struct{}{},
+		samples:   newSet64(rand.Uint64()),
+		locations: newSet64(rand.Uint64()),
 	}
 	pos := 0
 	for pos != len(data) {
@@ -455,7 +456,7 @@ func scan(data []byte, labels *jfrpprof.LabelsSnapshot) (scanResult, error) {
 			used++
 		}
 	}
-	cost := s.perSample + used*(s.names+costFunction*s.functions+costLocation*int64(len(s.locations)))
+	cost := s.perSample + used*(s.names+costFunction*s.functions+costLocation*int64(s.locations.len()))
 	return scanResult{cost: cost}, nil
 }
 
@@ -484,7 +485,7 @@ func (s *scanner) chunk(pos int) (int, error) {
 		return 0, fmt.Errorf("error reading chunk header: offsets cp %d meta %d outside the chunk of %d bytes", offCP, offMeta, size)
 	}
 	end := pos + size
-	s.methods, s.classes, s.symbols, s.stacks = map[uint64][2]uint64{}, map[uint64]uint64{}, map[uint64]int{}, map[uint64]int{}
+	s.methods, s.classes, s.symbols, s.stacks = nil, nil, nil, nil // sized by their lists
 	s.cpools = s.cpools[:0]
 	s.visited = map[int]bool{}
 	s.temps = [nRoles]temp{} // the parser binds every chunk afresh
@@ -923,6 +924,16 @@ func (s *scanner) list(r *reader, p *plan) error {
 		return err
 	}
 	t := &s.temps[p.role]
+	switch {
+	case p.role == roleMethod && s.methods == nil:
+		s.methods = make(map[uint64][2]uint64, n)
+	case p.role == roleClass && s.classes == nil:
+		s.classes = make(map[uint64]uint64, n)
+	case p.role == roleSymbol && s.symbols == nil:
+		s.symbols = make(map[uint64]int, n)
+	case p.role == roleStackTrace && s.stacks == nil:
+		s.stacks = make(map[uint64]int, n)
+	}
 	for range n {
 		id, err := r.u64()
 		if err != nil {
@@ -996,7 +1007,7 @@ func (s *scanner) fields(r *reader, p *plan) error {
 				if err = s.fields(r, s.frames); err == nil && fp.slot == slotFrames {
 					t.v[slotFrames]++
 					ft := &s.temps[roleStackFrame]
-					s.locations[uint64(uint32(ft.v[slotMethod]))<<32|uint64(uint32(ft.v[slotLine]))] = struct{}{}
+					s.locations.add(uint64(uint32(ft.v[slotMethod]))<<32 | uint64(uint32(ft.v[slotLine])))
 				}
 				if err != nil {
 					return err
@@ -1146,12 +1157,10 @@ func (s *scanner) sample(rl role) {
 	}
 	for _, b := range bs[:nb] {
 		binary.LittleEndian.PutUint64(key[:], uint64(b))
-		k := maphash.Bytes(s.seed, key[:])
 		s.used[b] = true
-		if _, seen := s.samples[k]; seen {
+		if !s.samples.add(maphash.Bytes(s.seed, key[:])) {
 			continue
 		}
-		s.samples[k] = struct{}{}
 		labels := 0
 		if ctx := s.labels.GetContexts()[int64(corr[0])]; ctx != nil {
 			labels += len(ctx.Labels)
