@@ -74,6 +74,14 @@ func (r *reader) u8() (byte, error) {
 
 // u32 is the parser's varInt: up to 5 bytes, more is an overflow.
 func (r *reader) u32() (uint32, error) {
+	if r.pos < r.end && r.b[r.pos] < 0x80 { // most are one byte
+		r.pos++
+		return uint32(r.b[r.pos-1]), nil
+	}
+	return r.u32slow()
+}
+
+func (r *reader) u32slow() (uint32, error) {
 	var v uint32
 	for shift := uint(0); ; shift += 7 {
 		if shift >= 32 {
@@ -108,6 +116,14 @@ func (r *reader) u16() error {
 
 // u64 is the parser's varLong: up to 9 bytes, the ninth taken whole.
 func (r *reader) u64() (uint64, error) {
+	if r.pos < r.end && r.b[r.pos] < 0x80 {
+		r.pos++
+		return uint64(r.b[r.pos-1]), nil
+	}
+	return r.u64slow()
+}
+
+func (r *reader) u64slow() (uint64, error) {
 	var v uint64
 	for shift := uint(0); shift <= 56; shift += 7 {
 		c, err := r.u8()
