@@ -256,6 +256,10 @@ func TestIngestJFRStatusCodes(t *testing.T) {
 	badLabels, badLabelsType := form(map[string][]byte{"jfr": jfr, "labels": []byte("not a protobuf \xff\xff\xff")}, true)
 	bomb, bombType := form(map[string][]byte{"jfr": gzipped(make([]byte, 8<<20))}, true)
 	okForm, okFormType := form(map[string][]byte{"jfr": gzipped(jfr)}, true)
+	panics, err := os.ReadFile("jfr/testdata/unbound-frames.jfr") // the parser panics on it
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name, contentType string
 		body              []byte
@@ -274,6 +278,7 @@ func TestIngestJFRStatusCodes(t *testing.T) {
 		{"labels not a snapshot", badLabelsType, badLabels, 0, 422, "unknown", "failed to parse labels form field"},
 		{"gzipped jfr over max_profile_size_bytes", bombType, bomb, 0, 422, "unknown", "decompressed size exceeds maximum allowed size of 4194304 bytes"},
 		{"multipart without boundary", "multipart/form-data", okForm, 0, 422, "unknown", "malformed multipart"},
+		{"a recording the parser panics on", "application/octet-stream", panics, 0, 422, "unknown", "jfr parser ParseEvent error"},
 		{"body over the limit", "application/octet-stream", jfr, 16 << 10, 413, "resource_exhausted", ""},
 	}
 	for _, tc := range cases {

@@ -198,3 +198,17 @@ func recording(nFrames, nEvents int, distinct bool) []byte {
 	}
 	return chunk(evs, cp, metadata(baseClasses()))
 }
+
+// unboundFrames is a recording whose stack-trace class holds its frames in
+// a field not named "frames": the parser allocates them through a pointer it
+// never set, and panics.
+func unboundFrames() []byte {
+	classes := baseClasses()
+	for i := range classes {
+		if classes[i].id == idStackTrace {
+			classes[i].fields = []fieldDef{{"frames2", idStackFrame, false, true}}
+		}
+	}
+	frames := cat(uvarint(1), uvarint(1), uvarint(1), uvarint(3)) // one stack, one frame
+	return chunk(nil, checkpoint(0, pool{idStackTrace, [][]byte{frames}}), metadata(classes))
+}

@@ -273,6 +273,15 @@ func TestLabels(t *testing.T) {
 	}
 }
 
+// TestConvertNoSamples: a recording without samples makes no series, and
+// no error (Pyroscope acknowledges it and sends nothing).
+func TestConvertNoSamples(t *testing.T) {
+	series, err := Convert(recording(3, 0, false), nil, testMetadata(t, "app"), nil)
+	if err != nil || len(series) != 0 {
+		t.Fatalf("Convert = %d series, %v", len(series), err)
+	}
+}
+
 // TestConvertPanicIsInvalid: a panic in the parser is the request's error.
 func TestConvertPanicIsInvalid(t *testing.T) {
 	defer func(f func([]byte, *jfrpprof.ParseInput, *jfrpprof.LabelsSnapshot, ...jfrpprof.Option) (*jfrpprof.Profiles, error)) {
@@ -293,15 +302,7 @@ func TestConvertPanicIsInvalid(t *testing.T) {
 // on (a stack trace whose frames field is not the one it binds: a nil
 // pointer write); the scan refuses it before the parser runs.
 func TestParserPanicsOnUnboundFrames(t *testing.T) {
-	classes := baseClasses()
-	for i := range classes {
-		if classes[i].id == idStackTrace {
-			classes[i].fields = []fieldDef{{"frames2", idStackFrame, false, true}}
-		}
-	}
-	frames := cat(uvarint(1), uvarint(1), uvarint(1), uvarint(3)) // one stack, one frame
-	cp := checkpoint(0, pool{idStackTrace, [][]byte{frames}})
-	rec := chunk(nil, cp, metadata(classes))
+	rec := unboundFrames()
 	now := time.Now()
 	_, err := jfrpprof.ParseJFR(rec, &jfrpprof.ParseInput{StartTime: now, EndTime: now}, new(jfrpprof.LabelsSnapshot))
 	if err == nil || !strings.Contains(err.Error(), "panic") {
@@ -309,6 +310,21 @@ func TestParserPanicsOnUnboundFrames(t *testing.T) {
 	}
 	if _, err := Convert(rec, nil, testMetadata(t, "app"), nil); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Convert: %v, want ErrInvalid", err)
+	}
+}
+
+// TestFixtures: testdata/unbound-frames.jfr, which /ingest's tests send, is
+// what unboundFrames makes (JFR_WRITE_FIXTURES=1 rewrites it).
+func TestFixtures(t *testing.T) {
+	const path = "testdata/unbound-frames.jfr"
+	want := unboundFrames()
+	if os.Getenv("JFR_WRITE_FIXTURES") != "" {
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%s is stale (%v): run with JFR_WRITE_FIXTURES=1", path, err)
 	}
 }
 
