@@ -24,15 +24,17 @@ import (
 // on jfr-parser's 27 test recordings (JFR_PARSER_TESTDATA): the scan
 // allocates up to 7.6 bytes per byte of recording, the conversion (encoding
 // included) up to 13.1, of which the estimate is 0.1-6.0; scan and
-// conversion together 0.2-19.8, charged 20-26.
+// conversion together 0.2-19.8, charged 20-28.
 const (
 	scanFactor  = 8
 	parseFactor = 12
 )
 
-// labelsFactor is what decoding the labels snapshot (protobuf maps) takes
-// per byte of it; measured 6-9 on the test recordings' snapshots.
-const labelsFactor = 12
+// labelsFactor is what decoding the labels snapshot (protobuf maps) may
+// take per byte of it: 9.7-11 on the three snapshots of jfr-parser's test
+// data, and about 18 for a snapshot of empty contexts (a 4-byte map entry
+// becomes a Context and its map slot).
+const labelsFactor = 20
 
 // ErrInvalid marks a body that is not a recording the parser can read, or
 // whose labels snapshot does not decode: the client's fault, answered 422.

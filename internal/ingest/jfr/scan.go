@@ -403,14 +403,14 @@ const (
 	nBuilders
 )
 
-// Estimated bytes the conversion holds, per unit (measured on the vtproto
-// structures it builds; generous rather than tight).
+// Bytes the conversion holds per unit: the vtproto structures it makes for
+// each and their map entries, added up and rounded up.
 const (
 	costSample   = 192 // Sample, its value slice, the sample index entry
 	costFrame    = 8   // one location id of a sample
-	costLabel    = 64  // one sample label and its strings
-	costFunction = 96  // Function, its string-table entry and map entries
-	costLocation = 128 // Location, Line, map entry
+	costLabel    = 96  // one sample label, its string-table entries
+	costFunction = 128 // Function, its string-table and map entries (the name is counted apart)
+	costLocation = 192 // Location, its Line, the location index entry
 )
 
 type scanner struct {
