@@ -23,12 +23,6 @@ import (
 // invalid ones and new ones once the Set is full.
 const Other = "__other__"
 
-// Default caps.
-const (
-	DefaultMaxTenants      = 1000
-	DefaultMaxProfileNames = 64
-)
-
 // maxProfileNameLen bounds a profile name kept as a label value; real
 // ones (process_cpu, memory, wall, goroutine, ...) are far shorter.
 const maxProfileNameLen = 64
@@ -65,8 +59,9 @@ func Tenants(max int) *Set {
 }
 
 // ProfileNames is a Set of profile names (the __name__ label): valid ones
-// are at most 64 bytes of ASCII letters, digits and _ : . -, and the names
-// Pyroscope's clients send are always admitted.
+// are at most 64 bytes of ASCII letters, digits and _ : . - (so a name that
+// is not UTF-8, on which Prometheus panics, never reaches a metric), and the
+// names Pyroscope's clients send are always admitted.
 func ProfileNames(max int) *Set {
 	return NewSet(max, validProfileName,
 		"process_cpu", "wall", "memory", "goroutine", "goroutines", "block", "mutex", "exceptions")
