@@ -111,6 +111,7 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		GracefulTimeout:     cfg.Server.GracefulTimeout,
 		Registerer:          reg,
 		Gatherer:            reg,
+		EnablePprof:         cfg.Server.EnablePprof,
 		Logger:              logger,
 	})
 	if err != nil {

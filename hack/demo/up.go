@@ -249,6 +249,8 @@ func (d *demo) startDataPlane(ctx context.Context) error {
 			"-memberlist.advertise-port="+strconv.Itoa(dist.gossipPort),
 			"-memberlist.nodename="+id, "-memberlist.randomize-node-name=false",
 			"-distributor.ring.instance-id="+id, "-distributor.ring.instance-addr=127.0.0.1",
+			// The demo suggests profiling the distributor itself.
+			"-server.enable-pprof",
 		)
 		var env []string
 		for _, e := range ctr.Env {

@@ -1,6 +1,6 @@
 // Package ingest is the distributor's HTTP server: one port speaking HTTP/1.1
 // and h2c that serves push.v1 (Connect, gRPC, gRPC-Web), the legacy /ingest
-// API, readiness, health, metrics and pprof. It resolves the tenant, turns
+// API, readiness, health, metrics and opt-in pprof. It resolves the tenant, turns
 // each request into a push.v1 PushRequest for the pipeline, and maps the
 // pipeline's errors to the status codes and bodies clients expect.
 package ingest
@@ -76,6 +76,9 @@ type Options struct {
 	// Gatherer serves /metrics; nil leaves /metrics out.
 	Gatherer prometheus.Gatherer
 	Logger   log.Logger
+
+	// EnablePprof serves /debug/pprof; off, those paths are 404.
+	EnablePprof bool
 }
 
 // Server is the distributor's HTTP server. As a service it listens on
@@ -201,11 +204,13 @@ func (s *Server) routes() http.Handler {
 	if s.opts.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
 	}
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if s.opts.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

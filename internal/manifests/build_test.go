@@ -802,6 +802,7 @@ func TestTerminationGraceFollowsExtraArgs(t *testing.T) {
 		{"defaults", nil, def.ShutdownDelay + def.GracefulTimeout},
 		{"other flags", []string{"-log.level=debug", "-server.http-listen-port", "4040"}, def.ShutdownDelay + def.GracefulTimeout},
 		{"longer delay", []string{"-shutdown-delay=2m"}, 2*time.Minute + def.GracefulTimeout},
+		{"boolean flag", []string{"-server.enable-pprof", "-shutdown-delay=2m"}, 2*time.Minute + def.GracefulTimeout},
 		{"separate value, double dash", []string{"--server.graceful-shutdown-timeout", "90s"}, def.ShutdownDelay + 90*time.Second},
 		{"last one wins", []string{"-shutdown-delay=1m", "-shutdown-delay=10s"}, 10*time.Second + def.GracefulTimeout},
 	}

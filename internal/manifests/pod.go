@@ -135,8 +135,8 @@ func terminationGrace(c config.Config, extraArgs []string) (int64, error) {
 		case fs.Lookup("server.graceful-shutdown-timeout"):
 			dst = &srv.GracefulTimeout
 		default:
-			if !hasValue {
-				i++ // "-flag value": skip the value
+			if b, ok := fs.Lookup(name).Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
+				i++ // "-flag value": skip the value; a boolean flag takes none
 			}
 			continue
 		}

@@ -6,6 +6,7 @@
 package segmentwriter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"os"
@@ -30,6 +31,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/metriclabel"
 	"github.com/pyrodist/pyrodist/internal/placement"
 )
 
@@ -49,6 +51,10 @@ type Config struct {
 	// zones are counted as fallbacks.
 	Zone           string
 	PreferSameZone bool
+	// MaxMetricTenants bounds the tenant label of the sent-bytes metric
+	// (tenants beyond it are recorded as metriclabel.Other); 0: the flag
+	// default.
+	MaxMetricTenants int
 	// Now is the clock of the circuit breakers (tests inject one).
 	Now func() time.Time
 	// DialOptions are appended to the client's own (tests).
@@ -104,7 +110,8 @@ func New(cfg Config, reg prometheus.Registerer, logger log.Logger) (*Client, err
 	if err := cfg.SegmentWriter.Validate(); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(reg)
+	tenants := metriclabel.Tenants(cmp.Or(cfg.MaxMetricTenants, config.Defaults().Distributor.InstanceLimits.MaxMetricTenants))
+	m, err := newMetrics(reg, tenants)
 	if err != nil {
 		return nil, err
 	}
@@ -360,7 +367,9 @@ func (c *Client) pushTo(ctx context.Context, req *segmentwriterv1.PushRequest, i
 	// probe does count.
 	cn.cb.done(gen, isBreakerFailure(err))
 	if err == nil {
-		c.metrics.sentBytes.WithLabelValues(strconv.FormatUint(uint64(req.Shard), 10), req.TenantId, in.Addr).Observe(float64(len(req.Profile)))
+		// The distributor validated the tenant before sending.
+		tenant := c.metrics.tenants.Accepted(req.TenantId)
+		c.metrics.sentBytes.WithLabelValues(strconv.FormatUint(uint64(req.Shard), 10), tenant, in.Addr).Observe(float64(len(req.Profile)))
 	}
 	return err
 }
@@ -496,5 +505,6 @@ func (e contextError) GRPCStatus() *status.Status { return status.FromContextErr
 
 // ConfigFrom picks the client's settings out of the config file.
 func ConfigFrom(c *config.Config) Config {
-	return Config{SegmentWriter: c.SegmentWriter, Zone: c.Distributor.Zone, PreferSameZone: c.Distributor.PreferSameZone}
+	return Config{SegmentWriter: c.SegmentWriter, Zone: c.Distributor.Zone, PreferSameZone: c.Distributor.PreferSameZone,
+		MaxMetricTenants: c.Distributor.InstanceLimits.MaxMetricTenants}
 }
