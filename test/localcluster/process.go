@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pyrodist/pyrodist/test/testutil/logtail"
 	"github.com/pyrodist/pyrodist/test/testutil/poll"
 )
 
@@ -32,7 +33,7 @@ type Process struct {
 func (p *Process) Exited() <-chan struct{} { return p.exited }
 
 // LogTail returns the last n lines of the process's log, for error messages.
-func (p *Process) LogTail(n int) string { return tail(p.LogPath, n) }
+func (p *Process) LogTail(n int) string { return logtail.Lines(p.LogPath, n) }
 
 // StartProcess starts a program with its output in <dir>/logs/<name>.log.
 // Detached processes run in their own session and outlive this program (the
@@ -214,16 +215,4 @@ func waitFor(ctx context.Context, timeout time.Duration, p *Process, what string
 		return fmt.Errorf("%s not ready: %w; log tail:\n%s", what, err, p.LogTail(30))
 	}
 	return fmt.Errorf("%s not ready: %w", what, err)
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
