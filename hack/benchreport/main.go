@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/pyrodist/pyrodist/test/loadresult"
 )
 
 func main() {
@@ -167,44 +169,8 @@ func median(vs []float64) float64 {
 	return m
 }
 
-// loadResult mirrors the fields of test/cmd/loadgen's JSON the report uses.
-type loadResult struct {
-	Protocol     string             `json:"protocol"`
-	Mode         string             `json:"mode"`
-	Workers      int                `json:"workers"`
-	TargetRate   float64            `json:"target_rate"`
-	Profiles     string             `json:"profiles"`
-	Tenants      int                `json:"tenants"`
-	Services     int                `json:"services"`
-	DurationS    float64            `json:"duration_s"`
-	Requests     int64              `json:"requests"`
-	OK           int64              `json:"ok_profiles"`
-	Skipped      int64              `json:"skipped"`
-	Errors       map[string]int64   `json:"errors"`
-	ReqPerS      float64            `json:"requests_per_s"`
-	ProfilesPerS float64            `json:"profiles_per_s"`
-	RawMBPerS    float64            `json:"raw_mb_per_s"`
-	LatencyMs    latency            `json:"latency_ms"`
-	ByProfile    map[string]latency `json:"latency_ms_by_profile"`
-	Watched      map[string]struct {
-		Max  float64 `json:"max"`
-		Last float64 `json:"last"`
-	} `json:"watched"`
-	Server *struct {
-		CPUSeconds  float64 `json:"cpu_seconds"`
-		MBPerCPUSec float64 `json:"mb_per_cpu_second"`
-		CPUSecPerGB float64 `json:"cpu_seconds_per_gb"`
-		Cores       float64 `json:"cores_used"`
-	} `json:"server"`
-}
-
-type latency struct {
-	Count                    int
-	P50, P90, P99, P999, Max float64
-}
-
-func readLoad(dir string) (map[string]*loadResult, error) {
-	out := map[string]*loadResult{}
+func readLoad(dir string) (map[string]*loadresult.Result, error) {
+	out := map[string]*loadresult.Result{}
 	if dir == "" {
 		return out, nil
 	}
@@ -217,7 +183,7 @@ func readLoad(dir string) (map[string]*loadResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		var r loadResult
+		var r loadresult.Result
 		if err := json.Unmarshal(b, &r); err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}
@@ -229,7 +195,7 @@ func readLoad(dir string) (map[string]*loadResult, error) {
 type report struct {
 	w       io.Writer
 	b       map[string]*bench
-	load    map[string]*loadResult
+	load    map[string]*loadresult.Result
 	machine string
 	loadDir string
 	top     string
@@ -245,7 +211,7 @@ type report struct {
 // sends: "small" for the agent-sized runs, else the whole "mix". The floor
 // per MB differs between them (the 16k-sample profile costs more per byte),
 // so each run is held against the floor of its own profiles.
-func floorCase(l *loadResult) string {
+func floorCase(l *loadresult.Result) string {
 	if l != nil && l.Profiles == "cpu,heap" {
 		return "small"
 	}
@@ -422,7 +388,7 @@ func (r *report) write() {
 		}
 		w := l.Watched
 		limit := "no Go memory limit"
-		if v, ok := l.goMemLimit(); ok {
+		if v, ok := goMemLimit(l); ok {
 			limit = fmt.Sprintf("GOMEMLIMIT %.0f MiB", v/(1<<20))
 		}
 		r.p("| heap in use under overload (writers stall; %s) | max %.1f MiB for an in-flight limit of %.1f MiB | |",
@@ -651,7 +617,7 @@ func (r *report) memory() {
 		}
 		w := l.Watched
 		limit := "none"
-		if v, ok := l.goMemLimit(); ok {
+		if v, ok := goMemLimit(l); ok {
 			limit = mib(v)
 		}
 		r.p("| %s | %s | %s | %s | %s | %.0f |", n, limit, mib(w["go_memstats_heap_inuse_bytes"].Max),
@@ -663,7 +629,7 @@ func (r *report) memory() {
 
 // goMemLimit is the Go memory limit the run watched, if one was set (Go
 // reports math.MaxInt64 for none).
-func (l *loadResult) goMemLimit() (float64, bool) {
+func goMemLimit(l *loadresult.Result) (float64, bool) {
 	v, ok := l.Watched["go_gc_gomemlimit_bytes"]
 	return v.Max, ok && v.Max > 0 && v.Max < 1<<62
 }
@@ -695,7 +661,7 @@ func loadOrder(n string) string {
 	return "2" + n
 }
 
-func errorsText(l *loadResult) string {
+func errorsText(l *loadresult.Result) string {
 	if len(l.Errors) == 0 && l.Skipped == 0 {
 		return "0"
 	}

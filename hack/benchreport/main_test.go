@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pyrodist/pyrodist/test/loadresult"
 )
 
 const benchOut = `goos: linux
@@ -48,9 +50,9 @@ func TestReportRatios(t *testing.T) {
 	b, _ := parseBench(strings.NewReader(benchOut))
 	dir := t.TempDir()
 	sat := `{"protocol":"connect","mode":"closed","workers":16,"profiles_per_s":30,"raw_mb_per_s":10,
-	  "latency_ms":{"P50":5,"P99":50},"server":{"cpu_seconds":10,"mb_per_cpu_second":24,"cpu_seconds_per_gb":41.7,"cores_used":0.9}}`
-	half := `{"protocol":"connect","mode":"open","target_rate":15,"latency_ms":{"P50":2,"P99":9},
-	  "latency_ms_by_profile":{"cpu":{"Count":10,"P50":1,"P99":2}}}`
+	  "latency_ms":{"p50":5,"p99":50},"server":{"cpu_seconds":10,"mb_per_cpu_second":24,"cpu_seconds_per_gb":41.7,"cores_used":0.9}}`
+	half := `{"protocol":"connect","mode":"open","target_rate":15,"latency_ms":{"p50":2,"p99":9},
+	  "latency_ms_by_profile":{"cpu":{"count":10,"p50":1,"p99":2}}}`
 	for name, body := range map[string]string{"saturation": sat, "half": half} {
 		if err := os.WriteFile(filepath.Join(dir, name+".json"), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -82,13 +84,8 @@ func TestLoadRatiosUseTheFloorAroundTheLoadRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	load := map[string]*loadResult{"saturation": {Protocol: "connect", Mode: "closed", Workers: 4}}
-	load["saturation"].Server = &struct {
-		CPUSeconds  float64 `json:"cpu_seconds"`
-		MBPerCPUSec float64 `json:"mb_per_cpu_second"`
-		CPUSecPerGB float64 `json:"cpu_seconds_per_gb"`
-		Cores       float64 `json:"cores_used"`
-	}{CPUSeconds: 1, MBPerCPUSec: 32, CPUSecPerGB: 31.25, Cores: 1}
+	load := map[string]*loadresult.Result{"saturation": {Protocol: "connect", Mode: "closed", Workers: 4}}
+	load["saturation"].Server = &loadresult.ServerCost{CPUSeconds: 1, MBPerCPUSec: 32, CPUSecPerGB: 31.25, Cores: 1}
 	var out bytes.Buffer
 	(&report{w: &out, b: b, load: load, loadFloor: lf["BenchmarkCompare/floor/mix"]}).write()
 	// The median of 56 and 40 is 48; 48/32 = 1.50.
@@ -154,9 +151,9 @@ func TestFloorForAgentSizedRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	all, _ := parseBench(strings.NewReader("pkg: x\nBenchmarkCompare/floor/mix-2 10 100 ns/op 32.00 MB/cpu-s\n"))
-	small := &loadResult{Profiles: "cpu,heap"}
+	small := &loadresult.Result{Profiles: "cpu,heap"}
 	r := &report{b: b, loadFloor: all["BenchmarkCompare/floor/mix"],
-		load:     map[string]*loadResult{"saturation-small": small, "half-small": small, "half": {Profiles: "cpu,heap,cpu-16k"}},
+		load:     map[string]*loadresult.Result{"saturation-small": small, "half-small": small, "half": {Profiles: "cpu,heap,cpu-16k"}},
 		runFloor: map[string]*bench{"saturation-small": own["BenchmarkCompare/floor/small"]}}
 	for run, want := range map[string]float64{"saturation-small": 44, "half-small": 42, "half": 32} {
 		if got := r.floorFor(run); got != want {
