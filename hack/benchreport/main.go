@@ -381,18 +381,13 @@ func (r *report) write() {
 		r.p("| latency at half load, agent-sized profiles, distributor on a CPU of its own (open loop %.1f req/s) | p50 %.2f ms, p99 %.2f ms, p999 %.2f ms (client side; server side below) | |",
 			h.TargetRate, h.LatencyMs.P50, h.LatencyMs.P99, h.LatencyMs.P999)
 	}
-	for _, n := range []string{"overload", "overload-memlimit"} {
-		l := r.load[n]
-		if l == nil || len(l.Watched) == 0 {
-			continue
-		}
-		w := l.Watched
+	for _, m := range r.memoryUse([]string{"overload", "overload-memlimit"}) {
 		limit := "no Go memory limit"
-		if v, ok := goMemLimit(l); ok {
-			limit = fmt.Sprintf("GOMEMLIMIT %.0f MiB", v/(1<<20))
+		if m.goMemLimit > 0 {
+			limit = fmt.Sprintf("GOMEMLIMIT %.0f MiB", m.goMemLimit)
 		}
 		r.p("| heap in use under overload (writers stall; %s) | max %.1f MiB for an in-flight limit of %.1f MiB | |",
-			limit, w["go_memstats_heap_inuse_bytes"].Max/(1<<20), w["pyrodist_distributor_inflight_bytes_limit"].Max/(1<<20))
+			limit, m.heapInUse, m.inflightLimit)
 	}
 	// Both measured by test/floor, one after the other.
 	if v, ok := r.metric("BenchmarkFloorStdlib/mix", "MB/cpu-s"); ok {
@@ -585,13 +580,8 @@ func (r *report) latencyByProfile(run string) {
 // memory reports the distributor's heap and in-flight bytes (scraped from
 // its /metrics every 200 ms) at saturation and while the writers stall.
 func (r *report) memory() {
-	rows := 0
-	for _, n := range memoryRuns {
-		if l := r.load[n]; l != nil && len(l.Watched) > 0 {
-			rows++
-		}
-	}
-	if rows == 0 {
+	rows := r.memoryUse(memoryRuns)
+	if len(rows) == 0 {
 		return
 	}
 	r.p("### Memory under load")
@@ -609,29 +599,51 @@ func (r *report) memory() {
 	r.p("")
 	r.p("| run | Go memory limit MiB | heap in use max MiB | in-flight bytes max MiB | in-flight limit MiB | goroutines max |")
 	r.p("|---|---|---|---|---|---|")
-	mib := func(v float64) string { return fmt.Sprintf("%.1f", v/(1<<20)) }
-	for _, n := range memoryRuns {
+	for _, m := range rows {
+		limit := "none"
+		if m.goMemLimit > 0 {
+			limit = fmt.Sprintf("%.1f", m.goMemLimit)
+		}
+		r.p("| %s | %s | %.1f | %.1f | %.1f | %.0f |", m.run, limit, m.heapInUse, m.inflight, m.inflightLimit, m.goroutines)
+	}
+	r.p("")
+}
+
+// memoryFigures is what a load run saw of the distributor's memory in the
+// /metrics it watched: maxima in MiB, and the count of goroutines.
+type memoryFigures struct {
+	run string
+	// goMemLimit is the Go memory limit, 0 when none was set.
+	goMemLimit                         float64
+	heapInUse, inflight, inflightLimit float64
+	goroutines                         float64
+}
+
+// memoryUse gives the figures of the runs among names that watched the
+// distributor's /metrics, in the order of names.
+func (r *report) memoryUse(names []string) []memoryFigures {
+	const mib = 1 << 20
+	var out []memoryFigures
+	for _, n := range names {
 		l := r.load[n]
 		if l == nil || len(l.Watched) == 0 {
 			continue
 		}
 		w := l.Watched
-		limit := "none"
-		if v, ok := goMemLimit(l); ok {
-			limit = mib(v)
+		m := memoryFigures{
+			run:           n,
+			heapInUse:     w["go_memstats_heap_inuse_bytes"].Max / mib,
+			inflight:      w["pyrodist_distributor_inflight_bytes"].Max / mib,
+			inflightLimit: w["pyrodist_distributor_inflight_bytes_limit"].Max / mib,
+			goroutines:    w["go_goroutines"].Max,
 		}
-		r.p("| %s | %s | %s | %s | %s | %.0f |", n, limit, mib(w["go_memstats_heap_inuse_bytes"].Max),
-			mib(w["pyrodist_distributor_inflight_bytes"].Max),
-			mib(w["pyrodist_distributor_inflight_bytes_limit"].Max), w["go_goroutines"].Max)
+		// Go reports math.MaxInt64 when no limit is set.
+		if v := w["go_gc_gomemlimit_bytes"].Max; v > 0 && v < 1<<62 {
+			m.goMemLimit = v / mib
+		}
+		out = append(out, m)
 	}
-	r.p("")
-}
-
-// goMemLimit is the Go memory limit the run watched, if one was set (Go
-// reports math.MaxInt64 for none).
-func goMemLimit(l *loadresult.Result) (float64, bool) {
-	v, ok := l.Watched["go_gc_gomemlimit_bytes"]
-	return v.Max, ok && v.Max > 0 && v.Max < 1<<62
+	return out
 }
 
 // memoryRuns are the load runs whose /metrics were watched, in report order.

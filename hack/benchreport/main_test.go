@@ -164,3 +164,40 @@ func TestFloorForAgentSizedRuns(t *testing.T) {
 		t.Errorf("ratio %s, want 2.00", got)
 	}
 }
+
+// The runs that watched the distributor's /metrics give a headline row each
+// (overload runs only) and a row of the memory table; the others give none.
+func TestMemoryRows(t *testing.T) {
+	const mib = 1 << 20
+	watched := func(heap, inflight, limit, goroutines, goMemLimit float64) *loadresult.Result {
+		return &loadresult.Result{Watched: map[string]loadresult.Watched{
+			"go_memstats_heap_inuse_bytes":              {Max: heap * mib},
+			"pyrodist_distributor_inflight_bytes":       {Max: inflight * mib},
+			"pyrodist_distributor_inflight_bytes_limit": {Max: limit * mib},
+			"go_goroutines":                             {Max: goroutines},
+			"go_gc_gomemlimit_bytes":                    {Max: goMemLimit},
+		}}
+	}
+	b, _ := parseBench(strings.NewReader(benchOut))
+	var out bytes.Buffer
+	(&report{w: &out, b: b, load: map[string]*loadresult.Result{
+		"saturation":        watched(40, 10, 64, 120, 1<<63-1),
+		"overload":          watched(150.25, 63.5, 64, 900, 1<<63-1),
+		"overload-memlimit": watched(80, 60, 64, 800, 57.6*mib),
+		"half":              {Protocol: "connect"},
+	}}).write()
+	for _, want := range []string{
+		"| heap in use under overload (writers stall; no Go memory limit) | max 150.2 MiB for an in-flight limit of 64.0 MiB | |",
+		"| heap in use under overload (writers stall; GOMEMLIMIT 58 MiB) | max 80.0 MiB for an in-flight limit of 64.0 MiB | |",
+		"| saturation | none | 40.0 | 10.0 | 64.0 | 120 |",
+		"| overload | none | 150.2 | 63.5 | 64.0 | 900 |",
+		"| overload-memlimit | 57.6 | 80.0 | 60.0 | 64.0 | 800 |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if n := strings.Count(out.String(), "heap in use under overload"); n != 2 {
+		t.Errorf("%d headline heap rows, want 2 (the overload runs)", n)
+	}
+}
