@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,21 @@ PASS
 pkg: github.com/pyrodist/pyrodist/internal/placement
 BenchmarkPlace/default-2   	 5000000	       120.5 ns/op	       0 B/op	       0 allocs/op
 `
+
+// mustParseBench parses go test -bench output given line by line.
+func mustParseBench(t *testing.T, lines ...string) map[string]*bench {
+	t.Helper()
+	b, err := parseBench(strings.NewReader(strings.Join(lines, "\n") + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// floorLine is a line of the floor benchmark's output for one case.
+func floorLine(c string, mbPerCPUSecond float64) string {
+	return fmt.Sprintf("BenchmarkCompare/floor/%s-2 10 100 ns/op %.2f MB/cpu-s", c, mbPerCPUSecond)
+}
 
 func TestParseBench(t *testing.T) {
 	b, err := parseBench(strings.NewReader(benchOut))
@@ -80,10 +96,7 @@ func TestReportRatios(t *testing.T) {
 
 func TestLoadRatiosUseTheFloorAroundTheLoadRuns(t *testing.T) {
 	b, _ := parseBench(strings.NewReader(benchOut))
-	lf, err := parseBench(strings.NewReader("BenchmarkCompare/floor/mix-2 10 1 ns/op 56.00 MB/cpu-s\nBenchmarkCompare/floor/mix-2 10 1 ns/op 40.00 MB/cpu-s\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	lf := mustParseBench(t, floorLine("mix", 56), floorLine("mix", 40))
 	load := map[string]*loadresult.Result{"saturation": {Protocol: "connect", Mode: "closed", Workers: 4}}
 	load["saturation"].Server = &loadresult.ServerCost{CPUSeconds: 1, MBPerCPUSec: 32, CPUSecPerGB: 31.25, Cores: 1}
 	var out bytes.Buffer
@@ -104,10 +117,7 @@ BenchmarkCompare/pipeline/mix-2  10 100 ns/op 30.00 MB/cpu-s
 BenchmarkCompare/floor/mix-2     10 100 ns/op 30.00 MB/cpu-s
 BenchmarkCompare/pipeline/mix-2  10 100 ns/op 25.00 MB/cpu-s
 `
-	b, err := parseBench(strings.NewReader(out))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := mustParseBench(t, out)
 	r := &report{b: b}
 	// Pairs 1.5, 1.333, 1.2: the median is 40/30. The medians (30/25) say 1.2.
 	got, ok := r.pairedRatio("BenchmarkCompare/floor/mix", "BenchmarkCompare/pipeline/mix")
@@ -122,14 +132,8 @@ BenchmarkCompare/pipeline/mix-2  10 100 ns/op 25.00 MB/cpu-s
 // A load run measured with floors of its own is compared with them, not with
 // the floor around all the runs.
 func TestFloorFor(t *testing.T) {
-	own, err := parseBench(strings.NewReader("pkg: x\nBenchmarkCompare/floor/mix-2 10 100 ns/op 20.00 MB/cpu-s\nBenchmarkCompare/floor/mix-2 10 100 ns/op 30.00 MB/cpu-s\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := parseBench(strings.NewReader("pkg: x\nBenchmarkCompare/floor/mix-2 10 100 ns/op 40.00 MB/cpu-s\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	own := mustParseBench(t, "pkg: x", floorLine("mix", 20), floorLine("mix", 30))
+	all := mustParseBench(t, "pkg: x", floorLine("mix", 40))
 	r := &report{loadFloor: all["BenchmarkCompare/floor/mix"], runFloor: map[string]*bench{"proto-grpc": own["BenchmarkCompare/floor/mix"]}}
 	if got := r.floorFor("proto-grpc"); got != 25 {
 		t.Errorf("own floor %v, want the median 25", got)
@@ -142,15 +146,9 @@ func TestFloorFor(t *testing.T) {
 // Agent-sized runs are held against the floor of the agent-sized profiles,
 // never the mix's: their own when measured, else the benchmark's.
 func TestFloorForAgentSizedRuns(t *testing.T) {
-	own, err := parseBench(strings.NewReader("pkg: x\nBenchmarkCompare/floor/small-2 10 100 ns/op 44.00 MB/cpu-s\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := parseBench(strings.NewReader("pkg: x\nBenchmarkCompare/floor/small-2 10 100 ns/op 42.00 MB/cpu-s\nBenchmarkCompare/floor/mix-2 10 100 ns/op 30.00 MB/cpu-s\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, _ := parseBench(strings.NewReader("pkg: x\nBenchmarkCompare/floor/mix-2 10 100 ns/op 32.00 MB/cpu-s\n"))
+	own := mustParseBench(t, "pkg: x", floorLine("small", 44))
+	b := mustParseBench(t, "pkg: x", floorLine("small", 42), floorLine("mix", 30))
+	all := mustParseBench(t, "pkg: x", floorLine("mix", 32))
 	small := &loadresult.Result{Profiles: "cpu,heap"}
 	r := &report{b: b, loadFloor: all["BenchmarkCompare/floor/mix"],
 		load:     map[string]*loadresult.Result{"saturation-small": small, "half-small": small, "half": {Profiles: "cpu,heap,cpu-16k"}},
