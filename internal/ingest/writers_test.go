@@ -287,6 +287,16 @@ func waitStored() { time.Sleep(100 * time.Millisecond) }
 //     profile stored once;
 //   - every writer refusing (Unavailable): /ingest answers 503 with
 //     Retry-After.
+// expectAckedOnce: every request was acknowledged and stored exactly once.
+func expectAckedOnce(t *testing.T, outs []outcome, tl tally) {
+	t.Helper()
+	for _, o := range outs {
+		if n := tl.copies[o.req]; o.err != nil || n != 1 {
+			t.Errorf("request %s: %v (status %d), stored on %d writers; want acked, stored once", o.req, o.err, o.status, n)
+		}
+	}
+}
+
 func TestSlowWriters(t *testing.T) {
 	ws := startWriters(t, 6)
 	ts := startWriterBacked(t, ws, scaledWriteTimeout)
@@ -297,11 +307,7 @@ func TestSlowWriters(t *testing.T) {
 		waitStored()
 		tl := tallyRun(outs, ws)
 		t.Logf("writers acking at 7 s: %v", tl)
-		for _, o := range outs {
-			if n := tl.copies[o.req]; o.err != nil || n != 1 {
-				t.Errorf("request %s: %v (status %d), stored on %d writers; want acked, stored once", o.req, o.err, o.status, n)
-			}
-		}
+		expectAckedOnce(t, outs, tl)
 	})
 
 	t.Run("ack at 7 s, client deadline 3 s", func(t *testing.T) {
@@ -348,11 +354,7 @@ func TestSlowWriters(t *testing.T) {
 		waitStored()
 		tl := tallyRun(outs, ws)
 		t.Logf("writers acking at 4.99-5.1 s: %v", tl)
-		for _, o := range outs {
-			if n := tl.copies[o.req]; o.err != nil || n != 1 {
-				t.Errorf("request %s: %v (status %d), stored on %d writers; want acked, stored once", o.req, o.err, o.status, n)
-			}
-		}
+		expectAckedOnce(t, outs, tl)
 	})
 
 	t.Run("outage", func(t *testing.T) {
