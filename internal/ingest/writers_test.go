@@ -287,6 +287,7 @@ func waitStored() { time.Sleep(100 * time.Millisecond) }
 //     profile stored once;
 //   - every writer refusing (Unavailable): /ingest answers 503 with
 //     Retry-After.
+//
 // expectAckedOnce: every request was acknowledged and stored exactly once.
 func expectAckedOnce(t *testing.T, outs []outcome, tl tally) {
 	t.Helper()
