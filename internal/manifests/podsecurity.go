@@ -52,12 +52,16 @@ type PodSecurityError struct {
 }
 
 func (e *PodSecurityError) Error() string {
-	parts := make([]string, len(e.Violations))
-	for i, v := range e.Violations {
+	return fmt.Sprintf("pod security: refused %s; the operator allows these only when it runs with --%s",
+		violationList(e.Violations), AllowPrivilegedPodsFlag)
+}
+
+func violationList(vs []PodSecurityViolation) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
 		parts[i] = v.String()
 	}
-	return fmt.Sprintf("pod security: refused %s; the operator allows these only when it runs with --%s",
-		strings.Join(parts, ", "), AllowPrivilegedPodsFlag)
+	return strings.Join(parts, ", ")
 }
 
 // checkPodSecurity inspects the pods that were built (not the spec), so a
@@ -79,9 +83,8 @@ func (b *builder) checkPodSecurity(d *Desired) error {
 	if !b.facts.AllowPrivilegedPods {
 		return &PodSecurityError{Violations: all}
 	}
-	for _, v := range all {
-		d.Warnings = append(d.Warnings, fmt.Sprintf("%s: allowed because the operator runs with --%s", v, AllowPrivilegedPodsFlag))
-	}
+	d.Warnings = append(d.Warnings, fmt.Sprintf("pod security: %s allowed because the operator runs with --%s",
+		violationList(all), AllowPrivilegedPodsFlag))
 	return nil
 }
 
