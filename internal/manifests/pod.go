@@ -68,6 +68,9 @@ func containerSecurityContext(extra *corev1.SecurityContext) (*corev1.SecurityCo
 	if extra == nil {
 		return base, nil
 	}
+	if extra.AllowPrivilegeEscalation == nil && escalationImplied(extra) {
+		base.AllowPrivilegeEscalation = nil
+	}
 	out := &corev1.SecurityContext{}
 	return out, overlay(base, extra, out)
 }
