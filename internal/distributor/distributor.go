@@ -243,10 +243,19 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 			arena.Release()
 		}
 	}()
-	p, err := arena.Decode(it.data)
+	// The count limits apply while decoding and the decoded memory beyond
+	// what Push charged is charged as it is taken: a few KB of pprof can
+	// decode to hundreds of MB before Validate would see the sample count.
+	p, _, err := arena.DecodeWithin(it.data, profile.Bounds{
+		Limits: lim, Series: it.labels, Now: now,
+		Paid: decodedFactor * len(it.data), Reserve: ch.Reserve,
+	})
+	if inflight.IsExhausted(err) {
+		d.metrics.discard(validation.InflightLimit, tenant, len(it.data))
+		return d.inflightError(err)
+	}
 	if err != nil {
-		d.metrics.discard(validation.MalformedProfile, tenant, len(it.data))
-		return connect.NewError(connect.CodeInvalidArgument, err)
+		return d.invalid(tenant, len(it.data), err)
 	}
 	tenantLabel := d.metrics.tenants.Value(tenant)
 	d.metrics.receivedSamples.WithLabelValues(d.metrics.types.Value(name), tenantLabel).Observe(float64(len(p.Sample)))
