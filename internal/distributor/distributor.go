@@ -98,11 +98,12 @@ func New(cfg Config, limits TenantLimits, sender Sender, healthyDistributors fun
 	}, nil
 }
 
-// decodedFactor bounds the memory of a decoded profile per byte of pprof
-// (measured live after decode and normalization: 3.6x for a Go heap profile,
-// 7.4x for a CPU profile, 8.2x for a 16k-sample one). The in-flight budget is
-// charged for it as well as for the inflated bytes, so the budget bounds what
-// requests really hold.
+// decodedFactor is the memory of a decoded profile per byte of pprof that
+// Push charges up front (measured live after decode and normalization: 3.6x
+// for a Go heap profile, 7.4x for a CPU profile, 8.2x for a 16k-sample one),
+// as well as the inflated bytes. It is a typical figure, not a bound: the
+// decoder charges whatever it takes beyond it (an empty sample is 2 bytes
+// of pprof and over 100 decoded).
 const decodedFactor = 8
 
 // item is one raw profile of a request, inflated.
