@@ -98,11 +98,12 @@ func New(cfg Config, limits TenantLimits, sender Sender, healthyDistributors fun
 	}, nil
 }
 
-// decodedFactor bounds the memory of a decoded profile per byte of pprof
-// (measured live after decode and normalization: 3.6x for a Go heap profile,
-// 7.4x for a CPU profile, 8.2x for a 16k-sample one). The in-flight budget is
-// charged for it as well as for the inflated bytes, so the budget bounds what
-// requests really hold.
+// decodedFactor is the memory of a decoded profile per byte of pprof that
+// Push charges up front (measured live after decode and normalization: 3.6x
+// for a Go heap profile, 7.4x for a CPU profile, 8.2x for a 16k-sample one),
+// as well as the inflated bytes. It is a typical figure, not a bound: the
+// decoder charges whatever it takes beyond it (an empty sample is 2 bytes
+// of pprof and over 100 decoded).
 const decodedFactor = 8
 
 // item is one raw profile of a request, inflated.
@@ -243,10 +244,19 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 			arena.Release()
 		}
 	}()
-	p, err := arena.Decode(it.data)
+	// The count limits apply while decoding and the decoded memory beyond
+	// what Push charged is charged as it is taken: a few KB of pprof can
+	// decode to hundreds of MB before Validate would see the sample count.
+	p, _, err := arena.DecodeWithin(it.data, profile.Bounds{
+		Limits: lim, Series: it.labels, Now: now,
+		Paid: decodedFactor * len(it.data), Reserve: ch.Reserve,
+	})
+	if inflight.IsExhausted(err) {
+		d.metrics.discard(validation.InflightLimit, tenant, len(it.data))
+		return d.inflightError(err)
+	}
 	if err != nil {
-		d.metrics.discard(validation.MalformedProfile, tenant, len(it.data))
-		return connect.NewError(connect.CodeInvalidArgument, err)
+		return d.invalid(tenant, len(it.data), err)
 	}
 	tenantLabel := d.metrics.tenants.Value(tenant)
 	d.metrics.receivedSamples.WithLabelValues(d.metrics.types.Value(name), tenantLabel).Observe(float64(len(p.Sample)))

@@ -188,7 +188,7 @@ func (s *Server) routes() http.Handler {
 		connect.WithReadMaxBytes(int(readMax)),
 	}
 	path, push := pushv1connect.NewPusherServiceHandler(&pushService{s: s}, pushOpts...)
-	mux.Handle(path, s.instrumentPush("push_v1_PusherService_Push", s.answerInTime(s.pushBody(push))))
+	mux.Handle(path, s.instrumentPush("push_v1_PusherService_Push", s.answerInTime(s.pushBody(s.inflateEnvelope(push, readMax)))))
 
 	ingest := s.answerInTime(http.HandlerFunc(s.ingest))
 	mux.Handle("POST /ingest", s.instrumentPush("ingest", ingest))
