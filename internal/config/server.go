@@ -18,6 +18,7 @@ type Server struct {
 	// MaxConnectionAge makes long-lived client connections reconnect, so a
 	// scale-out gets traffic (HTTP/2 GOAWAY, HTTP/1.1 Connection: close).
 	MaxConnectionAge time.Duration `yaml:"http_max_connection_age"`
+	HTTPTLS          ServerTLS     `yaml:"http_tls_config"`
 }
 
 func (c *Server) RegisterFlags(f *flag.FlagSet) {
@@ -29,4 +30,5 @@ func (c *Server) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.HTTPWriteTimeout, "server.http-write-timeout", 30*time.Second, "Write timeout for HTTP responses; it bounds the whole request handling.")
 	f.DurationVar(&c.HTTPIdleTimeout, "server.http-idle-timeout", 120*time.Second, "How long an idle keep-alive connection stays open.")
 	f.DurationVar(&c.MaxConnectionAge, "server.http-max-connection-age", 5*time.Minute, "After about this long (±10% jitter) a client connection is asked to reconnect (HTTP/2 GOAWAY, HTTP/1.1 Connection: close), so new replicas get traffic. 0 to disable.")
+	c.HTTPTLS.RegisterFlagsWithPrefix("server.http", "HTTP", f)
 }
