@@ -46,6 +46,13 @@
 //
 // GET /ready is 200 once the instance is ACTIVE in the ring; /metrics serves
 // Prometheus metrics.
+//
+// # TLS
+//
+// With -server.grpc-tls-cert-path and -server.grpc-tls-key-path the gRPC
+// port serves TLS only; -server.grpc-tls-client-auth and -ca-path ask for
+// client certificates (Pyroscope's flags). Gossip takes dskit's
+// -memberlist.tls-* flags, as Pyroscope's writer does.
 package fakewriter
 
 import (
@@ -84,6 +91,7 @@ import (
 
 	segmentwriterv1 "github.com/grafana/pyroscope/api/gen/proto/go/segmentwriter/v1"
 
+	"github.com/pyrodist/pyrodist/internal/config"
 	"github.com/pyrodist/pyrodist/internal/membership"
 )
 
@@ -104,6 +112,9 @@ type Config struct {
 	HTTPListenPort    int
 	Memberlist        memberlist.KVConfig
 	Lifecycler        ring.LifecyclerConfig
+	// GRPCTLS serves the gRPC port over TLS (Pyroscope's
+	// -server.grpc-tls-* flags); read once, at New.
+	GRPCTLS config.ServerTLS
 
 	// Initial fault injection; the HTTP control endpoints change it later.
 	Latency  time.Duration
@@ -130,6 +141,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	f.StringVar(&c.HTTPListenAddress, "server.http-listen-address", "", "HTTP server listen address.")
 	f.IntVar(&c.HTTPListenPort, "server.http-listen-port", 4040, "HTTP server listen port.")
 	c.Memberlist.RegisterFlags(f)
+	c.GRPCTLS.RegisterFlagsWithPrefix("server.grpc", "gRPC", f)
 	c.Lifecycler.RegisterFlagsWithPrefix("segment-writer.", f, logger)
 	f.DurationVar(&c.Latency, "fakewriter.latency", 0, "Delay every Push by this much.")
 	f.StringVar(&c.FailCode, "fakewriter.fail-code", "", "Fail every Push with this gRPC code (e.g. Unavailable).")
@@ -282,7 +294,12 @@ func New(cfg Config, logger log.Logger) (*Writer, error) {
 
 	w.health = health.NewServer()
 	w.health.SetServingStatus(HealthService, healthpb.HealthCheckResponse_NOT_SERVING)
-	w.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(maxRecvMsgSize))
+	grpcOpts, err := grpcTLS(cfg.GRPCTLS)
+	if err != nil {
+		w.closeListeners()
+		return nil, err
+	}
+	w.grpcSrv = grpc.NewServer(append(grpcOpts, grpc.MaxRecvMsgSize(maxRecvMsgSize))...)
 	segmentwriterv1.RegisterSegmentWriterServiceServer(w.grpcSrv, w)
 	healthpb.RegisterHealthServer(w.grpcSrv, w.health)
 
