@@ -27,8 +27,8 @@ export KUBEBUILDER_ASSETS
 # Inside `make test` each fuzz target runs a fixed number of inputs (the count
 # after its name below, about 5 s each on 2 cores), not a duration: with a
 # duration, go1.26's fuzz coordinator can report its own deadline as a failure
-# ("context deadline exceeded", no input written; golang/go#75804, fixed in
-# go1.27), which failed a clean CI run. `make fuzz FUZZTIME=10m` runs a
+# ("context deadline exceeded", no input written; fixed in go1.27), which
+# failed a clean CI run. `make fuzz FUZZTIME=10m` runs a
 # campaign of that length per target instead (a rare spurious failure of that
 # kind is then possible).
 FUZZTIME ?=
@@ -99,6 +99,10 @@ fuzz: ## Run every fuzz target for its input count, or for FUZZTIME when set (e.
 		ft="$(FUZZTIME)"; if [ -z "$$ft" ]; then ft="$${n}x"; fi; \
 		echo "fuzz $$pkg $$fn for $$ft"; \
 		$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime="$$ft" -fuzzminimizetime=$(FUZZMINIMIZE) $$pkg; done
+
+.PHONY: campaign
+campaign: ## The fault and hostile-input campaigns at full length (make test runs short versions); figures in docs/reliability.md.
+	PYRODIST_CAMPAIGN=long $(GO) test -count=1 -v -timeout 60m -run 'TestFaultCampaign|TestHostileInputs' ./test/integration/
 
 .PHONY: test-e2e
 test-e2e: ## End-to-end test on a local control plane (built from Go modules), chart and image tests.

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -51,18 +50,8 @@ func TestPartFailureEndsTheProcess(t *testing.T) {
 	if base == "" {
 		t.Fatalf("the distributor never served:\n%s", logs)
 	}
-	ready := func() int {
-		resp, err := http.Get(base + "/ready")
-		if err != nil {
-			return -1
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	for i := 0; i < 300 && ready() != 200; i++ {
-		time.Sleep(50 * time.Millisecond)
-	}
+	ready := func() int { return readyCode(base) }
+	awaitReady(base)
 	if code := ready(); code != 200 {
 		t.Fatalf("/ready = %d before the failure:\n%s", code, logs)
 	}

@@ -28,6 +28,24 @@ func startFakeWriter(t *testing.T, ip string, latency time.Duration) *fakewriter
 	return fakewritertest.Start(t, cfg)
 }
 
+// readyCode is the status of GET /ready, -1 when it cannot be had.
+func readyCode(base string) int {
+	resp, err := http.Get(base + "/ready")
+	if err != nil {
+		return -1
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// awaitReady polls /ready for up to 15 s until it answers 200.
+func awaitReady(base string) {
+	for i := 0; i < 300 && readyCode(base) != 200; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func heapPprof(t *testing.T) []byte {
 	var buf bytes.Buffer
 	if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil {
@@ -69,18 +87,8 @@ func TestServeShutdownSequence(t *testing.T) {
 		t.Fatalf("serve: %v", err)
 	}
 
-	ready := func() int {
-		resp, err := http.Get(base + "/ready")
-		if err != nil {
-			return -1
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	for i := 0; i < 300 && ready() != 200; i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
+	ready := func() int { return readyCode(base) }
+	awaitReady(base)
 	if code := ready(); code != 200 {
 		t.Fatalf("/ready = %d; the writer never became known", code)
 	}

@@ -111,12 +111,15 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		ReadTimeout:         cfg.Server.HTTPReadTimeout,
 		WriteTimeout:        cfg.Server.HTTPWriteTimeout,
 		IdleTimeout:         cfg.Server.HTTPIdleTimeout,
+		MinBodyRate:         cfg.Server.MinBodyRate,
+		BodyRateGrace:       cfg.Server.BodyRateGrace,
 		ListenAddress:       net.JoinHostPort(cfg.Server.HTTPListenAddress, strconv.Itoa(cfg.Server.HTTPListenPort)),
 		TLS:                 tlsp.server,
 		ShutdownDelay:       cfg.Server.ShutdownDelay,
 		GracefulTimeout:     cfg.Server.GracefulTimeout,
 		Registerer:          reg,
 		Gatherer:            reg,
+		EnablePprof:         cfg.Server.EnablePprof,
 		Logger:              logger,
 	})
 	if err != nil {

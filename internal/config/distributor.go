@@ -3,8 +3,7 @@ package config
 import "flag"
 
 // Distributor holds the distributor's own settings: its zone, same-zone
-// preference and process-wide limits. Zone settings are owned by the placement
-// work (issue 9), process limits by the ingest work (issue 3).
+// preference and process-wide limits.
 type Distributor struct {
 	Zone           string `yaml:"zone"`
 	PreferSameZone bool   `yaml:"prefer_same_zone"`

@@ -6,8 +6,9 @@ import (
 )
 
 // Limits are per-tenant limits, with Pyroscope's YAML keys, flags and
-// defaults (spec §5.6). The defaults apply to every tenant; overrides.yaml
-// replaces them per tenant. A value of 0 disables a size or count limit.
+// defaults (pkg/validation/limits.go at 3fe6a45). The defaults apply to
+// every tenant; overrides.yaml replaces them per tenant. A value of 0
+// disables a size or count limit.
 type Limits struct {
 	IngestionRateMB      float64 `yaml:"ingestion_rate_mb"`
 	IngestionBurstSizeMB float64 `yaml:"ingestion_burst_size_mb"`

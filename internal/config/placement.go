@@ -8,8 +8,9 @@ import (
 )
 
 // PlacementLimits are a tenant's shard policy, with Pyroscope's keys and
-// defaults (spec §2.5). Without placement rules from the metastore, a
-// dataset gets DefaultDatasetShards shards inside the tenant's TenantShards.
+// defaults (docs/compatibility.md#default-limits). Without placement rules
+// from the metastore, a dataset gets DefaultDatasetShards shards inside the
+// tenant's TenantShards.
 type PlacementLimits struct {
 	TenantShards         int `yaml:"adaptive_placement_tenant_shards"`
 	DefaultDatasetShards int `yaml:"adaptive_placement_default_dataset_shards"`

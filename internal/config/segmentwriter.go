@@ -12,18 +12,23 @@ import (
 type SegmentWriter struct {
 	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`
 	// GRPCClient has the keys and defaults of Pyroscope's
-	// segment_writer.grpc_client_config (dskit grpcclient, spec §3.4).
+	// segment_writer.grpc_client_config (dskit grpcclient, with the
+	// overrides of pkg/pyroscope/pyroscope.go at 3fe6a45).
 	GRPCClient SegmentWriterGRPCClient `yaml:"grpc_client_config"`
-	// AttemptTimeout bounds one Push attempt when the caller set no
-	// deadline, so a hung writer cannot hold a request forever; the next
-	// candidate is tried after it. Pyroscope has none (spec §2.7).
+	// AttemptTimeout is how long a push attempt runs before its writer is
+	// checked with a health probe: one that answers keeps the call (a slow
+	// writer is not abandoned, which would store the profile twice); one
+	// that does not is left for the next candidate when this long remains.
+	// Without a request deadline a push is bounded to 6 times this.
+	// Pyroscope has no such check: only the caller's context bounds an
+	// attempt (pkg/segmentwriter/client/client.go at 3fe6a45).
 	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
 }
 
 func (c *SegmentWriter) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.HeartbeatTimeout, "segment-writer.ring.heartbeat-timeout", time.Minute, "A segment-writer whose last heartbeat is older than this is not used.")
 	c.GRPCClient.RegisterFlagsWithPrefix("segment-writer.grpc-client-config", f)
-	f.DurationVar(&c.AttemptTimeout, "segment-writer.attempt-timeout", 5*time.Second, "Deadline of one push attempt to a segment-writer when the request has none; 0 disables it.")
+	f.DurationVar(&c.AttemptTimeout, "segment-writer.attempt-timeout", 5*time.Second, "How long a push attempt to a segment-writer runs before the writer is probed: one that answers keeps the call until the request's deadline, one that does not is left for the next candidate if this long remains. Without a request deadline, a push takes at most 6 times this. 0 disables both.")
 }
 
 // Validate reports settings the client cannot use.

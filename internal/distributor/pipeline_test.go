@@ -188,7 +188,8 @@ func TestUnchangedProfileIsForwarded(t *testing.T) {
 	}
 }
 
-// TestStatusCodes covers the rows of spec §5.4 this layer decides.
+// TestStatusCodes covers the rows of docs/compatibility.md#status-codes this
+// layer decides.
 func TestStatusCodes(t *testing.T) {
 	now := time.Now()
 	good := recentProfile(t, "cpu", now)

@@ -19,7 +19,7 @@ type RingSource interface {
 }
 
 // Pusher pushes one request with failover over candidates in order, with
-// errors classified as spec §2.7 says (segmentwriter.Client).
+// errors classified as Pyroscope's client classifies them (segmentwriter.Client).
 type Pusher interface {
 	Push(ctx context.Context, req *segmentwriterv1.PushRequest, candidates []*placement.Instance) error
 }
@@ -101,7 +101,8 @@ func (r *Router) Send(ctx context.Context, p *Profile) error {
 	return r.push.Push(ctx, req, inst[:len(cands)])
 }
 
-// PlacementPolicy is a tenant's policy without placement rules (spec §2.5):
+// PlacementPolicy is a tenant's policy without placement rules
+// (docs/compatibility.md#placement):
 // the tenant's shards, the default dataset shards, and fingerprint-mod
 // unless round-robin is configured (dynamic is fingerprint without rules).
 func PlacementPolicy(l *config.Limits) placement.Policy {

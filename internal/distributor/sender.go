@@ -16,7 +16,8 @@ type Profile struct {
 	Service string // the service_name label's value
 	// Labels are the series labels, sorted by name, with service_name and
 	// __name__ present. The pipeline adds no __profile_type__ (writers derive
-	// it per sample type, spec §10b item 4); one the client sent itself is
+	// it per sample type: CreateProfileLabels in
+	// pkg/phlaredb/labels/labels.go at 3fe6a45); one the client sent itself is
 	// forwarded, as Pyroscope's router forwards series labels unchanged.
 	Labels []*typesv1.LabelPair
 	// Fingerprint is placement.Fingerprint of Labels, computed once.
@@ -33,8 +34,9 @@ type Profile struct {
 
 // Sender delivers one profile to a segment-writer. Send returns only when a
 // writer acknowledged it or every candidate failed; errors are gRPC status
-// errors classified as spec §2.7 says, and the ingest layer maps them to
-// client codes.
+// errors classified as Pyroscope's segment-writer client classifies them
+// (docs/compatibility.md#failover-and-retries), and the ingest layer maps
+// them to client codes.
 type Sender interface {
 	Send(ctx context.Context, p *Profile) error
 }

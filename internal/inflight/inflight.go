@@ -126,30 +126,36 @@ func (c *Charge) Release() {
 	c.b.cur.Add(-c.held.Swap(0))
 }
 
-// Reader charges a body as it is read: before each step of up to Step bytes
-// it reserves Copies times the step, so the memory the reader's consumer
-// makes of those bytes (growing buffers, decoded copies) is paid for before
-// the bytes arrive. Past the budget Read fails with the *ExhaustedError.
+// Free gives back n of the bytes the charge holds.
+func (c *Charge) Free(n int) {
+	if c == nil || n <= 0 {
+		return
+	}
+	c.held.Add(-int64(n))
+	c.b.cur.Add(-int64(n))
+}
+
+// Reader charges a body as its bytes arrive, Copies times each (what the
+// reader's consumer makes of them: growing buffers, decoded copies). A read
+// takes at most Step bytes; it is paid for before it blocks and what did not
+// come is given back, so a stalled body holds no more than one step beyond
+// what it sent. Past the budget Read fails with the *ExhaustedError.
 type Reader struct {
 	R      io.Reader
 	C      *Charge
 	Step   int
 	Copies int
-
-	paid, read int64
 }
 
 func (r *Reader) Read(p []byte) (int, error) {
-	if r.read == r.paid {
-		if err := r.C.Reserve(r.Copies * r.Step); err != nil {
-			return 0, err
-		}
-		r.paid += int64(r.Step)
+	if len(p) > r.Step {
+		p = p[:r.Step]
 	}
-	if rest := r.paid - r.read; int64(len(p)) > rest {
-		p = p[:rest]
+	want := r.Copies * len(p)
+	if err := r.C.Reserve(want); err != nil {
+		return 0, err
 	}
 	n, err := r.R.Read(p)
-	r.read += int64(n)
+	r.C.Free(r.Copies * (len(p) - n))
 	return n, err
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // clientError maps an error of the pipeline or of the sender to what a
-// client sees (spec §5.3 item 6, §5.4). The pipeline's own verdicts are
+// client sees (docs/compatibility.md#status-codes). The pipeline's own verdicts are
 // connect errors (InvalidArgument, ResourceExhausted) and pass unchanged. A
 // segment-writer's gRPC status keeps its code only when it is the client's
 // doing or a timeout (Canceled, DeadlineExceeded, InvalidArgument); anything
@@ -74,12 +74,34 @@ func httpStatus(c connect.Code) int {
 	}
 }
 
+// ingestError is clientError for /ingest, which keeps a writer outage
+// apart: the sender's Unavailable (no writer took the profile) stays
+// Unavailable, so that /ingest answers 503 with Retry-After. Pyroscope
+// answers 422 there, which clients take as final: they drop the profile.
+func ingestError(err error) *connect.Error {
+	var ce *connect.Error
+	if !errors.As(err, &ce) && status.Code(err) == codes.Unavailable {
+		return connect.NewError(connect.CodeUnavailable, err)
+	}
+	return clientError(err)
+}
+
+// retryAfter is the Retry-After (seconds) of a 503: about what a writer
+// takes to restart or the ring to drop it; clients add their own backoff.
+const retryAfter = "5"
+
 // ingestStatus is the status /ingest answers for a push error. pprof and JFR
-// bodies get 429 for limits and 422 for everything else, as Pyroscope
-// answers them; text formats get the status of the connect code.
+// bodies get 429 for limits and 422 for what is wrong with them, as
+// Pyroscope answers them; text formats get the status of the connect code.
+// A failure on the writers' side (outage, timeout, the client gone) is not
+// the body's fault: it gets its own 5xx (or 499) whatever the format, so
+// that clients retry rather than drop the profile.
 func ingestStatus(ce *connect.Error, pprofBody bool) int {
-	if ce.Code() == connect.CodeUnauthenticated {
+	switch ce.Code() {
+	case connect.CodeUnauthenticated:
 		return http.StatusUnauthorized
+	case connect.CodeUnavailable, connect.CodeDeadlineExceeded, connect.CodeCanceled:
+		return httpStatus(ce.Code())
 	}
 	if pprofBody {
 		if ce.Code() == connect.CodeResourceExhausted {

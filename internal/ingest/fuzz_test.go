@@ -13,8 +13,8 @@ import (
 )
 
 // FuzzIngest drives /ingest with arbitrary bodies in each format: it never
-// panics, answers only the statuses of spec §5.4, and whatever it pushes
-// parses as pprof.
+// panics, answers only the statuses of docs/compatibility.md#status-codes, and
+// whatever it pushes parses as pprof.
 func FuzzIngest(f *testing.F) {
 	mp, _ := multipartBody(&testing.T{}, map[string][]byte{"profile": smallProfileFuzz(f)})
 	for mode := uint8(0); mode < 4; mode++ {

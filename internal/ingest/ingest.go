@@ -52,7 +52,7 @@ func bodyFormat(format, contentType string) string {
 	}
 }
 
-// ingest serves the legacy POST /ingest API (spec §4.2).
+// ingest serves the legacy POST /ingest API (docs/compatibility.md#push-apis).
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	tenant, err := s.tenantOf(r.Header)
 	if err != nil {
@@ -70,23 +70,23 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		writeReadError(w, &http.MaxBytesError{Limit: limit})
 		return
 	}
-	body := r.Body
-	if limit > 0 {
-		body = http.MaxBytesReader(w, r.Body, limit)
-	}
 	contentType := r.Header.Get("Content-Type")
 	format := bodyFormat(md.Format, contentType)
 	pprofBody := format == formatPprof || format == formatMultipart
 
-	// The conversion's memory (inflated and decoded pprof, text bodies) is
-	// charged to the pipeline's budget; the charge ends before Push, which
-	// charges the converted profile itself.
+	// The body as it arrives and the conversion's memory (inflated and
+	// decoded pprof, text bodies) are charged to the pipeline's budget; the
+	// charge ends before Push, which charges the converted profile itself.
 	ch := s.opts.Budget.Charge()
 	defer ch.Release()
+	var body io.ReadCloser = s.newBody(w, r, ch, ingestBodyCopies, false)
+	if limit > 0 {
+		body = http.MaxBytesReader(w, body, limit)
+	}
 	var series *legacy.Series
 	switch format {
 	case formatFolded, formatLines, formatPprof:
-		data, err := readBody(body, r.ContentLength, limit)
+		data, err := readBody(body)
 		if err != nil {
 			writeReadError(w, err)
 			return
@@ -114,7 +114,8 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		profile, types, err := readMultipart(body, contentType)
 		if err != nil {
 			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
+			var slow errSlowBody
+			if errors.As(err, &tooLarge) || errors.As(err, &slow) || inflight.IsExhausted(err) {
 				writeReadError(w, err)
 				return
 			}
@@ -139,33 +140,38 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		Samples: []*pushv1.RawSample{{RawProfile: series.Pprof, ID: uuid.NewString()}},
 	}}}
 	if err := s.opts.Pusher.Push(r.Context(), tenant, req); err != nil {
-		ce := clientError(err)
-		if ce.Code() == connect.CodeUnknown {
+		ce := ingestError(err)
+		switch ce.Code() {
+		case connect.CodeUnknown:
 			_ = level.Warn(s.logger).Log("msg", "ingest failed", "tenant", tenant, "err", err)
+		case connect.CodeUnavailable:
+			w.Header().Set("Retry-After", retryAfter)
 		}
 		writeError(w, ingestStatus(ce, pprofBody), ce.Code(), ce.Message())
 		return
 	}
 }
 
-// maxBodyPrealloc caps what a request's Content-Length may allocate before
-// its bytes arrive: the header is the client's word, and a few requests
-// claiming the body limit (256 MiB by default) while sending nothing must
-// not take gigabytes. Larger bodies grow as they are read.
-const maxBodyPrealloc = 1 << 20
-
-// readBody reads a whole body; the MaxBytesReader around it bounds memory.
-func readBody(body io.Reader, contentLength, limit int64) ([]byte, error) {
+// readBody reads a whole body; its buffer grows as the charged bytes
+// arrive, never ahead of them on a client's word (Content-Length).
+func readBody(body io.Reader) ([]byte, error) {
 	var buf bytes.Buffer
-	if contentLength > 0 && (limit <= 0 || contentLength <= limit) {
-		buf.Grow(int(min(contentLength, maxBodyPrealloc)) + bytes.MinRead)
-	}
 	_, err := buf.ReadFrom(body)
 	return buf.Bytes(), err
 }
 
 func writeReadError(w http.ResponseWriter, err error) {
 	var tooLarge *http.MaxBytesError
+	var full *inflight.ExhaustedError
+	var slow errSlowBody
+	switch {
+	case errors.As(err, &full):
+		writeError(w, http.StatusTooManyRequests, connect.CodeResourceExhausted, full.Error())
+		return
+	case errors.As(err, &slow):
+		writeError(w, http.StatusRequestTimeout, connect.CodeDeadlineExceeded, slow.Error())
+		return
+	}
 	if errors.As(err, &tooLarge) {
 		writeError(w, http.StatusRequestEntityTooLarge, connect.CodeResourceExhausted,
 			fmt.Sprintf("request body too large: limit is %d bytes", tooLarge.Limit))

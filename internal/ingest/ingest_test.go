@@ -296,7 +296,8 @@ func gzipped(b []byte) []byte {
 	return buf.Bytes()
 }
 
-// TestIngestStatusCodes covers the /ingest rows of spec §5.4 decided here.
+// TestIngestStatusCodes covers the /ingest rows of
+// docs/compatibility.md#status-codes decided here.
 func TestIngestStatusCodes(t *testing.T) {
 	cpu := smallProfile(t)
 	big := bytes.Repeat([]byte("a;b 1\n"), 1000)
@@ -341,11 +342,13 @@ func TestIngestStatusCodes(t *testing.T) {
 		{name: "two org ids", query: "name=a.cpu", body: []byte("a 1"), multiTenant: true, header: http.Header{"X-Scope-Orgid": {"a|b"}}, wantStatus: 401, wantMsg: "multiple org IDs present"},
 		{name: "text: invalid", query: "name=a.cpu", body: []byte("a 1"), pushErr: connect.NewError(connect.CodeInvalidArgument, errors.New("bad")), wantStatus: 400, wantCode: "invalid_argument", wantMsg: "bad"},
 		{name: "text: rate limited", query: "name=a.cpu", body: []byte("a 1"), pushErr: connect.NewError(connect.CodeResourceExhausted, errors.New("slow down")), wantStatus: 429, wantCode: "resource_exhausted"},
-		{name: "text: writer unavailable", query: "name=a.cpu", body: []byte("a 1"), pushErr: unavailable, wantStatus: 500, wantCode: "unknown", wantMsg: "rpc error: code = Unavailable desc = service is unavailable"},
+		{name: "text: writer unavailable", query: "name=a.cpu", body: []byte("a 1"), pushErr: unavailable, wantStatus: 503, wantCode: "unavailable", wantMsg: "rpc error: code = Unavailable desc = service is unavailable"},
 		{name: "text: writer timeout", query: "name=a.cpu", body: []byte("a 1"), pushErr: status.Error(codes.DeadlineExceeded, "slow"), wantStatus: 504, wantCode: "deadline_exceeded"},
 		{name: "pprof: invalid", query: "name=a", contentType: mpOKType, body: mpOK, pushErr: connect.NewError(connect.CodeInvalidArgument, errors.New("bad")), wantStatus: 422, wantCode: "invalid_argument"},
 		{name: "pprof: rate limited", query: "name=a", contentType: mpOKType, body: mpOK, pushErr: connect.NewError(connect.CodeResourceExhausted, errors.New("slow down")), wantStatus: 429},
-		{name: "pprof: writer unavailable", query: "name=a", contentType: mpOKType, body: mpOK, pushErr: unavailable, wantStatus: 422, wantCode: "unknown"},
+		{name: "pprof: writer unavailable", query: "name=a", contentType: mpOKType, body: mpOK, pushErr: unavailable, wantStatus: 503, wantCode: "unavailable"},
+		{name: "pprof: writer timeout", query: "name=a", contentType: mpOKType, body: mpOK, pushErr: status.Error(codes.DeadlineExceeded, "slow"), wantStatus: 504, wantCode: "deadline_exceeded"},
+		{name: "pprof: writer failed", query: "name=a", contentType: mpOKType, body: mpOK, pushErr: status.Error(codes.Internal, "bug"), wantStatus: 422, wantCode: "unknown"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

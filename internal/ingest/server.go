@@ -1,6 +1,6 @@
 // Package ingest is the distributor's HTTP server: one port speaking HTTP/1.1
 // and h2c that serves push.v1 (Connect, gRPC, gRPC-Web), the legacy /ingest
-// API, readiness, health, metrics and pprof. It resolves the tenant, turns
+// API, readiness, health, metrics and opt-in pprof. It resolves the tenant, turns
 // each request into a push.v1 PushRequest for the pipeline, and maps the
 // pipeline's errors to the status codes and bodies clients expect.
 package ingest
@@ -62,6 +62,10 @@ type Options struct {
 	ReadTimeout      time.Duration
 	WriteTimeout     time.Duration
 	IdleTimeout      time.Duration
+	// MinBodyRate (bytes/s) is the average rate below which a request body
+	// is dropped once BodyRateGrace has passed; 0: no minimum.
+	MinBodyRate   int64
+	BodyRateGrace time.Duration
 	// ListenAddress (host:port) is where the service listens.
 	ListenAddress string
 	// TLS, when set, makes the port serve TLS only, HTTP/1.1 and HTTP/2
@@ -77,6 +81,9 @@ type Options struct {
 	// Gatherer serves /metrics; nil leaves /metrics out.
 	Gatherer prometheus.Gatherer
 	Logger   log.Logger
+
+	// EnablePprof serves /debug/pprof; off, those paths are 404.
+	EnablePprof bool
 }
 
 // Server is the distributor's HTTP server. As a service it listens on
@@ -191,9 +198,9 @@ func (s *Server) routes() http.Handler {
 		connect.WithReadMaxBytes(int(readMax)),
 	}
 	path, push := pushv1connect.NewPusherServiceHandler(&pushService{s: s}, pushOpts...)
-	mux.Handle(path, s.instrumentPush("push_v1_PusherService_Push", s.pushBudget(push, readMax)))
+	mux.Handle(path, s.instrumentPush("push_v1_PusherService_Push", s.answerInTime(s.pushBody(push))))
 
-	ingest := http.HandlerFunc(s.ingest)
+	ingest := s.answerInTime(http.HandlerFunc(s.ingest))
 	mux.Handle("POST /ingest", s.instrumentPush("ingest", ingest))
 	mux.Handle("POST /pyroscope/ingest", s.instrumentPush("pyroscope_ingest", ingest))
 	// Other methods get 405 JSON, as Pyroscope's POST-only middleware does.
@@ -207,11 +214,13 @@ func (s *Server) routes() http.Handler {
 	if s.opts.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
 	}
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if s.opts.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -59,9 +59,7 @@ func NewDistributorRing(ml *Memberlist, opts DistributorRingOptions) (*Distribut
 	if dr.HeartbeatPeriod <= 0 || dr.HeartbeatTimeout <= 0 {
 		return nil, errors.New("membership: distributor ring heartbeat period and timeout must be > 0")
 	}
-	if opts.Logger == nil {
-		opts.Logger = log.NewNopLogger()
-	}
+	opts.Logger = orNop(opts.Logger)
 	client, err := ml.Client("distributor")
 	if err != nil {
 		return nil, err

@@ -30,8 +30,9 @@ import (
 	"github.com/pyrodist/pyrodist/internal/config"
 )
 
-// Keys and names as Pyroscope uses them (pkg/segmentwriter and
-// pkg/distributor at 3fe6a45; see docs/compatibility.md).
+// Keys and names as Pyroscope uses them (pkg/segmentwriter/service.go and
+// pkg/distributor/distributor.go at 3fe6a45;
+// docs/compatibility.md#memberlist-ring).
 const (
 	KVPrefix             = "collectors/"
 	SegmentWriterRingKey = "segment-writer-ring"
@@ -62,9 +63,7 @@ type Memberlist struct {
 // NewMemberlist builds the KV from our memberlist settings; nothing listens
 // until the KV service starts.
 func NewMemberlist(c config.Memberlist, logger log.Logger, reg prometheus.Registerer) (*Memberlist, error) {
-	if logger == nil {
-		logger = log.NewNopLogger()
-	}
+	logger = orNop(logger)
 	kvCfg, err := KVConfig(c)
 	if err != nil {
 		return nil, err
@@ -240,6 +239,13 @@ func watchKey(ctx context.Context, c kv.Client, key string, store func(*ring.Des
 		store(d)
 		return true
 	})
+}
+
+func orNop(l log.Logger) log.Logger {
+	if l == nil {
+		return log.NewNopLogger()
+	}
+	return l
 }
 
 // refreshEvery is how often a ring view is rebuilt without a key change, so

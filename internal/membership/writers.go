@@ -60,9 +60,7 @@ func NewWriterRing(ml *Memberlist, opts WriterRingOptions) (*WriterRing, error) 
 	if opts.HeartbeatTimeout <= 0 {
 		return nil, errors.New("membership: segment-writer heartbeat timeout must be > 0")
 	}
-	if opts.Logger == nil {
-		opts.Logger = log.NewNopLogger()
-	}
+	opts.Logger = orNop(opts.Logger)
 	client, err := ml.Client("segment-writer")
 	if err != nil {
 		return nil, err

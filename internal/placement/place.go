@@ -9,7 +9,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// Key is what placement hashes (spec §2.1).
+// Key is what placement hashes (docs/compatibility.md#placement).
 type Key struct {
 	Tenant      uint64 // XXH64 of the tenant id
 	Dataset     uint64 // XXH64 of the service_name value
@@ -32,7 +32,8 @@ const (
 	PickRoundRobin
 )
 
-// Policy is a tenant's placement policy for one dataset (spec §2.5).
+// Policy is a tenant's placement policy for one dataset
+// (docs/compatibility.md#placement).
 type Policy struct {
 	// TenantShards is the tenant sub-ring size; 0 (or more than N) means all shards.
 	TenantShards int
@@ -41,7 +42,8 @@ type Policy struct {
 	Pick          Pick
 }
 
-// Jump is Lamping and Veach's jump consistent hash (spec §2.3): the bucket
+// Jump is Lamping and Veach's jump consistent hash (jump in
+// pkg/segmentwriter/client/distributor/distributor.go at 3fe6a45): the bucket
 // in [0, buckets) for key. Floating point exactly as the reference, so the
 // buckets match Pyroscope's bit for bit.
 func Jump(key uint64, buckets int) int {
@@ -56,8 +58,8 @@ func Jump(key uint64, buckets int) int {
 
 // Place computes the shard id Pyroscope would send (1..N) and writes into
 // dst, in failover order, the indices (see Instance) of at most len(dst)
-// distinct ACTIVE instances: the candidate walk of spec §2.7 with
-// Pyroscope's ActiveInstances filter.
+// distinct ACTIVE instances: Pyroscope's candidate walk with its
+// ActiveInstances filter (docs/compatibility.md#placement).
 //
 // When zone is not empty, the candidates of that zone come first, each
 // group keeping Pyroscope's order; the shard id never depends on zone.
@@ -146,7 +148,7 @@ func (m *jumpMemo) jump(key uint64, buckets int) int {
 	return b
 }
 
-// walk is the candidate walk of spec §2.7 for a tenant range of tenantSize
+// walk is Pyroscope's candidate walk for a tenant range of tenantSize
 // positions from tStart and a dataset range of datasetSize positions from
 // dOff inside it, entered at offset; len(dst) > 0.
 //

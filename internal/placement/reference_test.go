@@ -7,7 +7,8 @@ import (
 	"testing"
 )
 
-// referencePlace is spec §2.4 and §2.7 written as plainly as possible:
+// referencePlace is Pyroscope's shard choice and candidate walk
+// (docs/compatibility.md#placement) written as plainly as possible:
 // every position in walk order, each mapped to its instance, then
 // Pyroscope's dedupe (first entry of an identity wins) and ACTIVE filter.
 func referencePlace(r *Ring, k Key, p Policy) (uint32, []int32) {

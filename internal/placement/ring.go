@@ -1,5 +1,6 @@
 // Package placement decides where a profile goes: the shard id Pyroscope's v2
-// distributor would pick and the ordered segment-writer candidates (spec §2).
+// distributor would pick and the ordered segment-writer candidates
+// (docs/compatibility.md#placement).
 //
 // A Ring is an immutable snapshot built off the request path whenever the
 // segment-writer ring changes; placing one profile on it reads only.
@@ -41,7 +42,8 @@ func (s State) String() string {
 }
 
 // Instance is one segment-writer as the ring shows it. Only the number of
-// tokens matters for placement; their values are ignored (spec §2.2).
+// tokens matters for placement; their values are ignored
+// (docs/compatibility.md#placement).
 type Instance struct {
 	ID, Addr, Zone string
 	State          State
@@ -359,8 +361,9 @@ func genSteps(n int) []int {
 	return s
 }
 
-// Permutation returns the deterministic shard shuffle of size n (spec §2.2
-// step 4): an inside-out Fisher-Yates driven by the seeded step table.
+// Permutation returns the deterministic shard shuffle of size n (perm and
+// loadSteps in pkg/segmentwriter/client/distributor/distributor.go at
+// 3fe6a45): an inside-out Fisher-Yates driven by the seeded step table.
 func Permutation(n int) []int {
 	st := stepTable(n)
 	v := make([]int, n)

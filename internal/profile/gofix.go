@@ -51,8 +51,11 @@ func IsGo(p *profilev1.Profile, ls []*typesv1.LabelPair) bool {
 	return false
 }
 
-// goShape matches Go's type-parameter instantiations in function names
-// (https://github.com/golang/go/issues/64528). Greedy, as Pyroscope's rule is.
+// goShape matches Go's type-parameter instantiations in function names: since
+// Go 1.21 a name may carry the go.shape type arguments of any instantiation,
+// whatever the call site, so one function shows up under several names.
+// Greedy, unlike Pyroscope's rule at 3fe6a45
+// (docs/compatibility.md#not-yet-reproduced).
 var goShape = regexp.MustCompile(`\[go\.shape\..*\]`)
 
 // FixGo applies Pyroscope's Go fixes: type parameters in function names become

@@ -43,7 +43,8 @@ func putScratch(s *scratch) {
 	scratchPool.Put(s)
 }
 
-// Normalize applies Pyroscope's normalization (spec §5.2 item 11) in place:
+// Normalize applies Pyroscope's normalization (Profile.Normalize in
+// pkg/pprof/pprof.go at 3fe6a45) in place:
 // sample labels without a string value are removed; samples with a negative
 // value or only zeros are removed; samples with the same stack and labels
 // (compared exactly, not by hash alone) are summed; locations, functions,

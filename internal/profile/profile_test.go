@@ -43,7 +43,8 @@ func reasonOf(err error) validation.Reason {
 	return ""
 }
 
-// TestValidateRules: one row per ValidateProfile rule of spec §5.2 item 8.
+// TestValidateRules: one row per ValidateProfile rule
+// (docs/compatibility.md#profile-validation).
 func TestValidateRules(t *testing.T) {
 	now := time.Now()
 	tests := []struct {
@@ -131,7 +132,8 @@ func TestValidateRules(t *testing.T) {
 	}
 }
 
-// TestNormalize: one row per normalization rule of spec §5.2 item 11.
+// TestNormalize: one row per normalization rule
+// (docs/compatibility.md#normalization).
 func TestNormalize(t *testing.T) {
 	now := time.Now()
 	tests := []struct {

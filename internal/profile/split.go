@@ -25,8 +25,9 @@ type Output struct {
 }
 
 // Split turns a normalized profile with its sorted series labels into one
-// Output per service_name (spec §5.3 item 3), applying the default relabel
-// rules and the label rules to every label set a sample group produces:
+// Output per service_name (pkg/model/pprofsplit at 3fe6a45), applying the
+// default relabel rules and the label rules to every label set a sample group
+// produces:
 //   - the sample label profile_id is renamed span_id;
 //   - samples are grouped by their labels other than trace_id and span_id;
 //   - a group's labels are the series labels plus its sample labels whose

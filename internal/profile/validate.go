@@ -17,8 +17,9 @@ func malformed(format string, args ...any) error {
 	return validation.Errorf(validation.MalformedProfile, format, args...)
 }
 
-// Validate applies Pyroscope's ValidateProfile rules (spec §5.2 item 8) to a
-// decoded profile of size bytes, for series labels ls (used in messages).
+// Validate applies Pyroscope's ValidateProfile rules (pkg/validation/validate.go
+// at 3fe6a45) to a decoded profile of size bytes, for series labels ls (used
+// in messages).
 // It also applies the non-rejecting rules in place (timestamp <= 0 set to
 // now, stack depth and symbol length truncation) and reports whether it
 // changed p.

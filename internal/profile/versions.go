@@ -17,7 +17,8 @@ type mappingVersion struct {
 	RootPath   string `json:"root_path,omitempty"`
 }
 
-// InjectMappingVersions applies spec §5.2 item 13: when the series labels
+// InjectMappingVersions does what injectMappingVersions in
+// pkg/distributor/distributor.go at 3fe6a45 does: when the series labels
 // carry service_repository, service_git_ref or service_root_path, every
 // mapping's build_id becomes a JSON object with them and the original
 // build id. It reports whether it changed p.

@@ -9,7 +9,8 @@ import (
 )
 
 // Circuit breaker settings, as Pyroscope's segment-writer client has them
-// (spec §2.7): 3 consecutive failures open it for 1 s; then up to 5 trial
+// (circuitBreakerConfig in pkg/segmentwriter/client/client.go at 3fe6a45):
+// 3 consecutive failures open it for 1 s; then up to 5 trial
 // requests, and 5 consecutive successes close it.
 const (
 	breakerMaxFailures = 3

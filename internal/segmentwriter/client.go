@@ -1,10 +1,12 @@
 // Package segmentwriter pushes profiles to Pyroscope segment-writers over
 // gRPC (segmentwriter.v1.SegmentWriterService/Push) with the failover of
-// spec §2.7: candidates in order, same shard id on every attempt, errors
+// Pyroscope's client (Client.Push in pkg/segmentwriter/client/client.go at
+// 3fe6a45): candidates in order, same shard id on every attempt, errors
 // classified as Pyroscope's client classifies them.
 package segmentwriter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"os"
@@ -22,10 +24,14 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/encoding"
+	encproto "google.golang.org/grpc/encoding/proto"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/metriclabel"
 	"github.com/pyrodist/pyrodist/internal/placement"
 )
 
@@ -45,6 +51,10 @@ type Config struct {
 	// zones are counted as fallbacks.
 	Zone           string
 	PreferSameZone bool
+	// MaxMetricTenants bounds the tenant label of the sent-bytes metric
+	// (tenants beyond it are recorded as metriclabel.Other); 0: the flag
+	// default.
+	MaxMetricTenants int
 	// Now is the clock of the circuit breakers (tests inject one).
 	Now func() time.Time
 	// DialOptions are appended to the client's own (tests).
@@ -103,7 +113,8 @@ func New(cfg Config, reg prometheus.Registerer, logger log.Logger) (*Client, err
 	if err := cfg.SegmentWriter.Validate(); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(reg)
+	tenants := metriclabel.Tenants(cmp.Or(cfg.MaxMetricTenants, config.Defaults().Distributor.InstanceLimits.MaxMetricTenants))
+	m, err := newMetrics(reg, tenants)
 	if err != nil {
 		return nil, err
 	}
@@ -257,20 +268,48 @@ func (c *Client) release(cn *conn) {
 	}
 }
 
-// Push sends req to the first candidate that acks it, trying at most
-// MaxAttempts of them in order; req.Shard is never changed. Errors:
+// Push sends req to one segment-writer: the first of candidates (at most
+// MaxAttempts of them, in order) that acks it. req.Shard is never changed.
+//
+// A writer stores a profile as soon as it takes the request and acks only
+// after its segment is flushed, so an attempt given up on may still be
+// stored: trying another writer then stores it twice, and when that one
+// fails too the client is told failure for a stored profile and sends it
+// again. So Push never runs two attempts at once (no hedging) and gives up
+// on a writer only when it did not take the profile or is not there:
+//   - Every attempt carries ctx's deadline, the client's remaining time
+//     (the ingest server bounds it by its write timeout), never a shorter
+//     one: a slow writer gets all of it to ack. Without a deadline on ctx,
+//     Push bounds the whole call to MaxAttempts × AttemptTimeout.
+//   - A retryable error (see isRetryable) moves on to the next candidate at
+//     once, as in Pyroscope. Mostly it is Unavailable: a connection not
+//     ready or refused, an open circuit breaker, a stopping writer; none of
+//     them took the profile.
+//   - An attempt still running after AttemptTimeout is checked with a gRPC
+//     health probe on its connection. A writer that answers at all is
+//     reachable and only slow: its call keeps running, checked again every
+//     AttemptTimeout. One that does not answer within the connect timeout
+//     is taken for hung: its call is given up (it counts against its
+//     circuit breaker) for the next candidate, but only when there is one
+//     and at least AttemptTimeout remains for it; otherwise the call keeps
+//     its chance until the deadline.
+//
+// Errors:
 //   - the writer's InvalidArgument, Canceled, PermissionDenied or
 //     Unauthenticated, unchanged (the client's fault; no retry);
 //   - Unavailable "service is unavailable" after Unknown, Internal or
 //     FailedPrecondition (no retry), or when every candidate failed;
-//   - the context's error (with its gRPC code) when ctx ends between attempts.
+//   - the context's error (with its gRPC code) when ctx ends first.
 func (c *Client) Push(ctx context.Context, req *segmentwriterv1.PushRequest, candidates []*placement.Instance) error {
+	if _, ok := ctx.Deadline(); !ok && c.cfg.AttemptTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, MaxAttempts*c.cfg.AttemptTimeout)
+		defer cancel()
+	}
+	n := min(len(candidates), MaxAttempts)
 	var lastErr error
-	for i, in := range candidates {
-		if i == MaxAttempts {
-			break
-		}
-		err := c.pushTo(ctx, req, in)
+	for i, in := range candidates[:n] {
+		err := c.pushTo(ctx, req, in, i == n-1)
 		if err == nil {
 			if c.cfg.PreferSameZone && c.cfg.Zone != "" && in.Zone != c.cfg.Zone {
 				c.metrics.zoneFallback.Inc()
@@ -297,7 +336,12 @@ func (c *Client) Push(ctx context.Context, req *segmentwriterv1.PushRequest, can
 	return ErrUnavailable
 }
 
-func (c *Client) pushTo(ctx context.Context, req *segmentwriterv1.PushRequest, in *placement.Instance) error {
+// errUnresponsive is an attempt given up on because its writer did not
+// answer a health probe; retryable, and a failure for the breaker.
+var errUnresponsive = status.Error(codes.Unavailable, "segment-writer did not answer a health probe during a slow push")
+
+// pushTo makes one attempt on in; last says no candidate follows it.
+func (c *Client) pushTo(ctx context.Context, req *segmentwriterv1.PushRequest, in *placement.Instance, last bool) error {
 	cn, err := c.acquire(in.Addr)
 	if err != nil {
 		if status.Code(err) == codes.Unknown {
@@ -311,24 +355,111 @@ func (c *Client) pushTo(ctx context.Context, req *segmentwriterv1.PushRequest, i
 		c.metrics.rejected.WithLabelValues(in.Addr).Inc()
 		return err
 	}
-	actx := ctx
-	if _, ok := ctx.Deadline(); !ok && c.cfg.AttemptTimeout > 0 {
-		var cancel context.CancelFunc
-		actx, cancel = context.WithTimeout(ctx, c.cfg.AttemptTimeout)
-		defer cancel()
+	actx, abandon := context.WithCancelCause(ctx)
+	defer abandon(nil)
+	if !last && c.cfg.AttemptTimeout > 0 {
+		w := c.watch(actx, abandon, cn)
+		defer w.stop()
 	}
 	start := time.Now()
 	_, err = cn.client.Push(actx, req, grpc.WaitForReady(false))
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), errUnresponsive) {
+		err = errUnresponsive
+	}
 	code := status.Code(err)
 	c.metrics.observe(in.Addr, code, time.Since(start))
-	// Timeouts, ours included, do not count against the writer (as in
-	// Pyroscope): when object storage is slow every writer is, and opening
-	// every circuit would turn slowness into an outage.
+	// Timeouts do not count against the writer (as in Pyroscope): when
+	// object storage is slow every writer is, and opening every circuit
+	// would turn slowness into an outage. A writer that does not answer a
+	// probe does count.
 	cn.cb.done(gen, isBreakerFailure(err))
 	if err == nil {
-		c.metrics.sentBytes.WithLabelValues(strconv.FormatUint(uint64(req.Shard), 10), req.TenantId, in.Addr).Observe(float64(len(req.Profile)))
+		// The distributor validated the tenant before sending.
+		tenant := c.metrics.tenants.Accepted(req.TenantId)
+		c.metrics.sentBytes.WithLabelValues(strconv.FormatUint(uint64(req.Shard), 10), tenant, in.Addr).Observe(float64(len(req.Profile)))
 	}
 	return err
+}
+
+// healthService is the gRPC health service a segment-writer reports.
+const healthService = "pyroscope.segment-writer"
+
+// watchdog checks one running attempt every AttemptTimeout (see Push).
+type watchdog struct {
+	c       *Client
+	cn      *conn
+	actx    context.Context
+	abandon context.CancelCauseFunc
+	every   time.Duration
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool
+}
+
+func (c *Client) watch(actx context.Context, abandon context.CancelCauseFunc, cn *conn) *watchdog {
+	// Probes are never closer together than one probe lasts.
+	w := &watchdog{c: c, cn: cn, actx: actx, abandon: abandon, every: max(c.cfg.AttemptTimeout, c.probeTimeout())}
+	w.mu.Lock()
+	w.timer = time.AfterFunc(c.cfg.AttemptTimeout, w.check)
+	w.mu.Unlock()
+	return w
+}
+
+func (w *watchdog) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.timer.Stop()
+	w.mu.Unlock()
+}
+
+func (w *watchdog) check() {
+	if !w.timeForAnother() {
+		return // this writer keeps its call until the deadline
+	}
+	if w.c.reachable(w.actx, w.cn) {
+		w.mu.Lock()
+		if !w.stopped {
+			w.timer.Reset(w.every)
+		}
+		w.mu.Unlock()
+		return
+	}
+	if w.timeForAnother() {
+		w.c.metrics.abandoned.WithLabelValues(w.cn.addr).Inc()
+		level.Warn(w.c.logger).Log("msg", "segment-writer did not answer a health probe during a slow push; trying the next candidate", "addr", w.cn.addr)
+		w.abandon(errUnresponsive)
+	}
+}
+
+// timeForAnother: the attempt is still running and the next candidate
+// could still get a full AttemptTimeout.
+func (w *watchdog) timeForAnother() bool {
+	if w.actx.Err() != nil {
+		return false
+	}
+	d, ok := w.actx.Deadline()
+	return !ok || time.Until(d) >= w.c.cfg.AttemptTimeout
+}
+
+// probeTimeout is how long a writer has to answer a health probe: as long
+// as it has to take a connection.
+func (c *Client) probeTimeout() time.Duration { return c.cfg.GRPCClient.ConnectTimeout }
+
+// reachable reports whether the writer behind cn answers a health check.
+// Any answer counts, NOT_SERVING and unknown service included: a writer
+// that is stopping still finishes the pushes it took.
+func (c *Client) reachable(ctx context.Context, cn *conn) bool {
+	ctx, cancel := context.WithTimeout(ctx, c.probeTimeout())
+	defer cancel()
+	// Health messages are not vtproto: the standard codec marshals them.
+	_, err := healthpb.NewHealthClient(cn.cc).Check(ctx, &healthpb.HealthCheckRequest{Service: healthService},
+		grpc.ForceCodecV2(encoding.GetCodecV2(encproto.Name)))
+	switch status.Code(err) {
+	case codes.DeadlineExceeded, codes.Canceled, codes.Unavailable:
+		return false
+	}
+	return true
 }
 
 // ctxDone is ctx.Err(), also when the deadline has passed but the
@@ -381,5 +512,6 @@ func (e contextError) GRPCStatus() *status.Status { return status.FromContextErr
 
 // ConfigFrom picks the client's settings out of the config file.
 func ConfigFrom(c *config.Config) Config {
-	return Config{SegmentWriter: c.SegmentWriter, Zone: c.Distributor.Zone, PreferSameZone: c.Distributor.PreferSameZone}
+	return Config{SegmentWriter: c.SegmentWriter, Zone: c.Distributor.Zone, PreferSameZone: c.Distributor.PreferSameZone,
+		MaxMetricTenants: c.Distributor.InstanceLimits.MaxMetricTenants}
 }

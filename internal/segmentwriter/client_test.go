@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/metriclabel"
 	"github.com/pyrodist/pyrodist/internal/placement"
 )
 
@@ -248,40 +249,21 @@ func TestPushContextDoneBetweenAttempts(t *testing.T) {
 	}
 }
 
-func TestPushAttemptDeadline(t *testing.T) {
-	hang := func(ctx context.Context, _ *segmentwriterv1.PushRequest) error {
-		<-ctx.Done()
-		return status.FromContextError(ctx.Err()).Err()
+// Without a caller deadline a hung writer is still left for the next
+// candidate: Push bounds the call itself.
+func TestPushAttemptDeadlineWithoutCallerDeadline(t *testing.T) {
+	frozen, w2 := startFrozenWriter(t), startWriter(t, codes.OK)
+	cfg := testConfig()
+	// Long enough that the bound (MaxAttempts times this) leaves time for
+	// the probe (the connect timeout, 1 s) and another attempt.
+	cfg.AttemptTimeout = 500 * time.Millisecond
+	c := newClient(t, cfg)
+	if err := c.Push(context.Background(), request(), instances("", frozen, w2)); err != nil {
+		t.Fatal(err)
 	}
-	t.Run("no caller deadline: the next writer gets it", func(t *testing.T) {
-		w1, w2 := startWriter(t, codes.OK), startWriter(t, codes.OK)
-		w1.setHandle(hang)
-		cfg := testConfig()
-		cfg.AttemptTimeout = 100 * time.Millisecond
-		c := newClient(t, cfg)
-		if err := c.Push(context.Background(), request(), instances("", w1, w2)); err != nil {
-			t.Fatal(err)
-		}
-		if w1.calls() != 1 || !slices.Equal(w2.shards(), []uint32{7}) {
-			t.Fatalf("calls %d / shards %v", w1.calls(), w2.shards())
-		}
-	})
-	t.Run("caller deadline wins", func(t *testing.T) {
-		w1, w2 := startWriter(t, codes.OK), startWriter(t, codes.OK)
-		w1.setHandle(hang)
-		cfg := testConfig()
-		cfg.AttemptTimeout = time.Millisecond // would move on at once if applied
-		c := newClient(t, cfg)
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
-		err := c.Push(ctx, request(), instances("", w1, w2))
-		if !errors.Is(err, context.DeadlineExceeded) || status.Code(err) != codes.DeadlineExceeded {
-			t.Fatalf("err = %v, want the caller's deadline (calls %d %d)", err, w1.calls(), w2.calls())
-		}
-		if w2.calls() != 0 {
-			t.Fatal("attempt deadline applied although the caller set one")
-		}
-	})
+	if !slices.Equal(w2.shards(), []uint32{7}) {
+		t.Fatalf("second writer got shards %v, want [7]", w2.shards())
+	}
 }
 
 type fakeClock struct {
@@ -522,5 +504,39 @@ func TestPushAfterClose(t *testing.T) {
 	}
 	if w.calls() != 0 || len(c.Addresses()) != 0 {
 		t.Fatal("a closed client dialed")
+	}
+}
+
+// The sent-bytes tenant label is capped: tenants past the cap, and invalid
+// ones, are recorded as metriclabel.Other.
+func TestSentBytesTenantsAreBounded(t *testing.T) {
+	w := startWriter(t, codes.OK)
+	cfg := testConfig()
+	cfg.MaxMetricTenants = 2
+	c := newClient(t, cfg)
+	for _, tenant := range []string{"a", "b", "c", "d", "not/valid", "a"} {
+		req := request()
+		req.TenantId = tenant
+		if err := c.Push(context.Background(), req, instances("", w)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch := make(chan prometheus.Metric, 100)
+	c.metrics.sentBytes.Collect(ch)
+	close(ch)
+	got := map[string]bool{}
+	for m := range ch {
+		var pb dto.Metric
+		if err := m.Write(&pb); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range pb.GetLabel() {
+			if l.GetName() == "tenant" {
+				got[l.GetValue()] = true
+			}
+		}
+	}
+	if len(got) != 3 || !got["a"] || !got["b"] || !got[metriclabel.Other] {
+		t.Fatalf("tenant values %v, want a, b and %s", got, metriclabel.Other)
 	}
 }

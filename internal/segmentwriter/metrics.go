@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
+
+	"github.com/pyrodist/pyrodist/internal/metriclabel"
 )
 
 type metrics struct {
@@ -13,10 +15,14 @@ type metrics struct {
 	duration     *prometheus.HistogramVec
 	zoneFallback prometheus.Counter
 	rejected     *prometheus.CounterVec
+	abandoned    *prometheus.CounterVec
+	// tenants bounds sentBytes' tenant label, which clients choose.
+	tenants *metriclabel.Set
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, tenants *metriclabel.Set) (*metrics, error) {
 	m := &metrics{
+		tenants: tenants,
 		// Pyroscope's name, labels and buckets.
 		sentBytes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                            "pyroscope_segment_writer_client_sent_bytes",
@@ -42,6 +48,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "pyrodist_segment_writer_client_circuit_open_total",
 			Help: "Push attempts not sent because the writer's circuit breaker was open.",
 		}, []string{"addr"}),
+		abandoned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pyrodist_segment_writer_client_abandoned_attempts_total",
+			Help: "Slow push attempts given up for the next candidate because the writer did not answer a health probe.",
+		}, []string{"addr"}),
 	}
 	if reg != nil {
 		// A second client in one process shares the registered collectors.
@@ -55,6 +65,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 		if err := register(reg, m.rejected, &m.rejected); err != nil {
+			return nil, err
+		}
+		if err := register(reg, m.abandoned, &m.abandoned); err != nil {
 			return nil, err
 		}
 	}
@@ -71,6 +84,7 @@ func (m *metrics) forget(addr string) {
 	m.sentBytes.DeletePartialMatch(prometheus.Labels{"addr": addr})
 	m.duration.DeletePartialMatch(prometheus.Labels{"addr": addr})
 	m.rejected.DeletePartialMatch(prometheus.Labels{"addr": addr})
+	m.abandoned.DeletePartialMatch(prometheus.Labels{"addr": addr})
 }
 
 func register[T prometheus.Collector](reg prometheus.Registerer, c T, dst *T) error {

@@ -1,6 +1,7 @@
 // Package validation holds the label rules, the default relabel rules, the
 // ingestion window and the error texts and discard reasons that Pyroscope's
-// distributor uses (spec §5.2-§5.4), so clients and dashboards see the same.
+// distributor uses (pkg/validation/validate.go and pkg/distributor/distributor.go
+// at 3fe6a45), so clients and dashboards see the same.
 package validation
 
 import "fmt"

@@ -63,7 +63,8 @@ func has(ls []*typesv1.LabelPair, name string) bool {
 }
 
 // WithServiceName appends service_name=unknown_service when it is missing
-// and sorts the labels by name (spec §5.2 item 1). It may reuse ls.
+// and sorts the labels by name, as pushSeries in pkg/distributor/distributor.go
+// at 3fe6a45 does. It may reuse ls.
 func WithServiceName(ls []*typesv1.LabelPair) []*typesv1.LabelPair {
 	if !has(ls, LabelServiceName) {
 		ls = append(ls, &typesv1.LabelPair{Name: LabelServiceName, Value: DefaultServiceName})
@@ -72,10 +73,10 @@ func WithServiceName(ls []*typesv1.LabelPair) []*typesv1.LabelPair {
 	return ls
 }
 
-// ValidateLabels applies spec §5.3 item 2 to a sorted label set. With label
-// sanitization on (disable_label_sanitization=false) legacy names are
-// required and dots are rewritten to underscores, so the result may differ
-// from ls.
+// ValidateLabels applies Pyroscope's ValidateLabels (pkg/validation/validate.go
+// at 3fe6a45) to a sorted label set. With label sanitization on
+// (disable_label_sanitization=false) legacy names are required and dots are
+// rewritten to underscores, so the result may differ from ls.
 func ValidateLabels(l *config.Limits, ls []*typesv1.LabelPair) ([]*typesv1.LabelPair, error) {
 	if len(ls) == 0 {
 		return nil, Errorf(MissingLabels, MissingLabelsMsg)

@@ -9,10 +9,12 @@ import (
 const godeltaprofPrefix = "godeltaprof_"
 
 // RelabelDefaults applies Pyroscope's default ingestion relabeling rules to a
-// sorted label set and returns a sorted set (spec §5.3 item 1):
+// sorted label set and returns a sorted set (defaultRelabelRules in
+// pkg/validation/relabeling.go at 3fe6a45):
 //   - __name__=godeltaprof_X becomes __name__=X with __name_replaced__ holding
 //     the old name and __delta__="false" (the profile is already a delta);
-//   - __name__=wall with __type__=cpu becomes __name__=process_cpu.
+//   - __name__=wall with __type__=cpu becomes __name__=process_cpu (Pyroscope
+//     also sets __name_replaced__="wall": docs/compatibility.md#not-yet-reproduced).
 //
 // Neither rule drops a profile. ls is not modified; the result shares the
 // unchanged pairs.

@@ -8,10 +8,12 @@ import (
 )
 
 // LimitSessions applies max_sessions_per_series to the __session_id__ label
-// (spec §5.2 item 14): with 0 the label is removed; otherwise its 16-hex-digit
+// (limitMaxSessionsPerSeries in pkg/distributor/distributor.go at 3fe6a45):
+// with 0 the label is removed; otherwise its 16-hex-digit
 // value is reduced modulo the limit, so a series has at most that many
 // sessions. A value that is not 16 hex digits is left as it is. ls is not
-// modified.
+// modified. With a limit above 0 Pyroscope differs: see
+// docs/compatibility.md#not-yet-reproduced.
 func LimitSessions(ls []*typesv1.LabelPair, maxSessions int) []*typesv1.LabelPair {
 	i := -1
 	for j, l := range ls {

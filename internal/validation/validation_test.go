@@ -24,7 +24,8 @@ func limits() *config.Limits {
 	return &c.Limits
 }
 
-// TestValidateLabels: one row per label rule of spec §5.3 item 2.
+// TestValidateLabels: one row per label rule
+// (docs/compatibility.md#label-validation).
 func TestValidateLabels(t *testing.T) {
 	tests := []struct {
 		name   string

@@ -4,7 +4,10 @@
 // gRPC port, zone, 4 tokens, ACTIVE, heartbeats; LEAVING on shutdown),
 // serves grpc.health.v1 for "pyroscope.segment-writer" and
 // segmentwriter.v1.SegmentWriterService/Push with the writer's checks, and
-// records every profile it acknowledged.
+// records every profile it acknowledged (with an ack delay: every profile
+// it stored, acked or not; see /control/ack-delay).
+// Its gRPC server accepts keepalive pings as Pyroscope's writer does: one
+// a second, also between calls.
 //
 // Push checks: tenant_id set, profile_id exactly 16 bytes, and the profile
 // (raw or gzip pprof) parses with github.com/google/pprof/profile and passes
@@ -36,7 +39,15 @@
 //
 // Fault injection (POST, answers 204):
 //
-//	/control/latency?duration=250ms   delay every Push by this much (0 clears)
+//	/control/latency?duration=250ms   delay every Push by this much before
+//	                                  taking it (0 clears); a caller that
+//	                                  gives up meanwhile has nothing stored
+//	/control/ack-delay?duration=5s    store every Push on receipt and ack it
+//	                                  this much later (0 clears), as a real
+//	                                  writer acks only after its segment
+//	                                  flush: a caller that gives up meanwhile
+//	                                  still has its profile stored (and
+//	                                  listed by /profiles)
 //	/control/fail?code=Unavailable&count=3
 //	                                  fail the next count Pushes with this gRPC
 //	                                  code (count 0 or absent: until cleared;
@@ -87,6 +98,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	segmentwriterv1 "github.com/grafana/pyroscope/api/gen/proto/go/segmentwriter/v1"
@@ -112,12 +124,18 @@ type Config struct {
 	HTTPListenPort    int
 	Memberlist        memberlist.KVConfig
 	Lifecycler        ring.LifecyclerConfig
+	// The gRPC server's keepalive enforcement, as dskit's server sets it:
+	// clients that ping more often, or without a call in flight when that
+	// is not allowed, get GOAWAY "too_many_pings".
+	GRPCServerMinTimeBetweenPings      time.Duration
+	GRPCServerPingWithoutStreamAllowed bool
 	// GRPCTLS serves the gRPC port over TLS (Pyroscope's
 	// -server.grpc-tls-* flags); read once, at New.
 	GRPCTLS config.ServerTLS
 
 	// Initial fault injection; the HTTP control endpoints change it later.
 	Latency  time.Duration
+	AckDelay time.Duration
 	FailCode string
 	// RecordFile, when set, gets every acknowledged push as one JSON line
 	// (a Record) before the ack is sent, so a test can still read what a
@@ -140,10 +158,14 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	f.IntVar(&c.GRPCListenPort, "server.grpc-listen-port", 9095, "gRPC server listen port.")
 	f.StringVar(&c.HTTPListenAddress, "server.http-listen-address", "", "HTTP server listen address.")
 	f.IntVar(&c.HTTPListenPort, "server.http-listen-port", 4040, "HTTP server listen port.")
+	// Pyroscope lowers dskit's 10s to 1s.
+	f.DurationVar(&c.GRPCServerMinTimeBetweenPings, "server.grpc.keepalive.min-time-between-pings", time.Second, "Minimum time a client should wait between keepalive pings.")
+	f.BoolVar(&c.GRPCServerPingWithoutStreamAllowed, "server.grpc.keepalive.ping-without-stream-allowed", true, "Allow keepalive pings when no call is in flight.")
 	c.Memberlist.RegisterFlags(f)
 	c.GRPCTLS.RegisterFlagsWithPrefix("server.grpc", "gRPC", f)
 	c.Lifecycler.RegisterFlagsWithPrefix("segment-writer.", f, logger)
-	f.DurationVar(&c.Latency, "fakewriter.latency", 0, "Delay every Push by this much.")
+	f.DurationVar(&c.Latency, "fakewriter.latency", 0, "Delay every Push by this much before taking it.")
+	f.DurationVar(&c.AckDelay, "fakewriter.ack-delay", 0, "Store every Push on receipt and ack it this much later, as a real writer acks after its segment flush.")
 	f.StringVar(&c.FailCode, "fakewriter.fail-code", "", "Fail every Push with this gRPC code (e.g. Unavailable).")
 	f.StringVar(&c.RecordFile, "fakewriter.record-file", "", "Append every acknowledged push to this file as a JSON line before acking it.")
 	f.BoolVar(&c.SkipProfileCheck, "fakewriter.skip-profile-check", false, "Ack without parsing the profile (load runs).")
@@ -228,6 +250,7 @@ type Writer struct {
 
 	stopping atomic.Bool
 	latency  atomic.Int64 // nanoseconds
+	ackDelay atomic.Int64 // nanoseconds
 	fail     struct {
 		sync.Mutex
 		code  codes.Code
@@ -256,6 +279,7 @@ func New(cfg Config, logger log.Logger) (*Writer, error) {
 	}, []string{"code"})
 	w.reg.MustRegister(w.pushes)
 	w.latency.Store(int64(cfg.Latency))
+	w.ackDelay.Store(int64(cfg.AckDelay))
 	if cfg.FailCode != "" {
 		if err := w.setFail(cfg.FailCode, 0); err != nil {
 			return nil, err
@@ -294,12 +318,18 @@ func New(cfg Config, logger log.Logger) (*Writer, error) {
 
 	w.health = health.NewServer()
 	w.health.SetServingStatus(HealthService, healthpb.HealthCheckResponse_NOT_SERVING)
+	// Without a policy grpc-go allows a ping every 5 minutes and none
+	// without a call, so the distributor's keepalive would cost it its
+	// connections to the simulator but not to a real writer.
 	grpcOpts, err := grpcTLS(cfg.GRPCTLS)
 	if err != nil {
 		w.closeListeners()
 		return nil, err
 	}
-	w.grpcSrv = grpc.NewServer(append(grpcOpts, grpc.MaxRecvMsgSize(maxRecvMsgSize))...)
+	w.grpcSrv = grpc.NewServer(append(grpcOpts, grpc.MaxRecvMsgSize(maxRecvMsgSize), grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+		MinTime:             cfg.GRPCServerMinTimeBetweenPings,
+		PermitWithoutStream: cfg.GRPCServerPingWithoutStreamAllowed,
+	}))...)
 	segmentwriterv1.RegisterSegmentWriterServiceServer(w.grpcSrv, w)
 	healthpb.RegisterHealthServer(w.grpcSrv, w.health)
 
@@ -308,6 +338,7 @@ func New(cfg Config, logger log.Logger) (*Writer, error) {
 	mux.HandleFunc("GET /counts", w.handleCounts)
 	mux.HandleFunc("GET /ready", w.handleReady)
 	mux.HandleFunc("POST /control/latency", w.handleLatency)
+	mux.HandleFunc("POST /control/ack-delay", w.handleAckDelay)
 	mux.HandleFunc("POST /control/fail", w.handleFail)
 	mux.HandleFunc("POST /control/crash", w.handleCrash)
 	mux.HandleFunc("POST /control/reset", w.handleReset)
@@ -473,12 +504,30 @@ func (w *Writer) push(ctx context.Context, req *segmentwriterv1.PushRequest) (*s
 			rec.ServiceName = l.GetValue()
 		}
 	}
+	if err := w.store(rec); err != nil {
+		return nil, err
+	}
+	// A real writer has the profile in its segment now and answers once the
+	// segment is flushed; a caller that stops waiting does not undo that.
+	if d := time.Duration(w.ackDelay.Load()); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	return &segmentwriterv1.PushResponse{}, nil
+}
+
+func (w *Writer) store(rec Record) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.file != nil {
 		line, _ := json.Marshal(rec)
 		if _, err := w.file.Write(append(line, '\n')); err != nil {
-			return nil, status.Errorf(codes.Unknown, "record file: %v", err)
+			return status.Errorf(codes.Unknown, "record file: %v", err)
 		}
 	}
 	if w.cfg.MaxRecords > 0 && len(w.records) >= w.cfg.MaxRecords {
@@ -487,7 +536,7 @@ func (w *Writer) push(ctx context.Context, req *segmentwriterv1.PushRequest) (*s
 		w.records = append(w.records, rec)
 	}
 	w.counts[countKey{rec.Tenant, rec.ServiceName, rec.Shard}]++
-	return &segmentwriterv1.PushResponse{}, nil
+	return nil
 }
 
 func (w *Writer) takeFail() (codes.Code, bool) {
@@ -601,12 +650,20 @@ func (w *Writer) handleReady(rw http.ResponseWriter, _ *http.Request) {
 }
 
 func (w *Writer) handleLatency(rw http.ResponseWriter, r *http.Request) {
+	setDuration(rw, r, &w.latency)
+}
+
+func (w *Writer) handleAckDelay(rw http.ResponseWriter, r *http.Request) {
+	setDuration(rw, r, &w.ackDelay)
+}
+
+func setDuration(rw http.ResponseWriter, r *http.Request, dst *atomic.Int64) {
 	d, err := time.ParseDuration(r.URL.Query().Get("duration"))
 	if err != nil || d < 0 {
 		http.Error(rw, "duration: want a non-negative Go duration", http.StatusBadRequest)
 		return
 	}
-	w.latency.Store(int64(d))
+	dst.Store(int64(d))
 	rw.WriteHeader(http.StatusNoContent)
 }
 

@@ -94,7 +94,7 @@ func startWriter(t *testing.T, dir string, w *writerNode, join []string) {
 	w.p = startProc(t, dir, w.id, fakewriterBin, args...)
 }
 
-func startDistributor(t *testing.T, dir string, d *distNode, join []string) {
+func startDistributor(t *testing.T, dir string, d *distNode, join []string, extra ...string) {
 	t.Helper()
 	args := []string{
 		"-server.http-listen-address=" + d.ip, fmt.Sprintf("-server.http-listen-port=%d", d.httpPort),
@@ -113,6 +113,7 @@ func startDistributor(t *testing.T, dir string, d *distNode, join []string) {
 	for _, j := range join {
 		args = append(args, "-memberlist.join="+j)
 	}
+	args = append(args, extra...)
 	d.p = startProc(t, dir, d.id, distributorBin, args...)
 	d.push = pushv1connect.NewPusherServiceClient(httpClient, d.http())
 }
@@ -125,6 +126,7 @@ type attempt struct {
 	phase                   int    // the load phase when the push returned
 	acked                   bool
 	err                     string
+	took                    time.Duration
 }
 
 type loadGen struct {
@@ -139,8 +141,12 @@ type loadGen struct {
 
 // run pushes until ctx ends or, when limit > 0, limit pushes were made.
 func (l *loadGen) run(ctx context.Context, limit int64) {
+	l.runWith(ctx, limit, pushWorkers)
+}
+
+func (l *loadGen) runWith(ctx context.Context, limit int64, workers int) {
 	var wg sync.WaitGroup
-	for range pushWorkers {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -165,6 +171,7 @@ func (l *loadGen) one(i int64) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.pushBudget)
 	defer cancel()
+	start := time.Now()
 	var err error
 	if (i/3)%2 == 0 {
 		a.path = "push.v1"
@@ -173,6 +180,7 @@ func (l *loadGen) one(i int64) {
 		a.path = "/ingest"
 		err = ingest(ctx, a, l.cpu)
 	}
+	a.took = time.Since(start)
 	a.acked = err == nil
 	if err != nil {
 		a.err = err.Error()

@@ -1,6 +1,7 @@
 // Package legacy turns Pyroscope's legacy /ingest requests (the query
-// parameters, folded text and pprof bodies) into push.v1 series: the labels of
-// spec §4.2 and a pprof profile.
+// parameters, folded text and pprof bodies) into push.v1 series: the labels
+// Pyroscope's /ingest gives them (docs/compatibility.md#push-apis) and a pprof
+// profile.
 package legacy
 
 import (

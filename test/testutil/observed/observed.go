@@ -1,7 +1,7 @@
 // Package observed holds the edge-case requests that were sent to a real
 // Pyroscope v2 distributor and what it answered and sent to its writer for
-// each (spec §5.4 "observed/"), for conformance tests of the ingest server
-// and the pipeline.
+// each (docs/compatibility.md#observed-edge-cases), for conformance tests of
+// the ingest server and the pipeline.
 package observed
 
 import (
