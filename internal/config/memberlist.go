@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"time"
 
@@ -83,9 +84,16 @@ func (c *Memberlist) RegisterFlags(f *flag.FlagSet) {
 	c.DistributorRing.RegisterFlags(f)
 }
 
-// ValidateTLS refuses TLS files given while memberlist TLS is off.
+// ValidateTLS refuses TLS files given while memberlist TLS is off, and
+// TLS without a certificate: every member also serves gossip.
 func (c *Memberlist) ValidateTLS() error {
-	return validateClientTLS("memberlist", c.TLSEnabled, &c.TLS)
+	if err := validateClientTLS("memberlist", c.TLSEnabled, &c.TLS); err != nil {
+		return err
+	}
+	if c.TLSEnabled && c.TLS.CertPath == "" {
+		return errors.New("memberlist: TLS needs tls_cert_path and tls_key_path, as every member also serves gossip")
+	}
+	return nil
 }
 
 func (c *DistributorRing) RegisterFlags(f *flag.FlagSet) {

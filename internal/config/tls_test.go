@@ -113,4 +113,9 @@ func TestClientTLSNeedsEnabled(t *testing.T) {
 	if err := d.Memberlist.ValidateTLS(); err == nil {
 		t.Error("memberlist: TLS setting with TLS off accepted")
 	}
+	d.Memberlist.TLSEnabled = true
+	d.Memberlist.TLS.CAPath = "/ca"
+	if err := d.Memberlist.ValidateTLS(); err == nil || !strings.Contains(err.Error(), "serves gossip") {
+		t.Errorf("memberlist: TLS without a certificate: %v", err)
+	}
 }
