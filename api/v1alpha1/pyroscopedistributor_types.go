@@ -117,6 +117,11 @@ type PyroscopeDistributorSpec struct {
 	// +kubebuilder:default={}
 	Memberlist MemberlistSpec `json:"memberlist,omitzero"`
 
+	// TLS secures port 4040, the connections to segment-writers and gossip,
+	// each on its own, with Secrets the pods mount. Unset: plaintext.
+	// +optional
+	TLS TLSSpec `json:"tls,omitzero"`
+
 	// Placement tunes which segment-writers receive a profile.
 	// +optional
 	// +kubebuilder:default={}

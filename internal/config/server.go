@@ -26,6 +26,8 @@ type Server struct {
 	// reach: off by default, as profiling the process costs CPU and its
 	// pages reveal the command line.
 	EnablePprof bool `yaml:"enable_pprof"`
+
+	HTTPTLS ServerTLS `yaml:"http_tls_config"`
 }
 
 func (c *Server) RegisterFlags(f *flag.FlagSet) {
@@ -40,4 +42,5 @@ func (c *Server) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.BodyRateGrace, "server.http-body-rate-grace-period", 5*time.Second, "How long a request body may take before -server.http-body-min-rate applies.")
 	f.BoolVar(&c.EnablePprof, "server.enable-pprof", false, "Serve Go's /debug/pprof endpoints on the HTTP port.")
 	f.DurationVar(&c.MaxConnectionAge, "server.http-max-connection-age", 5*time.Minute, "After about this long (±10% jitter) a client connection is asked to reconnect (HTTP/2 GOAWAY, HTTP/1.1 Connection: close), so new replicas get traffic. 0 to disable.")
+	c.HTTPTLS.RegisterFlagsWithPrefix("server.http", "HTTP", f)
 }

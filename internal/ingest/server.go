@@ -7,6 +7,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	stdlog "log"
@@ -67,6 +68,10 @@ type Options struct {
 	BodyRateGrace time.Duration
 	// ListenAddress (host:port) is where the service listens.
 	ListenAddress string
+	// TLS, when set, makes the port serve TLS only, HTTP/1.1 and HTTP/2
+	// chosen by ALPN (a config returned by its GetConfigForClient must
+	// offer both in NextProtos); nil: plaintext HTTP/1.1 and h2c.
+	TLS *tls.Config
 	// ShutdownDelay is how long the stopping service keeps serving with
 	// /ready failing, so load balancers stop sending before the port closes.
 	ShutdownDelay time.Duration
@@ -114,10 +119,15 @@ func New(opts Options) (*Server, error) {
 	s.handler = s.routes()
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
+	if opts.TLS != nil {
+		protocols.SetHTTP2(true) // gRPC clients need h2 over TLS
+	} else {
+		protocols.SetUnencryptedHTTP2(true)
+	}
 	s.http = &http.Server{
 		Handler:           s.handler,
 		Protocols:         &protocols,
+		TLSConfig:         opts.TLS,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       opts.ReadTimeout,
 		WriteTimeout:      opts.WriteTimeout,
@@ -138,7 +148,7 @@ func (s *Server) starting(context.Context) error {
 	s.ln = ln
 	s.serveErr = make(chan error, 1)
 	go func() { s.serveErr <- s.Serve(ln) }()
-	level.Info(s.logger).Log("msg", "distributor serving", "addr", ln.Addr().String())
+	level.Info(s.logger).Log("msg", "distributor serving", "addr", ln.Addr().String(), "tls", s.opts.TLS != nil)
 	return nil
 }
 
@@ -217,9 +227,15 @@ func (s *Server) routes() http.Handler {
 // Handler serves every route; tests and embedding use it directly.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Serve serves connections from ln until Shutdown.
+// Serve serves connections from ln until Shutdown, over TLS when
+// Options.TLS is set.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.http.Serve(ln)
+	var err error
+	if s.http.TLSConfig != nil {
+		err = s.http.ServeTLS(ln, "", "")
+	} else {
+		err = s.http.Serve(ln)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -300,6 +300,7 @@ func (b *builder) podTemplate(z v1.Zone) (corev1.PodTemplateSpec, error) {
 			}}},
 		},
 	}
+	addTLS(&spec, s.TLS)
 	if len(z.NodeSelector) > 0 {
 		spec.NodeSelector = maps.Clone(z.NodeSelector)
 	} else {

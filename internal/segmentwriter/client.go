@@ -23,7 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding"
 	encproto "google.golang.org/grpc/encoding/proto"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -59,6 +59,9 @@ type Config struct {
 	Now func() time.Time
 	// DialOptions are appended to the client's own (tests).
 	DialOptions []grpc.DialOption
+	// Credentials secure the connections when GRPCClient.TLSEnabled; nil
+	// reads GRPCClient.TLS once, with dskit.
+	Credentials credentials.TransportCredentials
 }
 
 // Client is a pool of connections to segment-writers, keyed by address. It
@@ -115,8 +118,12 @@ func New(cfg Config, reg prometheus.Registerer, logger log.Logger) (*Client, err
 	if err != nil {
 		return nil, err
 	}
+	creds, err := transportCredentials(cfg)
+	if err != nil {
+		return nil, err
+	}
 	dial := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		// Failover is ours: gRPC must not retry on its own.
 		grpc.WithDisableRetry(),
 		grpc.WithConnectParams(grpc.ConnectParams{

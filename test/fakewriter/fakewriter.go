@@ -57,6 +57,13 @@
 //
 // GET /ready is 200 once the instance is ACTIVE in the ring; /metrics serves
 // Prometheus metrics.
+//
+// # TLS
+//
+// With -server.grpc-tls-cert-path and -server.grpc-tls-key-path the gRPC
+// port serves TLS only; -server.grpc-tls-client-auth and -ca-path ask for
+// client certificates (Pyroscope's flags). Gossip takes dskit's
+// -memberlist.tls-* flags, as Pyroscope's writer does.
 package fakewriter
 
 import (
@@ -96,6 +103,7 @@ import (
 
 	segmentwriterv1 "github.com/grafana/pyroscope/api/gen/proto/go/segmentwriter/v1"
 
+	"github.com/pyrodist/pyrodist/internal/config"
 	"github.com/pyrodist/pyrodist/internal/membership"
 )
 
@@ -121,6 +129,9 @@ type Config struct {
 	// is not allowed, get GOAWAY "too_many_pings".
 	GRPCServerMinTimeBetweenPings      time.Duration
 	GRPCServerPingWithoutStreamAllowed bool
+	// GRPCTLS serves the gRPC port over TLS (Pyroscope's
+	// -server.grpc-tls-* flags); read once, at New.
+	GRPCTLS config.ServerTLS
 
 	// Initial fault injection; the HTTP control endpoints change it later.
 	Latency  time.Duration
@@ -151,6 +162,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	f.DurationVar(&c.GRPCServerMinTimeBetweenPings, "server.grpc.keepalive.min-time-between-pings", time.Second, "Minimum time a client should wait between keepalive pings.")
 	f.BoolVar(&c.GRPCServerPingWithoutStreamAllowed, "server.grpc.keepalive.ping-without-stream-allowed", true, "Allow keepalive pings when no call is in flight.")
 	c.Memberlist.RegisterFlags(f)
+	c.GRPCTLS.RegisterFlagsWithPrefix("server.grpc", "gRPC", f)
 	c.Lifecycler.RegisterFlagsWithPrefix("segment-writer.", f, logger)
 	f.DurationVar(&c.Latency, "fakewriter.latency", 0, "Delay every Push by this much before taking it.")
 	f.DurationVar(&c.AckDelay, "fakewriter.ack-delay", 0, "Store every Push on receipt and ack it this much later, as a real writer acks after its segment flush.")
@@ -309,10 +321,15 @@ func New(cfg Config, logger log.Logger) (*Writer, error) {
 	// Without a policy grpc-go allows a ping every 5 minutes and none
 	// without a call, so the distributor's keepalive would cost it its
 	// connections to the simulator but not to a real writer.
-	w.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(maxRecvMsgSize), grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+	grpcOpts, err := grpcTLS(cfg.GRPCTLS)
+	if err != nil {
+		w.closeListeners()
+		return nil, err
+	}
+	w.grpcSrv = grpc.NewServer(append(grpcOpts, grpc.MaxRecvMsgSize(maxRecvMsgSize), grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 		MinTime:             cfg.GRPCServerMinTimeBetweenPings,
 		PermitWithoutStream: cfg.GRPCServerPingWithoutStreamAllowed,
-	}))
+	}))...)
 	segmentwriterv1.RegisterSegmentWriterServiceServer(w.grpcSrv, w)
 	healthpb.RegisterHealthServer(w.grpcSrv, w.health)
 
