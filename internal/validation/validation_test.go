@@ -79,22 +79,46 @@ func TestValidateLabels(t *testing.T) {
 	}
 }
 
+// TestRelabelDefaults: defaultRelabelRules in pkg/validation/relabeling.go
+// at 3fe6a45, five replace rules run in order on the whole label set.
 func TestRelabelDefaults(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{`godeltaprof_memory`, `{__delta__="false", __name__="memory", __name_replaced__="godeltaprof_memory", service_name="s"}`},
-		{`process_cpu`, `{__name__="process_cpu", service_name="s"}`},
+	tests := []struct {
+		name string
+		in   []*typesv1.LabelPair
+		want string
+	}{
+		{"godeltaprof", lbls("__name__", "godeltaprof_memory", "service_name", "s"),
+			`{__delta__="false", __name__="memory", __name_replaced__="godeltaprof_memory", service_name="s"}`},
+		{"godeltaprof overrides client values", lbls("__delta__", "true", "__name__", "godeltaprof_mutex", "__name_replaced__", "x", "service_name", "s"),
+			`{__delta__="false", __name__="mutex", __name_replaced__="godeltaprof_mutex", service_name="s"}`},
+		{"empty suffix deletes __name__", lbls("__name__", "godeltaprof_", "service_name", "s"),
+			`{__delta__="false", __name_replaced__="godeltaprof_", service_name="s"}`},
+		{"prefix match spans a newline", lbls("__name__", "godeltaprof_a\nb"),
+			`{__delta__="false", __name__="a\nb", __name_replaced__="godeltaprof_a\nb"}`},
+		{"client __name_replaced__ alone sets __delta__", lbls("__name__", "cpu", "__name_replaced__", "godeltaprof_cpu"),
+			`{__delta__="false", __name__="cpu", __name_replaced__="godeltaprof_cpu"}`},
+		{"wall/cpu", lbls("__name__", "wall", "__type__", "cpu", "service_name", "s"),
+			`{__name__="process_cpu", __name_replaced__="wall", __type__="cpu", service_name="s"}`},
+		{"wall/cpu replaces a client __name_replaced__", lbls("__name__", "wall", "__name_replaced__", "x", "__type__", "cpu"),
+			`{__name__="process_cpu", __name_replaced__="wall", __type__="cpu"}`},
+		{"godeltaprof_wall then wall/cpu", lbls("__name__", "godeltaprof_wall", "__type__", "cpu"),
+			`{__delta__="false", __name__="process_cpu", __name_replaced__="wall", __type__="cpu"}`},
+		{"wall/wall unchanged", lbls("__name__", "wall", "__type__", "wall"), `{__name__="wall", __type__="wall"}`},
+		{"wall without __type__ unchanged", lbls("__name__", "wall"), `{__name__="wall"}`},
+		{"Wall/cpu is case-sensitive", lbls("__name__", "Wall", "__type__", "cpu"), `{__name__="Wall", __type__="cpu"}`},
+		{"process_cpu unchanged", lbls("__name__", "process_cpu", "service_name", "s"), `{__name__="process_cpu", service_name="s"}`},
+		{"prefix only at the start", lbls("__name__", "x_godeltaprof_memory"), `{__name__="x_godeltaprof_memory"}`},
 	}
 	for _, tt := range tests {
-		if got := LabelsString(RelabelDefaults(lbls("__name__", tt.in, "service_name", "s"))); got != tt.want {
-			t.Errorf("%s: got %s, want %s", tt.in, got, tt.want)
-		}
-	}
-	got := LabelsString(RelabelDefaults(lbls("__name__", "wall", "__type__", "cpu", "service_name", "s")))
-	if got != `{__name__="process_cpu", __type__="cpu", service_name="s"}` {
-		t.Errorf("wall/cpu: %s", got)
-	}
-	if got := LabelsString(RelabelDefaults(lbls("__name__", "wall", "__type__", "wall"))); got != `{__name__="wall", __type__="wall"}` {
-		t.Errorf("wall/wall changed: %s", got)
+		t.Run(tt.name, func(t *testing.T) {
+			before := LabelsString(tt.in)
+			if got := LabelsString(RelabelDefaults(tt.in)); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+			if LabelsString(tt.in) != before {
+				t.Errorf("input modified: %s", LabelsString(tt.in))
+			}
+		})
 	}
 }
 
