@@ -262,6 +262,11 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 	d.metrics.receivedSamples.WithLabelValues(d.metrics.types.Value(name), tenantLabel).Observe(float64(len(p.Sample)))
 	d.metrics.receivedDecompressed.WithLabelValues(tenantLabel, "received").Observe(float64(len(it.data)))
 
+	// Pyroscope detects the language before validation shortens long strings
+	// (GetProfileLanguage ahead of ValidateProfile in pushSeries,
+	// pkg/distributor/distributor.go at 3fe6a45): a string that only matched
+	// by its prefix may not after.
+	isGo := profile.IsGo(p, it.labels)
 	changed, err := profile.Validate(lim, p, len(it.data), it.labels, now)
 	if err != nil {
 		return d.invalid(tenant, len(it.data), err)
@@ -270,7 +275,7 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 	// the metrics' room for such values; refused ones only half.
 	tenantLabel = d.metrics.tenants.Accepted(tenant)
 	d.metrics.types.Accepted(name)
-	if profile.IsGo(p, it.labels) && profile.FixGo(p) {
+	if isGo && profile.FixGo(p) {
 		changed = true
 	}
 	if profile.Normalize(p) {
