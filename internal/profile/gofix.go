@@ -127,6 +127,7 @@ func FixGo(p *profilev1.Profile) bool {
 	}
 	if changed {
 		dedupeSymbols(p)
+		p.Comment = nil // the merged profile Pyroscope builds has none
 	}
 	if mayBeTruncatedGo(p) {
 		before := stackLen(p)
@@ -145,12 +146,13 @@ func stackLen(p *profilev1.Profile) int {
 }
 
 // dedupeSymbols points references to functions, and then locations, at the
-// first one with equal content, so equal stacks get equal location ids. All
+// first one with equal content, and locations at the first equal mapping, so
+// equal stacks get equal location ids. All
 // of them, not only those with a renamed string: a renamed function may now
 // equal one that never had type parameters, and Pyroscope's merge of the
 // profile with itself keys every function by (name, system name, file name,
-// start line) and every location by (address, mapping, lines), ignoring
-// is_folded. Candidates are found by hash and confirmed by comparing content.
+// start line), every mapping as below, and every location by (address,
+// mapping, lines), ignoring is_folded. Candidates are found by hash and confirmed by comparing content.
 func dedupeSymbols(p *profilev1.Profile) {
 	str := func(i int64) string {
 		if i >= 0 && i < int64(len(p.StringTable)) {
@@ -182,6 +184,38 @@ func dedupeSymbols(p *profilev1.Profile) {
 				if c, ok := fnCanon[ln.FunctionId]; ok {
 					ln.FunctionId = c
 				}
+			}
+		}
+	}
+	// Mappings: keyed by size rounded up to 4 KiB, file offset, and the build
+	// id, or the file name when there is none (GetMappingKey in
+	// pkg/pprof/merge.go at 3fe6a45; one string stands for either, so a build
+	// id equal to another mapping's file name matches). The start address is
+	// not part of the key.
+	type mappingKey struct {
+		size, offset uint64
+		id           string
+	}
+	mapCanon := map[uint64]uint64{}
+	firstMapping := map[mappingKey]uint64{}
+	for _, m := range p.Mapping {
+		size := m.MemoryLimit - m.MemoryStart
+		size += 0xfff
+		size -= size % 0x1000
+		k := mappingKey{size: size, offset: m.FileOffset, id: str(m.BuildId)}
+		if k.id == "" {
+			k.id = str(m.Filename)
+		}
+		if first, ok := firstMapping[k]; ok {
+			mapCanon[m.Id] = first
+		} else {
+			firstMapping[k] = m.Id
+		}
+	}
+	if len(mapCanon) > 0 {
+		for _, l := range p.Location {
+			if c, ok := mapCanon[l.MappingId]; ok {
+				l.MappingId = c
 			}
 		}
 	}

@@ -384,3 +384,27 @@ func TestFixGoMergesWithUnrenamed(t *testing.T) {
 		t.Errorf("name %q", name)
 	}
 }
+
+// TestFixGoMergesMappings: Pyroscope's merge keys a mapping by its size
+// rounded up to 4 KiB, file offset and build id (else file name), not its
+// start, so locations that differ only by such a mapping become one.
+func TestFixGoMergesMappings(t *testing.T) {
+	p := small(time.Now())
+	p.StringTable = append(p.StringTable, "x[go.shape.int].f", "bin")
+	p.Function = []*profilev1.Function{{Id: 1, Name: 5}}
+	p.Mapping = []*profilev1.Mapping{
+		{Id: 1, MemoryStart: 0x1000, MemoryLimit: 0x2001, Filename: 6},
+		{Id: 2, MemoryStart: 0x9000, MemoryLimit: 0xa800, Filename: 6}, // same key: size rounds to 0x2000
+		{Id: 3, MemoryStart: 0x1000, MemoryLimit: 0x2001, Filename: 6, FileOffset: 1},
+	}
+	p.Location = []*profilev1.Location{
+		{Id: 1, MappingId: 1, Line: []*profilev1.Line{{FunctionId: 1}}},
+		{Id: 2, MappingId: 2, Line: []*profilev1.Line{{FunctionId: 1}}},
+		{Id: 3, MappingId: 3, Line: []*profilev1.Line{{FunctionId: 1}}},
+	}
+	p.Sample = []*profilev1.Sample{{LocationId: []uint64{1}, Value: []int64{1, 1}}, {LocationId: []uint64{2}, Value: []int64{2, 2}}, {LocationId: []uint64{3}, Value: []int64{4, 4}}}
+	FixGo(p)
+	if got := []uint64{p.Sample[0].LocationId[0], p.Sample[1].LocationId[0], p.Sample[2].LocationId[0]}; got[0] != 1 || got[1] != 1 || got[2] != 3 {
+		t.Errorf("locations %v, want [1 1 3]", got)
+	}
+}
