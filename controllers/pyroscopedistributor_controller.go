@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -44,6 +45,9 @@ const (
 	EventSpecWarning   = "SpecWarning"
 	EventRecreated     = "Recreated"
 )
+
+// EventPodSecurityRefused names the spec fields that would weaken the pods.
+const EventPodSecurityRefused = "PodSecurityRefused"
 
 // PyroscopeDistributorReconciler reconciles PyroscopeDistributor objects.
 type PyroscopeDistributorReconciler struct {
@@ -102,16 +106,21 @@ func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl
 	desired, err := manifests.Build(pd, r.Facts)
 	if err != nil {
 		// The spec passed CEL but the builders refuse it: retrying cannot help
-		// until the spec changes.
-		r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, EventInvalidSpec, "Build", "%v", err)
-		return r.fail(ctx, pd, before, observed{}, ReasonInvalidSpec, reconcile.TerminalError(err))
+		// until the spec changes (or the operator restarts with other flags,
+		// which reconciles every object again).
+		reason, event := ReasonInvalidSpec, EventInvalidSpec
+		if pse := (*manifests.PodSecurityError)(nil); errors.As(err, &pse) {
+			reason, event = ReasonPodSecurityRefused, EventPodSecurityRefused
+		}
+		r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, event, "Build", "%v", err)
+		return r.fail(ctx, pd, before, observed{}, reason, reconcile.TerminalError(err))
 	}
 
-	if pd.Status.ObservedGeneration != pd.Generation {
-		// Once per generation, so resyncs stay silent.
-		for _, w := range desired.Warnings {
-			r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, EventSpecWarning, "Build", "%s", w)
-		}
+	if pd.Status.ObservedGeneration != pd.Generation && len(desired.Warnings) > 0 {
+		// Once per generation, so resyncs stay silent. One Event for all:
+		// the recorder folds Events of one reason about one object into a
+		// series that keeps only the first one's note.
+		r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, EventSpecWarning, "Build", "%s", strings.Join(desired.Warnings, "; "))
 	}
 	obs, err := r.sync(ctx, pd, desired)
 	if err != nil {

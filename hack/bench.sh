@@ -114,7 +114,7 @@ load_run() {
 			-memberlist.bind-addr="$DIST" -memberlist.bind-port=$GOSSIP_PORT \
 			-memberlist.advertise-addr="$DIST" -memberlist.advertise-port=$GOSSIP_PORT \
 			-memberlist.join="$join" -distributor.ring.instance-addr="$DIST" \
-			-auth.multitenancy-enabled=true \
+			-auth.multitenancy-enabled=true -server.enable-pprof \
 			-distributor.ingestion-rate-limit-mb=1000000 -distributor.ingestion-burst-size-mb=1000000 \
 			-distributor.max-inflight-bytes=$((INFLIGHT_MIB << 20)) \
 			$DISTRIBUTOR_FLAGS >>"$OUT/logs/distributor.log" 2>&1 &

@@ -275,6 +275,16 @@ func (tl tally) String() string {
 // (which store on receipt) before copies are counted.
 func waitStored() { time.Sleep(100 * time.Millisecond) }
 
+// expectAckedOnce: every request was acknowledged and stored exactly once.
+func expectAckedOnce(t *testing.T, outs []outcome, tl tally) {
+	t.Helper()
+	for _, o := range outs {
+		if n := tl.copies[o.req]; o.err != nil || n != 1 {
+			t.Errorf("request %s: %v (status %d), stored on %d writers; want acked, stored once", o.req, o.err, o.status, n)
+		}
+	}
+}
+
 // TestSlowWriters runs 21 clients at once (push.v1 and /ingest) in front
 // of six writers, all of them candidates of every profile, with a 30 s
 // write timeout and a 5 s attempt timeout (scaled):
@@ -297,11 +307,7 @@ func TestSlowWriters(t *testing.T) {
 		waitStored()
 		tl := tallyRun(outs, ws)
 		t.Logf("writers acking at 7 s: %v", tl)
-		for _, o := range outs {
-			if n := tl.copies[o.req]; o.err != nil || n != 1 {
-				t.Errorf("request %s: %v (status %d), stored on %d writers; want acked, stored once", o.req, o.err, o.status, n)
-			}
-		}
+		expectAckedOnce(t, outs, tl)
 	})
 
 	t.Run("ack at 7 s, client deadline 3 s", func(t *testing.T) {
@@ -348,11 +354,7 @@ func TestSlowWriters(t *testing.T) {
 		waitStored()
 		tl := tallyRun(outs, ws)
 		t.Logf("writers acking at 4.99-5.1 s: %v", tl)
-		for _, o := range outs {
-			if n := tl.copies[o.req]; o.err != nil || n != 1 {
-				t.Errorf("request %s: %v (status %d), stored on %d writers; want acked, stored once", o.req, o.err, o.status, n)
-			}
-		}
+		expectAckedOnce(t, outs, tl)
 	})
 
 	t.Run("outage", func(t *testing.T) {

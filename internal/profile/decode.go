@@ -21,12 +21,17 @@ var errFallback = errors.New("fast decode: fall back")
 // slab hands out pointers to T from blocks allocated in bulk.
 type slab[T any] struct{ blocks[T] }
 
-func (s *slab[T]) get(hint int) *T {
+func (s *slab[T]) get(d *decoder, hint int) (*T, error) {
 	if len(s.cur) == cap(s.cur) {
-		s.next(max(hint, 16))
+		n := max(hint, 16)
+		var t T
+		if err := d.charge(n * int(unsafe.Sizeof(t))); err != nil {
+			return nil, err
+		}
+		s.next(n)
 	}
 	s.cur = s.cur[:len(s.cur)+1]
-	return &s.cur[len(s.cur)-1]
+	return &s.cur[len(s.cur)-1], nil
 }
 
 type decoder struct {
@@ -43,9 +48,49 @@ type decoder struct {
 	u64       blocks[uint64]
 	i64       blocks[int64]
 	// size hints, from the buffer size
-	hint int
+	hint, sampleHint int
 	// headerOnly skips samples, mappings and locations (see DecodeHeader).
 	headerOnly bool
+
+	// The bounds of DecodeWithin (nil otherwise) and what follows from them.
+	bounds                *Bounds
+	maxSamples, maxLabels int // 0: none
+	paid                  int // decoded bytes the caller charged already, not yet used
+	used                  int // decoded bytes in all, paid or reserved
+	overLabels            int // set with errLabels: the labels of the sample that passed the limit
+}
+
+// charge accounts for n bytes the decoder is about to take: from what the
+// caller paid first, then from the budget. Blocks are counted at the size
+// a fresh decoder would allocate, even when a pooled Arena reuses a larger
+// spare one, so the charge does not depend on what the Arena decoded before.
+func (d *decoder) charge(n int) error {
+	d.used += n
+	if n <= d.paid {
+		d.paid -= n
+		return nil
+	}
+	n -= d.paid
+	d.paid = 0
+	if d.bounds == nil || d.bounds.Reserve == nil {
+		return nil
+	}
+	return d.bounds.Reserve(n)
+}
+
+// add appends v to *s, charging the slice's growth before it happens.
+func add[T any](d *decoder, s *[]T, v T) error {
+	if len(*s) == cap(*s) {
+		n := max(2*cap(*s), 8)
+		if err := d.charge(n * int(unsafe.Sizeof(v))); err != nil {
+			return err
+		}
+		g := make([]T, len(*s), n)
+		copy(g, *s)
+		*s = g
+	}
+	*s = append(*s, v)
+	return nil
 }
 
 func readVarint(b []byte, i int) (uint64, int, bool) {
@@ -112,35 +157,48 @@ func (d *decoder) str(b []byte) string {
 
 // take returns an empty slice with capacity n carved from arena, which
 // moves to another block of at least hint elements when it runs short.
-func take[T any](arena *blocks[T], n, hint int) []T {
+func take[T any](d *decoder, arena *blocks[T], n, hint int) ([]T, error) {
 	if cap(arena.cur)-len(arena.cur) < n {
+		var t T
+		if err := d.charge(max(n, hint) * int(unsafe.Sizeof(t))); err != nil {
+			return nil, err
+		}
 		arena.next(max(n, hint))
 	}
 	l := len(arena.cur)
 	arena.cur = arena.cur[:l+n]
-	return arena.cur[l : l : l+n]
+	return arena.cur[l : l : l+n], nil
 }
 
 // repeated appends a packed or single varint to dst, taking capacity from
-// arena.
-func repeated[T uint64 | int64](dst []T, arena *blocks[T], hint int, b []byte, wt int, v uint64) ([]T, error) {
+// arena: dst never grows outside it, so all of it is charged.
+func repeated[T uint64 | int64](d *decoder, dst []T, arena *blocks[T], hint int, b []byte, wt int, v uint64) ([]T, error) {
 	if wt == 0 {
-		if dst == nil {
-			dst = take(arena, 2, hint) // runtime/pprof writes up to 2 ids and values unpacked
+		if len(dst) == cap(dst) {
+			// runtime/pprof writes up to 2 ids and values unpacked
+			g, err := take(d, arena, max(2, 2*len(dst)), hint)
+			if err != nil {
+				return nil, err
+			}
+			dst = append(g, dst...)
 		}
 		return append(dst, T(v)), nil
 	}
 	if wt != 2 {
 		return nil, errFallback
 	}
-	if dst == nil {
-		n := 0
-		for _, c := range b {
-			if c < 0x80 {
-				n++
-			}
+	n := 0
+	for _, c := range b {
+		if c < 0x80 {
+			n++
 		}
-		dst = take(arena, n, hint)
+	}
+	if cap(dst)-len(dst) < n {
+		g, err := take(d, arena, len(dst)+n, hint)
+		if err != nil {
+			return nil, err
+		}
+		dst = append(g, dst...)
 	}
 	for i := 0; i < len(b); {
 		x, j, ok := readVarint(b, i)
@@ -157,15 +215,20 @@ func repeated[T uint64 | int64](dst []T, arena *blocks[T], hint int, b []byte, w
 // of the message being decoded (a sample's labels, a location's lines): when
 // *ptrs is full the run moves to a fresh, larger block, so every run stays
 // contiguous and the message can slice it off at the end.
-func appendRun[T any](ptrs *[]*T, start *int, p *T, hint int) {
+func appendRun[T any](d *decoder, ptrs *[]*T, start *int, p *T, hint int) error {
 	if len(*ptrs) == cap(*ptrs) {
 		run := len(*ptrs) - *start
-		grown := make([]*T, run, max(2*run, hint, 16))
+		n := max(2*run, hint, 16)
+		if err := d.charge(n * int(unsafe.Sizeof(p))); err != nil {
+			return err
+		}
+		grown := make([]*T, run, n)
 		copy(grown, (*ptrs)[*start:])
 		*ptrs = grown
 		*start = 0
 	}
 	*ptrs = append(*ptrs, p)
+	return nil
 }
 
 // varints reads a message whose fields 1..len(v) are all varints into v
@@ -189,6 +252,7 @@ func (d *decoder) varints(b []byte, v []uint64) error {
 
 func (d *decoder) profile(b []byte, p *profilev1.Profile) error {
 	for i := 0; i < len(b); {
+		at := i
 		num, wt, v, s, e, next, err := d.field(b, i)
 		if err != nil {
 			return err
@@ -204,37 +268,70 @@ func (d *decoder) profile(b []byte, p *profilev1.Profile) error {
 		}
 		switch num {
 		case 1:
-			vt := d.types.get(4)
+			vt, err := d.types.get(d, 4)
+			if err != nil {
+				return err
+			}
 			if err := d.valueType(b[s:e], vt); err != nil {
 				return err
 			}
-			p.SampleType = append(p.SampleType, vt)
-		case 2:
-			sm := d.samples.get(d.hint / 16)
-			if err := d.sample(b[s:e], sm); err != nil {
+			if err := add(d, &p.SampleType, vt); err != nil {
 				return err
 			}
-			p.Sample = append(p.Sample, sm)
+		case 2:
+			if d.maxSamples > 0 && len(p.Sample) == d.maxSamples {
+				return d.refuse(b[at:], p, -1)
+			}
+			sm, err := d.samples.get(d, d.sampleHint)
+			if err != nil {
+				return err
+			}
+			if err := d.sample(b[s:e], sm); err != nil {
+				if err == errLabels {
+					return d.refuse(b[next:], p, len(p.Sample))
+				}
+				return err
+			}
+			if err := add(d, &p.Sample, sm); err != nil {
+				return err
+			}
 		case 3:
-			m := d.mappings.get(4)
+			m, err := d.mappings.get(d, 4)
+			if err != nil {
+				return err
+			}
 			if err := d.mapping(b[s:e], m); err != nil {
 				return err
 			}
-			p.Mapping = append(p.Mapping, m)
+			if err := add(d, &p.Mapping, m); err != nil {
+				return err
+			}
 		case 4:
-			l := d.locations.get(d.hint / 32)
+			l, err := d.locations.get(d, d.hint/32)
+			if err != nil {
+				return err
+			}
 			if err := d.location(b[s:e], l); err != nil {
 				return err
 			}
-			p.Location = append(p.Location, l)
+			if err := add(d, &p.Location, l); err != nil {
+				return err
+			}
 		case 5:
-			f := d.functions.get(d.hint / 48)
+			f, err := d.functions.get(d, d.hint/48)
+			if err != nil {
+				return err
+			}
 			if err := d.function(b[s:e], f); err != nil {
 				return err
 			}
-			p.Function = append(p.Function, f)
+			if err := add(d, &p.Function, f); err != nil {
+				return err
+			}
 		case 6:
-			p.StringTable = append(p.StringTable, d.str(b[s:e]))
+			if err := add(d, &p.StringTable, d.str(b[s:e])); err != nil {
+				return err
+			}
 		case 7:
 			p.DropFrames = int64(v)
 		case 8:
@@ -256,7 +353,7 @@ func (d *decoder) profile(b []byte, p *profilev1.Profile) error {
 			if wt != 0 && wt != 2 {
 				return errFallback
 			}
-			c, err := repeated(p.Comment, &d.i64, d.hint, b[s:e], wt, v)
+			c, err := repeated(d, p.Comment, &d.i64, d.hint, b[s:e], wt, v)
 			if err != nil {
 				return err
 			}
@@ -287,6 +384,7 @@ func (d *decoder) sample(b []byte, sm *profilev1.Sample) error {
 		}
 	}()
 	for i := 0; i < len(b); {
+		at := i
 		num, wt, v, s, e, next, err := d.field(b, i)
 		if err != nil {
 			return err
@@ -294,22 +392,32 @@ func (d *decoder) sample(b []byte, sm *profilev1.Sample) error {
 		i = next
 		switch num {
 		case 1:
-			if sm.LocationId, err = repeated(sm.LocationId, &d.u64, d.hint, b[s:e], wt, v); err != nil {
+			if sm.LocationId, err = repeated(d, sm.LocationId, &d.u64, d.hint, b[s:e], wt, v); err != nil {
 				return err
 			}
 		case 2:
-			if sm.Value, err = repeated(sm.Value, &d.i64, d.hint, b[s:e], wt, v); err != nil {
+			if sm.Value, err = repeated(d, sm.Value, &d.i64, d.hint, b[s:e], wt, v); err != nil {
 				return err
 			}
 		case 3:
 			if wt != 2 {
 				return errFallback
 			}
-			l := d.labels.get(d.hint / 64)
+			if n := len(d.labelPtrs) - start; d.maxLabels > 0 && n == d.maxLabels {
+				// Count the rest without decoding them, for the message.
+				d.overLabels = n + countField(b[at:], 3)
+				return errLabels
+			}
+			l, err := d.labels.get(d, d.hint/64)
+			if err != nil {
+				return err
+			}
 			if err := d.label(b[s:e], l); err != nil {
 				return err
 			}
-			appendRun(&d.labelPtrs, &start, l, d.hint/32)
+			if err := appendRun(d, &d.labelPtrs, &start, l, d.hint/32); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -361,11 +469,16 @@ func (d *decoder) location(b []byte, l *profilev1.Location) error {
 		case 3:
 			l.Address = v
 		case 4:
-			ln := d.lines.get(d.hint / 24)
+			ln, err := d.lines.get(d, d.hint/24)
+			if err != nil {
+				return err
+			}
 			if err := d.line(b[s:e], ln); err != nil {
 				return err
 			}
-			appendRun(&d.linePtrs, &start, ln, d.hint/24)
+			if err := appendRun(d, &d.linePtrs, &start, ln, d.hint/24); err != nil {
+				return err
+			}
 		case 5:
 			l.IsFolded = v != 0
 		}
@@ -415,14 +528,34 @@ func DecodeHeader(b []byte) (*profilev1.Profile, error) {
 // Decode parses uncompressed pprof bytes. The profile's strings alias b.
 func Decode(b []byte) (*profilev1.Profile, error) {
 	var d decoder
-	return d.decode(b)
+	return d.decode(b, nil)
 }
 
-func (d *decoder) decode(b []byte) (*profilev1.Profile, error) {
+func (d *decoder) decode(b []byte, bounds *Bounds) (*profilev1.Profile, error) {
 	p := &profilev1.Profile{}
 	d.buf, d.hint, d.headerOnly = b, max(len(b)/8, 64), false
-	if err := d.profile(b, p); err == nil {
+	d.bounds, d.maxSamples, d.maxLabels, d.paid, d.used, d.overLabels = bounds, 0, 0, 0, 0, 0
+	d.sampleHint = d.hint / 16
+	if bounds != nil {
+		d.paid = bounds.Paid
+		if l := bounds.Limits; l != nil {
+			d.maxSamples, d.maxLabels = l.MaxProfileStacktraceSamples, l.MaxProfileStacktraceSampleLabels
+		}
+		if d.maxSamples > 0 {
+			d.sampleHint = min(d.sampleHint, d.maxSamples)
+		}
+	}
+	err := d.profile(b, p)
+	if err == nil {
 		return p, nil
+	}
+	if err != errFallback {
+		return nil, err
+	}
+	if bounds != nil {
+		if err := d.boundFallback(b); err != nil {
+			return nil, err
+		}
 	}
 	p = &profilev1.Profile{}
 	if err := p.UnmarshalVT(b); err != nil {
