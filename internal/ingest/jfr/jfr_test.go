@@ -363,6 +363,9 @@ func TestScanRefuses(t *testing.T) {
 	cpB := checkpoint(-int64(len(cpA)), pool{idSymbol, [][]byte{cat(uvarint(2), str("b"))}})
 	cpA = checkpoint(int64(len(cpA)), pool{idSymbol, [][]byte{cat(uvarint(1), str("a"))}})
 	loop := chunk(nil, cat(cpA, cpB), meta)
+	// a checkpoint whose delta points inside itself: read again from there,
+	// a body of such pools has the parser read its bytes n^2 times.
+	overlap := chunk(nil, checkpoint(6, pool{idSymbol, [][]byte{cat(uvarint(1), str("overlapping"))}}), meta)
 	// a chunk that claims more bytes than the body has.
 	valid := recording(2, 2, false)
 	tooBig := setU64(valid, 8, uint64(len(valid)+1))
@@ -388,6 +391,7 @@ func TestScanRefuses(t *testing.T) {
 		"huge frame count":           hugeFrames,
 		"huge list":                  hugeList,
 		"constant pools loop":        loop,
+		"constant pools overlap":     overlap,
 		"chunk past the body":        tooBig,
 		"metadata outside the chunk": metaOutside,
 		"metadata shared by chunks":  shared,

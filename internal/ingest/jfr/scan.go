@@ -7,7 +7,6 @@ import (
 	"hash/maphash"
 	"io"
 	"math/rand/v2"
-	"sort"
 	"unicode/utf8"
 
 	"github.com/grafana/jfr-parser/parser/types/def"
@@ -429,8 +428,7 @@ type scanner struct {
 	classes map[uint64]uint64    // name
 	symbols map[uint64]int       // decoded length
 	stacks  map[uint64]int       // frames
-	cpools  [][2]int             // regions read: constant pools, metadata
-	visited map[int]bool         // constant pools followed
+	read    bitset               // bytes of the chunk read as metadata or constant pools
 
 	// across chunks, as the conversion's builders keep them
 	seed      maphash.Seed
@@ -502,22 +500,15 @@ func (s *scanner) chunk(pos int) (int, error) {
 	}
 	end := pos + size
 	s.methods, s.classes, s.symbols, s.stacks = nil, nil, nil, nil // sized by their lists
-	s.cpools = s.cpools[:0]
-	s.visited = map[int]bool{}
+	s.read = newBitset(size)
 	s.temps = [nRoles]temp{} // the parser binds every chunk afresh
 	metaEnd, err := s.meta(pos+offMeta, end)
 	if err != nil {
 		return 0, fmt.Errorf("error reading metadata: %w", err)
 	}
+	s.read.mark(offMeta, metaEnd-pos) // the first region: nothing to overlap
 	if err := s.constantPools(pos+offCP, pos, end); err != nil {
 		return 0, fmt.Errorf("error reading CP: %w @ %d", err, pos+offCP)
-	}
-	s.cpools = append(s.cpools, [2]int{pos + offMeta, metaEnd})
-	sort.Slice(s.cpools, func(i, j int) bool { return s.cpools[i][0] < s.cpools[j][0] })
-	for i := 1; i < len(s.cpools); i++ {
-		if s.cpools[i][0] < s.cpools[i-1][1] {
-			return 0, fmt.Errorf("error reading CP: %w", errLoop)
-		}
 	}
 	for _, m := range s.methods {
 		s.functions++
@@ -839,10 +830,12 @@ func (s *scanner) constantPools(pos, start, end int) error {
 		if pos < start || pos >= end {
 			return fmt.Errorf("constant pool at %d outside the chunk [%d, %d)", pos, start, end)
 		}
-		if s.visited[pos] {
+		// Each constant pool must start and lie in bytes nothing else was
+		// read as: the parser would follow a loop forever, and
+		// overlapping pools would let it read the same bytes many times.
+		if s.read.has(pos - start) {
 			return errLoop
 		}
-		s.visited[pos] = true
 		r := &reader{b: s.b, pos: pos, end: end}
 		var delta uint64
 		for i := range 5 {
@@ -874,7 +867,9 @@ func (s *scanner) constantPools(pos, start, end int) error {
 				return fmt.Errorf("error reading %+v %w", c, err)
 			}
 		}
-		s.cpools = append(s.cpools, [2]int{pos, r.pos})
+		if !s.read.mark(pos-start, r.pos-start) {
+			return errLoop
+		}
 		if delta == 0 {
 			return nil
 		}

@@ -70,3 +70,22 @@ func (s *set64) mix(k uint64) uint64 {
 	k ^= k >> 33
 	return k
 }
+
+// bitset marks the bytes of a chunk that were read.
+type bitset []uint64
+
+func newBitset(n int) bitset { return make(bitset, (n+63)/64) }
+
+func (b bitset) has(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
+
+// mark marks [from, to) and reports whether none of it was marked before;
+// it stops at the first byte that was.
+func (b bitset) mark(from, to int) bool {
+	for i := from; i < to; i++ {
+		if b.has(i) {
+			return false
+		}
+		b[i/64] |= 1 << (i % 64)
+	}
+	return true
+}
