@@ -63,8 +63,15 @@ func writeJFRError(w http.ResponseWriter, err error) {
 		writeConvertError(w, err, true)
 		return
 	}
-	writeError(w, http.StatusUnprocessableEntity, connect.CodeUnknown, err.Error())
+	msg := err.Error()
+	if len(msg) > maxJFRErrorLen { // names from the recording can be long
+		msg = strings.ToValidUTF8(msg[:maxJFRErrorLen], "") + "..."
+	}
+	writeError(w, http.StatusUnprocessableEntity, connect.CodeUnknown, msg)
 }
+
+// maxJFRErrorLen bounds the message of a JFR answer.
+const maxJFRErrorLen = 1024
 
 // readJFRForm streams the SDK's multipart form part by part in memory and
 // returns the (inflated) jfr and labels files. Like Pyroscope's

@@ -384,18 +384,31 @@ func TestScanRefuses(t *testing.T) {
 	}
 	emptyFrames := chunk(nil, checkpoint(0, pool{idStackTrace, [][]byte{cat(uvarint(1), []byte{0}, uvarint(1000))}}), metadata(noFields))
 
+	// a class of 1000 fields named by 2000 empty lists: the parser binds
+	// its fields for each list, 2 million times for 4 KB.
+	wide := classDef{id: 99, name: "example.Wide"}
+	for i := range 1000 {
+		wide.fields = append(wide.fields, fieldDef{fmt.Sprintf("f%d", i), idInt, false, false})
+	}
+	var lists []pool
+	for range 2000 {
+		lists = append(lists, pool{typ: 99})
+	}
+	manyBinds := chunk(nil, checkpoint(0, lists...), metadata(append(slices.Clone(base), wide)))
+
 	cases := map[string][]byte{
-		"huge metadata string count": hugeStrings,
-		"huge class field count":     hugeClass,
-		"huge char array":            hugeChars,
-		"huge frame count":           hugeFrames,
-		"huge list":                  hugeList,
-		"constant pools loop":        loop,
-		"constant pools overlap":     overlap,
-		"chunk past the body":        tooBig,
-		"metadata outside the chunk": metaOutside,
-		"metadata shared by chunks":  shared,
-		"frames without fields":      emptyFrames,
+		"skipped lists of a wide class": manyBinds,
+		"huge metadata string count":    hugeStrings,
+		"huge class field count":        hugeClass,
+		"huge char array":               hugeChars,
+		"huge frame count":              hugeFrames,
+		"huge list":                     hugeList,
+		"constant pools loop":           loop,
+		"constant pools overlap":        overlap,
+		"chunk past the body":           tooBig,
+		"metadata outside the chunk":    metaOutside,
+		"metadata shared by chunks":     shared,
+		"frames without fields":         emptyFrames,
 	}
 	if _, err := scan(valid, new(jfrpprof.LabelsSnapshot)); err != nil {
 		t.Fatalf("the valid base recording: %v", err)

@@ -418,17 +418,20 @@ type scanner struct {
 	tm     def.TypeMap
 	// per chunk: how each class is read, as the parser binds it afresh
 	plans      map[planKey]*plan
+	nested     map[*def.Class][]nkind
 	frames     *plan                // jdk.types.StackFrame, read inside stack traces
 	eventPlans map[def.TypeID]*plan // nil: an event the parser skips
 	temps      [nRoles]temp
 	event      string // the recording's "event" setting so far
 
 	// per chunk: what the constant pools hold, by id (the last entry wins)
-	methods map[uint64][2]uint64 // class, name
-	classes map[uint64]uint64    // name
-	symbols map[uint64]int       // decoded length
-	stacks  map[uint64]int       // frames
-	read    bitset               // bytes of the chunk read as metadata or constant pools
+	methods    map[uint64][2]uint64 // class, name
+	classes    map[uint64]uint64    // name
+	symbols    map[uint64]int       // decoded length
+	stacks     map[uint64]int       // frames
+	read       bitset               // bytes of the chunk read as metadata or constant pools
+	chunkSize  int
+	skipFields int // fields of skipped constant-pool lists, which the parser binds each time
 
 	// across chunks, as the conversion's builders keep them
 	seed      maphash.Seed
@@ -501,6 +504,7 @@ func (s *scanner) chunk(pos int) (int, error) {
 	end := pos + size
 	s.methods, s.classes, s.symbols, s.stacks = nil, nil, nil, nil // sized by their lists
 	s.read = newBitset(size)
+	s.chunkSize, s.skipFields = size, 0
 	s.temps = [nRoles]temp{} // the parser binds every chunk afresh
 	metaEnd, err := s.meta(pos+offMeta, end)
 	if err != nil {
@@ -632,6 +636,7 @@ func (s *scanner) checkTypes() error {
 		}
 	}
 	s.plans = map[planKey]*plan{}
+	s.nested = map[*def.Class][]nkind{}
 	s.frames = s.plan(tm.NameMap["jdk.types.StackFrame"], roleStackFrame)
 	s.eventPlans = map[def.TypeID]*plan{}
 	for _, e := range eventNames {
@@ -688,9 +693,9 @@ type fieldPlan struct {
 	// frames: an array of stack frames in a stack trace, which the parser
 	// allocates; it panics when the field is not the one it binds.
 	frames, unbound bool
-	per             int     // least bytes of one array element
-	nested          []nkind // kObject: the nested class's fields
-	bad             error   // kObject: the parser's error on reaching it
+	per             int        // least bytes of one array element
+	nested          []nkind    // kObject: the nested class's fields; nil: the parser fails on reaching it
+	typ             def.TypeID // kObject: the nested class's id
 }
 
 type plan struct {
@@ -770,30 +775,9 @@ func (s *scanner) plan(c *def.Class, r role) *plan {
 			fp.kind = kFrame
 		default:
 			fp.kind = kObject
-			nc := tm.IDMap[f.Type]
-			if nc == nil || len(nc.Fields) == 0 {
-				fp.bad = fmt.Errorf("unknown type %d %+v", f.Type, nc)
-				break
-			}
-			for _, nf := range nc.Fields {
-				var k nkind
-				switch {
-				case nf.ConstantPool:
-					k = nU32
-				case nf.Type == tm.T_STRING:
-					k = nString
-				case nf.Type == tm.T_INT, nf.Type == tm.T_FLOAT:
-					k = nU32
-				case nf.Type == tm.T_LONG:
-					k = nLong
-				case nf.Type == tm.T_SHORT:
-					k = nShort
-				case nf.Type == tm.T_BOOLEAN:
-					k = nBool
-				default:
-					k = nNested
-				}
-				fp.nested = append(fp.nested, k)
+			fp.typ = f.Type
+			if nc := tm.IDMap[f.Type]; nc != nil && len(nc.Fields) > 0 {
+				fp.nested = s.nestedKinds(nc)
 			}
 		}
 		fp.per = 1
@@ -811,6 +795,36 @@ func (s *scanner) plan(c *def.Class, r role) *plan {
 		}
 	}
 	return p
+}
+
+// nestedKinds is how an object of class c nested in a field reads its
+// fields; once per class and chunk, however many fields have it.
+func (s *scanner) nestedKinds(c *def.Class) []nkind {
+	if ks, ok := s.nested[c]; ok {
+		return ks
+	}
+	tm := &s.tm
+	ks := make([]nkind, len(c.Fields))
+	for i, nf := range c.Fields {
+		switch {
+		case nf.ConstantPool:
+			ks[i] = nU32
+		case nf.Type == tm.T_STRING:
+			ks[i] = nString
+		case nf.Type == tm.T_INT, nf.Type == tm.T_FLOAT:
+			ks[i] = nU32
+		case nf.Type == tm.T_LONG:
+			ks[i] = nLong
+		case nf.Type == tm.T_SHORT:
+			ks[i] = nShort
+		case nf.Type == tm.T_BOOLEAN:
+			ks[i] = nBool
+		default:
+			ks[i] = nNested
+		}
+	}
+	s.nested[c] = ks
+	return ks
 }
 
 // correlated reports whether the conversion keys an event's samples by its
@@ -864,7 +878,7 @@ func (s *scanner) constantPools(pos, start, end int) error {
 				return fmt.Errorf("unknown type %d", def.TypeID(t))
 			}
 			if err := s.constants(r, c); err != nil {
-				return fmt.Errorf("error reading %+v %w", c, err)
+				return fmt.Errorf("error reading %s (type %d): %w", c.Name, c.ID, err)
 			}
 		}
 		if !s.read.mark(pos-start, r.pos-start) {
@@ -920,6 +934,12 @@ func (s *scanner) constants(r *reader, c *def.Class) error {
 	case "jdk.types.FrameType", "jdk.types.ThreadState", "java.lang.Thread", "jdk.types.Package", "profiler.types.LogLevel":
 		return s.list(r, s.plan(nm[c.Name], roleOther))
 	default:
+		// The parser binds the class's fields afresh for every such list:
+		// a class of many fields named by many 2-byte lists would cost it
+		// fields x lists.
+		if s.skipFields += len(c.Fields); s.skipFields > s.chunkSize {
+			return fmt.Errorf("constant pools skip %d fields, more than the chunk's %d bytes", s.skipFields, s.chunkSize)
+		}
 		return s.list(r, s.plan(c, roleSkip))
 	}
 }
@@ -1042,8 +1062,8 @@ func (s *scanner) fields(r *reader, p *plan) error {
 // level deep, pool references as 32-bit varints, and for an array field one
 // more count per element.
 func (s *scanner) object(r *reader, fp *fieldPlan) error {
-	if fp.bad != nil {
-		return fp.bad
+	if fp.nested == nil {
+		return fmt.Errorf("unknown type %d %+v", fp.typ, s.tm.IDMap[fp.typ])
 	}
 	n := 1
 	if fp.array {
