@@ -29,7 +29,8 @@ import (
 //     other chunks, which the parser then reads once per chunk. Here every
 //     region must lie in its own chunk, constant pools must not overlap, and
 //     events must not read past their size: each byte is read a bounded
-//     number of times;
+//     number of times. The parser also binds a skipped type's fields anew
+//     for every list of it: those fields may not outnumber the chunk's bytes;
 //   - the pprof conversion builds one sample per stack trace and context
 //     and copies the whole stack into it, and names each function by
 //     concatenating its class and method names: a few kilobytes of stack
