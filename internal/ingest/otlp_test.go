@@ -59,17 +59,22 @@ type fixedRing struct{ r *placement.Ring }
 
 func (f fixedRing) Ring() *placement.Ring { return f.r }
 
-// pipelineToWriter is the real pipeline and Router in front of the ring the
-// observed cases were recorded with: one writer with 4 tokens.
-func pipelineToWriter(t testing.TB) (*distributor.Distributor, *writerRecorder) {
+// pipelineToWriter is the real pipeline and Router, with the default
+// limits changed by mod, in front of the ring the observed cases were
+// recorded with: one writer with 4 tokens.
+func pipelineToWriter(t testing.TB, mod func(*config.Limits)) (*distributor.Distributor, *writerRecorder) {
 	t.Helper()
+	lim := config.Defaults().Limits
+	if mod != nil {
+		mod(&lim)
+	}
 	w := &writerRecorder{}
 	ring := placement.NewRing([]placement.Instance{{ID: "segment-writer-0", Addr: "127.0.0.1:9095", State: placement.Active, Tokens: 4}})
 	router, err := distributor.NewRouter(fixedRing{ring}, w, distributor.RouterConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := distributor.New(distributor.Config{}, defaultsOnly{config.Defaults().Limits}, router,
+	d, err := distributor.New(distributor.Config{}, defaultsOnly{lim}, router,
 		func() int { return 1 }, prometheus.NewRegistry(), log.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +156,7 @@ func grpcConn(t testing.TB, url string) *grpc.ClientConn {
 // the answer, series labels, shard, sample types, period, duration, time,
 // samples, and that google/pprof accepts the profile.
 func TestOTLPObservedExports(t *testing.T) {
-	d, w := pipelineToWriter(t)
+	d, w := pipelineToWriter(t, nil)
 	ts := startServer(t, func(o *Options) { o.Pusher = d })
 	client := collectorv1.NewProfilesServiceClient(grpcConn(t, ts.url))
 	want := observed.OTLPOutcomes()
