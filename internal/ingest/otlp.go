@@ -47,6 +47,15 @@ const (
 	otlpJSONDecodedFactor = 4
 )
 
+// How many times the bytes of an export are charged as they arrive:
+// OTLP/HTTP reads them into a buffer that grows by doubling, where the old
+// and the new buffer are live at once while it grows; over gRPC connect
+// does the same and the codec copies the message.
+const (
+	otlpHTTPBodyCopies = 3
+	otlpGRPCBodyCopies = 4
+)
+
 // otlpService serves OTLP profiles exports: gRPC (and gRPC-Web) through a
 // connect handler, OTLP/HTTP itself. Every profile of an export is
 // converted and pushed on its own, several at once: at most perExport per
@@ -66,12 +75,15 @@ func (s *Server) newOTLP() *otlpService {
 	}
 	o.conv.New = func() any { return new(otlp.Converter) }
 	readMax := min(bodyLimit(s.opts.Limits.ForTenant("")), int64(^uint32(0)>>1))
-	o.grpc = connect.NewUnaryHandler(otlpExportProcedure, o.exportGRPC,
+	h := connect.NewUnaryHandler(otlpExportProcedure, o.exportGRPC,
 		connect.WithCodec(rawExportCodec{name: "proto"}),
 		connect.WithCodec(rawExportCodec{name: "json"}),
 		withGzip(),
 		connect.WithReadMaxBytes(int(readMax)),
 	)
+	// Collectors send gzip: it is inflated under the budget and the read
+	// limit before connect sees it, as push.v1's is.
+	o.grpc = s.inflateEnvelope(h, readMax)
 	return o
 }
 
@@ -92,8 +104,9 @@ func (o *otlpService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ch := o.s.opts.Budget.Charge()
 		defer ch.Release()
 		// connect reads the whole message into a buffer that grows by
-		// doubling; exportGRPC charges its copy and the decoded message.
-		r.Body = o.s.newBody(w, r, ch, 2, true)
+		// doubling (the old and the new one are live while it grows), and
+		// the codec copies it; exportGRPC charges the decoded message.
+		r.Body = o.s.newBody(w, r, ch, otlpGRPCBodyCopies, true)
 		o.grpc.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), chargeKey{}, ch)))
 		return
 	}
@@ -221,7 +234,7 @@ var gzipReaders sync.Pool // *gzip.Reader
 // (and, gzipped, as it inflates, into a buffer that grows by doubling),
 // bounded by limit before and after inflating.
 func (o *otlpService) readHTTPBody(w http.ResponseWriter, r *http.Request, ch *inflight.Charge, limit int64, gzipped bool) ([]byte, error) {
-	copies := 2 // the buffer grows by doubling
+	copies := otlpHTTPBodyCopies
 	if gzipped {
 		copies = 1 // streamed through the inflater
 	}
@@ -249,7 +262,7 @@ func (o *otlpService) readHTTPBody(w http.ResponseWriter, r *http.Request, ch *i
 		return nil, errBadGzip{err}
 	}
 	defer gzipReaders.Put(zr)
-	var in io.Reader = &inflight.Reader{R: zr, C: ch, Step: bodyStep, Copies: 2}
+	var in io.Reader = &inflight.Reader{R: zr, C: ch, Step: bodyStep, Copies: otlpHTTPBodyCopies}
 	if limit > 0 {
 		in = io.LimitReader(in, limit+1)
 	}
@@ -371,8 +384,7 @@ func (o *otlpService) exportGRPC(ctx context.Context, req *connect.Request[rawEx
 	if req.Msg.json {
 		factor = otlpJSONDecodedFactor
 	}
-	// The copy the codec made, then the decoded message.
-	if err := ch.Reserve((1 + factor) * len(data)); err != nil {
+	if err := ch.Reserve(factor * len(data)); err != nil {
 		return nil, retryable(connect.NewError(connect.CodeResourceExhausted, err))
 	}
 	msg := &collectorv1.ExportProfilesServiceRequest{}
@@ -535,6 +547,11 @@ func (o *otlpService) pushProfile(ctx context.Context, tenant string, dict *prof
 	if err != nil {
 		return profileResult{err: err}
 	}
+	defer func() {
+		for i := range series {
+			series[i].Release()
+		}
+	}()
 	for _, s := range series {
 		if err := ch.Reserve(len(s.Pprof)); err != nil {
 			if res.err == nil {

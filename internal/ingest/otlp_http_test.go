@@ -427,6 +427,31 @@ func TestOTLPRequestErrors(t *testing.T) {
 		})
 	}
 
+	// gRPC, gzip: inflating stops at the read limit and under the budget.
+	t.Run("grpc over the limit inflated", func(t *testing.T) {
+		budget := inflight.New(64 << 20)
+		ts := startServer(t, func(o *Options) { o.Limits, o.Budget = fixedLimits{body: 1 << 20}, budget })
+		client := collectorv1.NewProfilesServiceClient(grpcConn(t, ts.url))
+		req := x.EBPF(x.EBPFOptions{Processes: 50, Stacks: 200, Seed: 2, Time: time.Now()})
+		if proto.Size(req) < 2<<20 {
+			t.Fatalf("export of %d bytes is not over the 1 MiB limit", proto.Size(req))
+		}
+		_, err := client.Export(context.Background(), req, grpc.UseCompressor("gzip"))
+		if status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("err %v, want ResourceExhausted", err)
+		}
+		if ts.pusher.count() != 0 {
+			t.Error("an export over the limit was pushed")
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for budget.InUse() != 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := budget.InUse(); n != 0 {
+			t.Errorf("%d bytes still charged", n)
+		}
+	})
+
 	// gRPC without a tenant when one is required.
 	ts := startServer(t, func(o *Options) { o.MultitenancyEnabled = true })
 	client := collectorv1.NewProfilesServiceClient(grpcConn(t, ts.url))

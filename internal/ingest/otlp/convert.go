@@ -96,6 +96,19 @@ func (e *ConvertError) Unwrap() error { return e.Err }
 type Series struct {
 	Labels []*typesv1.LabelPair
 	Pprof  []byte
+	buf    *[]byte
+}
+
+// Release gives the Series' bytes back for the next conversion; Pprof must
+// not be used afterwards.
+func (s *Series) Release() {
+	if s.buf == nil {
+		return
+	}
+	if cap(*s.buf) <= maxPooledOut {
+		outPool.Put(s.buf)
+	}
+	s.buf, s.Pprof = nil, nil
 }
 
 // ServiceName is the service of a resource: its service.name, else
@@ -274,7 +287,7 @@ type Converter struct {
 // Convert converts one profile of an export whose dictionary is dict: one
 // Series per distinct sample-level service.name (samples without one take
 // the resource's service), appended to dst. A profile without samples gives
-// nothing. The Series' bytes are fresh allocations owned by the caller.
+// nothing. The caller owns the Series and releases each when done.
 // Conversion errors are *ConvertError.
 func (c *Converter) Convert(dict *profilesv1.ProfilesDictionary, ref Ref, now time.Time, dst []Series) ([]Series, error) {
 	defer c.reset()
@@ -313,7 +326,8 @@ func (c *Converter) Convert(dict *profilesv1.ProfilesDictionary, ref Ref, now ti
 			}
 			svc = resourceService
 		}
-		dst = append(dst, Series{Labels: seriesLabels(h.name, ref, svc), Pprof: b.encode()})
+		buf := b.encode()
+		dst = append(dst, Series{Labels: seriesLabels(h.name, ref, svc), Pprof: *buf, buf: buf})
 	}
 	return dst, nil
 }

@@ -3,6 +3,9 @@ package otlp
 import (
 	"encoding/hex"
 	"fmt"
+	"math/bits"
+	"slices"
+	"sync"
 
 	profilesv1 "go.opentelemetry.io/proto/otlp/profiles/v1development"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -58,46 +61,96 @@ const (
 	fFunctionStartLine  = 5
 )
 
-// idCache maps a dictionary index to what it became in the pprof being
-// built. Entries are stamped with a generation, so starting a new profile
-// costs nothing however large the export's tables are.
-type idCache struct {
+// intMap maps dictionary indexes to what they became in the pprof being
+// built: open addressing, entries stamped with a generation so that
+// starting over costs nothing. It grows with what one profile uses, not
+// with the export's tables (an eBPF export's dictionary serves hundreds of
+// processes, and a converter per concurrent profile keeps one).
+type intMap struct {
 	gen   uint32
-	stamp []uint32
-	val   []uint64
+	n     int
+	shift uint8
+	slots []intSlot
 }
 
-func (c *idCache) start(n int) {
-	c.gen++
-	if c.gen == 0 { // wrapped: old stamps could match again
-		clear(c.stamp)
-		c.gen = 1
+type intSlot struct {
+	key int32
+	gen uint32
+	val uint64
+}
+
+func (m *intMap) reset() {
+	m.gen++
+	m.n = 0
+	if m.gen == 0 { // wrapped: old stamps could match again
+		clear(m.slots)
+		m.gen = 1
 	}
-	if len(c.stamp) < n {
-		c.stamp = make([]uint32, n)
-		c.val = make([]uint64, n)
+}
+
+func (m *intMap) home(k int32) int { return int((uint32(k) * 0x9e3779b9) >> m.shift) }
+
+func (m *intMap) get(k int32) (uint64, bool) {
+	if len(m.slots) == 0 {
+		return 0, false
+	}
+	mask := len(m.slots) - 1
+	for i := m.home(k); ; i = (i + 1) & mask {
+		s := &m.slots[i]
+		if s.gen != m.gen {
+			return 0, false
+		}
+		if s.key == k {
+			return s.val, true
+		}
 	}
 }
 
-// get and set take an index the caller checked against the table.
-func (c *idCache) get(i int32) (uint64, bool) {
-	if c.stamp[i] == c.gen {
-		return c.val[i], true
+func (m *intMap) set(k int32, v uint64) {
+	if 2*(m.n+1) > len(m.slots) {
+		m.grow()
 	}
-	return 0, false
+	mask := len(m.slots) - 1
+	for i := m.home(k); ; i = (i + 1) & mask {
+		s := &m.slots[i]
+		if s.gen != m.gen {
+			*s = intSlot{key: k, gen: m.gen, val: v}
+			m.n++
+			return
+		}
+		if s.key == k {
+			s.val = v
+			return
+		}
+	}
 }
 
-func (c *idCache) set(i int32, v uint64) {
-	c.stamp[i] = c.gen
-	c.val[i] = v
+func (m *intMap) grow() {
+	old, oldGen := m.slots, m.gen
+	size := max(64, 2*len(old))
+	m.slots = make([]intSlot, size)
+	m.shift = uint8(32 - bits.TrailingZeros(uint(size)))
+	m.gen, m.n = 1, 0
+	for _, s := range old {
+		if s.gen == oldGen {
+			m.set(s.key, s.val)
+		}
+	}
 }
 
-// maxCachedTable bounds the tables a pooled builder keeps indexes for.
-const maxCachedTable = 1 << 20
+// trim drops a table that grew past what is worth keeping in a pool.
+func (m *intMap) trim() {
+	if len(m.slots) > maxCachedTable {
+		*m = intMap{}
+	}
+}
+
+// maxCachedTable bounds the index tables a pooled builder keeps.
+const maxCachedTable = 1 << 18
 
 // Mapping flags, as Pyroscope derives them from the locations of a sample.
 const (
-	mapHasFunctions uint8 = 1 << iota
+	mapHasFunctions uint64 = 1 << iota
 	mapHasFilenames
 	mapHasLineNumbers
 	mapHasInlineFrames
@@ -114,20 +167,16 @@ type builder struct {
 	strIdx map[string]int64
 	strs   []string
 
-	fns, locs, attrs idCache
-	mappings         map[uint64]uint64 // mapping index<<8 | flags -> id
-	nFn, nLoc, nMap  uint64
+	// dictionary index -> pprof id
+	fns, locs, attrs, dstrs intMap
+	// mapping index -> its flags in the sample being converted
+	flags           intMap
+	mappings        map[uint64]uint64 // mapping index<<8 | flags -> id
+	nFn, nLoc, nMap uint64
 
 	samples, mappingBuf, locationBuf, functionBuf []byte
 	scratch, labels                               []byte
 	locIDs                                        []uint64
-	stackMaps                                     []stackMapping
-}
-
-// stackMapping is one mapping of a sample's stack with its flags there.
-type stackMapping struct {
-	index int32
-	flags uint8
 }
 
 func (b *builder) start(h *header, dict *profilesv1.ProfilesDictionary) {
@@ -136,9 +185,9 @@ func (b *builder) start(h *header, dict *profilesv1.ProfilesDictionary) {
 		b.strIdx = make(map[string]int64)
 		b.mappings = make(map[uint64]uint64)
 	}
-	b.fns.start(len(dict.GetFunctionTable()))
-	b.locs.start(len(dict.GetLocationTable()))
-	b.attrs.start(len(dict.GetAttributeTable()))
+	for _, m := range []*intMap{&b.fns, &b.locs, &b.attrs, &b.dstrs} {
+		m.reset()
+	}
 	b.str("")
 	b.str(h.typ)
 	b.str(h.unit)
@@ -162,14 +211,26 @@ func (b *builder) finish() {
 	clear(b.mappings)
 	b.nFn, b.nLoc, b.nMap = 0, 0, 0
 	b.samples, b.mappingBuf, b.locationBuf, b.functionBuf = b.samples[:0], b.mappingBuf[:0], b.locationBuf[:0], b.functionBuf[:0]
-	for _, c := range []*idCache{&b.fns, &b.locs, &b.attrs} {
-		if len(c.stamp) > maxCachedTable {
-			*c = idCache{}
-		}
+	for _, m := range []*intMap{&b.fns, &b.locs, &b.attrs, &b.dstrs, &b.flags} {
+		m.trim()
 	}
 	if cap(b.samples) > 8<<20 {
 		b.samples, b.mappingBuf, b.locationBuf, b.functionBuf = nil, nil, nil, nil
 	}
+}
+
+// dictStr is the pprof string id of dictionary string i.
+func (b *builder) dictStr(i int32) (int64, error) {
+	if id, ok := b.dstrs.get(i); ok {
+		return int64(id), nil
+	}
+	s, err := at(b.dict.GetStringTable(), i)
+	if err != nil {
+		return 0, err
+	}
+	id := b.str(s)
+	b.dstrs.set(i, uint64(id))
+	return id, nil
 }
 
 func (b *builder) str(s string) int64 {
@@ -237,19 +298,19 @@ func (b *builder) sample(s *profilesv1.Sample, c *Converter) error {
 		// Pyroscope gives every sample its own copy of each mapping, with
 		// flags from that sample's locations, and a location keeps the copy
 		// of the sample that first had it. Equal copies are one mapping here.
-		b.stackMaps = b.stackMaps[:0]
+		b.stackFlags(stack)
 		for _, li := range stack {
 			if _, ok := b.locs.get(li); ok {
 				continue
 			}
-			if _, err := b.mappingOf(locTable[li].GetMappingIndex(), stack); err != nil {
+			if _, err := b.mappingOf(locTable[li].GetMappingIndex()); err != nil {
 				return err
 			}
 		}
 		for _, li := range stack {
 			id, ok := b.locs.get(li)
 			if !ok {
-				if id, err = b.location(li, stack); err != nil {
+				if id, err = b.location(li); err != nil {
 					return err
 				}
 			}
@@ -315,7 +376,8 @@ func (b *builder) sampleLabels(s *profilesv1.Sample) ([]byte, error) {
 				if kerr != nil {
 					return nil, fmt.Errorf("could not access attribute key: %w", kerr)
 				}
-				kv = uint64(b.str(key))<<32 | uint64(b.str(v))
+				kid, _ := b.dictStr(a.GetKeyStrindex())
+				kv = uint64(kid)<<32 | uint64(b.str(v))
 			}
 			b.attrs.set(ai, kv)
 		}
@@ -367,26 +429,16 @@ func appendBool(out []byte, field protowire.Number, v bool) []byte {
 	return append(protowire.AppendTag(out, field, protowire.VarintType), 1)
 }
 
-// mappingOf is the pprof mapping for dictionary mapping mi as seen from the
-// locations of stack; it is written on first use.
-func (b *builder) mappingOf(mi int32, stack []int32) (uint64, error) {
-	flags, found := uint8(0), false
-	for _, sm := range b.stackMaps {
-		if sm.index == mi {
-			flags, found = sm.flags, true
-			break
-		}
-	}
-	if !found {
-		flags = b.mappingFlags(mi, stack)
-		b.stackMaps = append(b.stackMaps, stackMapping{mi, flags})
-	}
-	key := uint64(uint32(mi))<<8 | uint64(flags)
+// mappingOf is the pprof mapping for dictionary mapping mi with its flags
+// in the current sample (stackFlags); it is written on first use.
+func (b *builder) mappingOf(mi int32) (uint64, error) {
+	flags, _ := b.flags.get(mi)
+	key := uint64(uint32(mi))<<8 | flags
 	if id, ok := b.mappings[key]; ok {
 		return id, nil
 	}
 	m := b.dict.MappingTable[mi]
-	filename, err := at(b.dict.GetStringTable(), m.GetFilenameStrindex())
+	filename, err := b.dictStr(m.GetFilenameStrindex())
 	if err != nil {
 		return 0, fmt.Errorf("could not access mapping file name string: %w", err)
 	}
@@ -398,7 +450,7 @@ func (b *builder) mappingOf(mi int32, stack []int32) (uint64, error) {
 	body = appendUint(body, fMappingMemoryStart, m.GetMemoryStart())
 	body = appendUint(body, fMappingMemoryLimit, m.GetMemoryLimit())
 	body = appendUint(body, fMappingFileOffset, m.GetFileOffset())
-	body = appendUint(body, fMappingFilename, uint64(b.str(filename)))
+	body = appendUint(body, fMappingFilename, uint64(filename))
 	body = appendUint(body, fMappingBuildID, uint64(b.str(buildID)))
 	body = appendBool(body, fMappingHasFunctions, flags&mapHasFunctions != 0)
 	body = appendBool(body, fMappingHasFilenames, flags&mapHasFilenames != 0)
@@ -411,53 +463,46 @@ func (b *builder) mappingOf(mi int32, stack []int32) (uint64, error) {
 	return id, nil
 }
 
-// mappingFlags: a mapping has functions, line numbers, file names (and
-// inline frames) only when every location of the stack in it has lines that
-// all do. Pyroscope's rule, quirks kept: a line at position 0 clears
-// "inline frames", so that flag is never set.
-func (b *builder) mappingFlags(mi int32, stack []int32) uint8 {
-	hasFns, hasLines, hasInline, hasFiles := true, true, true, true
+// stackFlags works out the flags of every mapping of stack: a mapping has
+// functions, line numbers and file names (and inline frames) only when
+// every location of the stack in it has lines that all do. Pyroscope's
+// rule, quirk kept: a line at position 0 clears "inline frames", so that
+// flag is never set.
+func (b *builder) stackFlags(stack []int32) {
+	b.flags.reset()
+	fns := b.dict.GetFunctionTable()
 	for _, li := range stack {
 		loc := b.dict.LocationTable[li]
-		if loc.GetMappingIndex() != mi {
-			continue
-		}
-		lines := loc.GetLines()
-		if len(lines) == 0 {
-			return 0
-		}
-		for i, ln := range lines {
-			fi := ln.GetFunctionIndex()
-			hasFns = hasFns && fi > 0
-			hasLines = hasLines && ln.GetLine() > 0
-			hasInline = hasInline && i >= 1
-			if fi > 0 {
-				if f, _ := at(b.dict.GetFunctionTable(), fi); f != nil {
-					hasFiles = hasFiles && f.GetFilenameStrindex() > 0
+		var f uint64
+		if lines := loc.GetLines(); len(lines) > 0 {
+			f = mapHasFunctions | mapHasFilenames | mapHasLineNumbers | mapHasInlineFrames
+			for i, ln := range lines {
+				fi := ln.GetFunctionIndex()
+				if fi <= 0 {
+					f &^= mapHasFunctions
+				} else if fn, _ := at(fns, fi); fn != nil && fn.GetFilenameStrindex() <= 0 {
+					f &^= mapHasFilenames
+				}
+				if ln.GetLine() <= 0 {
+					f &^= mapHasLineNumbers
+				}
+				if i == 0 {
+					f &^= mapHasInlineFrames
 				}
 			}
 		}
+		mi := loc.GetMappingIndex()
+		if cur, ok := b.flags.get(mi); ok {
+			f &= cur
+		}
+		b.flags.set(mi, f)
 	}
-	var flags uint8
-	if hasFns {
-		flags |= mapHasFunctions
-	}
-	if hasFiles {
-		flags |= mapHasFilenames
-	}
-	if hasLines {
-		flags |= mapHasLineNumbers
-	}
-	if hasInline {
-		flags |= mapHasInlineFrames
-	}
-	return flags
 }
 
-// location writes dictionary location li of stack and returns its id.
-func (b *builder) location(li int32, stack []int32) (uint64, error) {
+// location writes dictionary location li and returns its id.
+func (b *builder) location(li int32) (uint64, error) {
 	loc := b.dict.LocationTable[li]
-	mid, err := b.mappingOf(loc.GetMappingIndex(), stack)
+	mid, err := b.mappingOf(loc.GetMappingIndex())
 	if err != nil {
 		return 0, err
 	}
@@ -500,16 +545,15 @@ func (b *builder) function(fi int32) (uint64, error) {
 		return id, nil
 	}
 	f := b.dict.FunctionTable[fi]
-	strs := b.dict.GetStringTable()
-	name, err := at(strs, f.GetNameStrindex())
+	name, err := b.dictStr(f.GetNameStrindex())
 	if err != nil {
 		return 0, fmt.Errorf("could not access function name string: %w", err)
 	}
-	system, err := at(strs, f.GetSystemNameStrindex())
+	system, err := b.dictStr(f.GetSystemNameStrindex())
 	if err != nil {
 		return 0, fmt.Errorf("could not access function system name string: %w", err)
 	}
-	file, err := at(strs, f.GetFilenameStrindex())
+	file, err := b.dictStr(f.GetFilenameStrindex())
 	if err != nil {
 		return 0, fmt.Errorf("could not access function file name string: %w", err)
 	}
@@ -517,9 +561,9 @@ func (b *builder) function(fi int32) (uint64, error) {
 	id := b.nFn
 	var body [64]byte
 	fb := appendUint(body[:0], fFunctionID, id)
-	fb = appendUint(fb, fFunctionName, uint64(b.str(name)))
-	fb = appendUint(fb, fFunctionSystemName, uint64(b.str(system)))
-	fb = appendUint(fb, fFunctionFilename, uint64(b.str(file)))
+	fb = appendUint(fb, fFunctionName, uint64(name))
+	fb = appendUint(fb, fFunctionSystemName, uint64(system))
+	fb = appendUint(fb, fFunctionFilename, uint64(file))
 	fb = appendUint(fb, fFunctionStartLine, uint64(f.GetStartLine()))
 	b.functionBuf = protowire.AppendTag(b.functionBuf, fProfileFunction, protowire.BytesType)
 	b.functionBuf = protowire.AppendBytes(b.functionBuf, fb)
@@ -527,8 +571,15 @@ func (b *builder) function(fi int32) (uint64, error) {
 	return id, nil
 }
 
-// encode assembles the pprof.
-func (b *builder) encode() []byte {
+// outPool keeps the buffers of converted profiles, which live only until
+// their push returns.
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// maxPooledOut: larger buffers are left to the collector.
+const maxPooledOut = 8 << 20
+
+// encode assembles the pprof in a pooled buffer.
+func (b *builder) encode() *[]byte {
 	h := b.h
 	typ, unit := b.str(h.typ), b.str(h.unit)
 	def := b.str(h.defaultType)
@@ -553,7 +604,8 @@ func (b *builder) encode() []byte {
 	for _, s := range b.strs {
 		size += 1 + protowire.SizeBytes(len(s))
 	}
-	out := make([]byte, 0, size)
+	buf := outPool.Get().(*[]byte)
+	out := slices.Grow((*buf)[:0], size)
 	out = vt(out, fProfileSampleType, typ, unit)
 	out = append(out, b.samples...)
 	out = append(out, b.mappingBuf...)
@@ -569,5 +621,6 @@ func (b *builder) encode() []byte {
 		out = vt(out, fProfilePeriodType, ptype, punit)
 	}
 	out = appendUint(out, fProfilePeriod, uint64(h.period))
-	return appendUint(out, fProfileDefaultSampleType, uint64(def))
+	*buf = appendUint(out, fProfileDefaultSampleType, uint64(def))
+	return buf
 }
