@@ -112,16 +112,27 @@ func (o *otlpService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	mt, _, _ := mime.ParseMediaType(ct)
 	var enc otlpEncoding
+	known := true
 	switch mt {
 	case "application/x-protobuf", "application/protobuf":
 		enc = otlpProto
 	case "application/json":
 		enc = otlpJSON
 	default:
-		http.Error(w, fmt.Sprintf("Unsupported Content-Type: %s", ct), http.StatusUnsupportedMediaType)
-		return
+		known = false
 	}
-	o.serveHTTP(w, r, enc)
+	// The tenant first, as Pyroscope's auth middleware runs before its handler.
+	tenant, err := o.s.tenantOf(r.Header)
+	switch {
+	case err != nil && known:
+		writeOTLPError(w, enc, connect.NewError(connect.CodeUnauthenticated, err))
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+	case !known:
+		http.Error(w, fmt.Sprintf("Unsupported Content-Type: %s", ct), http.StatusUnsupportedMediaType)
+	default:
+		o.serveHTTP(w, r, enc, tenant)
+	}
 }
 
 type chargeKey struct{}
@@ -149,12 +160,7 @@ func (e otlpEncoding) marshal(m proto.Message) ([]byte, error) {
 
 // serveHTTP serves OTLP/HTTP: the answer, an error's google.rpc.Status
 // included, is encoded as the request was.
-func (o *otlpService) serveHTTP(w http.ResponseWriter, r *http.Request, enc otlpEncoding) {
-	tenant, err := o.s.tenantOf(r.Header)
-	if err != nil {
-		writeOTLPError(w, enc, connect.NewError(connect.CodeUnauthenticated, err))
-		return
-	}
+func (o *otlpService) serveHTTP(w http.ResponseWriter, r *http.Request, enc otlpEncoding, tenant string) {
 	var gzipped bool
 	switch ce := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); ce {
 	case "", "identity":

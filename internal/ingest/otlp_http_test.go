@@ -383,6 +383,7 @@ func TestOTLPRequestErrors(t *testing.T) {
 		{"not gzip", "POST", "application/x-protobuf", http.Header{"Content-Encoding": {"gzip"}}, good, nil, 400, "failed to read gzip-compressed request body"},
 		{"no dictionary", "POST", "application/x-protobuf", nil, noDict, nil, 400, "missing profile metadata dictionary"},
 		{"no tenant", "POST", "application/x-protobuf", nil, good, func(o *Options) { o.MultitenancyEnabled = true }, 401, "no org id"},
+		{"no tenant, unknown content type", "POST", "text/plain", nil, good, func(o *Options) { o.MultitenancyEnabled = true }, 401, "no org id"},
 		{"over the body limit", "POST", "application/x-protobuf", nil, big, small, 413, "profile payload size exceeds limit of 66 kB"},
 		{"over the limit inflated", "POST", "application/x-protobuf", http.Header{"Content-Encoding": {"gzip"}}, gzipped(big), small, 413, "uncompressed profile payload size exceeds limit of 66 kB"},
 		{"budget", "POST", "application/x-protobuf", nil, good, func(o *Options) { o.Budget = inflight.New(1024) }, 429, "in flight"},
@@ -409,7 +410,7 @@ func TestOTLPRequestErrors(t *testing.T) {
 				return
 			}
 			var msg string
-			if tc.status == 415 && tc.ct == "text/plain" {
+			if tc.ct == "text/plain" {
 				data, _ := io.ReadAll(resp.Body)
 				msg = string(data) // no encoding to answer in: plain text, as Pyroscope
 			} else {
