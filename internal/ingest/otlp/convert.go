@@ -25,10 +25,10 @@ import (
 
 // Label and attribute names Pyroscope gives a meaning to.
 const (
-	LabelName        = "__name__"
-	LabelDelta       = "__delta__"
-	LabelOTel        = "__otel__"
-	LabelServiceName = "service_name"
+	labelName        = "__name__"
+	labelDelta       = "__delta__"
+	labelOTel        = "__otel__"
+	labelServiceName = "service_name"
 
 	attrServiceName = "service.name"
 	attrExecutable  = "process.executable.name"
@@ -162,12 +162,12 @@ func seriesLabels(name string, ref Ref, service string) []*typesv1.LabelPair {
 	scope := ref.Scope.GetScope().GetAttributes()
 	ls := make([]*typesv1.LabelPair, 0, 4+len(res)+len(scope))
 	ls = append(ls,
-		&typesv1.LabelPair{Name: LabelDelta, Value: "false"},
-		&typesv1.LabelPair{Name: LabelOTel, Value: "true"},
-		&typesv1.LabelPair{Name: LabelName, Value: name},
+		&typesv1.LabelPair{Name: labelDelta, Value: "false"},
+		&typesv1.LabelPair{Name: labelOTel, Value: "true"},
+		&typesv1.LabelPair{Name: labelName, Value: name},
 	)
 	seen := func(k string) bool {
-		if k == LabelName {
+		if k == labelName {
 			return true
 		}
 		for _, l := range ls[3:] {
@@ -187,7 +187,7 @@ func seriesLabels(name string, ref Ref, service string) []*typesv1.LabelPair {
 			}
 		}
 	}
-	return append(ls, &typesv1.LabelPair{Name: LabelServiceName, Value: service})
+	return append(ls, &typesv1.LabelPair{Name: labelServiceName, Value: service})
 }
 
 func at[T any](table []T, i int32) (T, error) {
