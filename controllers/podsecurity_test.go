@@ -16,11 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/pyrodist/pyrodist/api/v1alpha1"
 	"github.com/pyrodist/pyrodist/test/testutil/envtestbin"
@@ -190,26 +187,10 @@ func TestAllowPrivilegedPodsAppliesTheSpec(t *testing.T) {
 // with or without AllowPrivilegedPods; the returned func stops it.
 func runOperator(t *testing.T, cfg *rest.Config, allowPrivileged bool) (stop func()) {
 	t.Helper()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 testScheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions(nil),
-		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
+	mgr, _, err := newTestManager(cfg, nil, func(r *PyroscopeDistributorReconciler) {
+		r.Facts.AllowPrivilegedPods = allowPrivileged
 	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	facts, err := DiscoverClusterFacts(cfg, "ghcr.io/pyrodist/pyrodist:test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	facts.AllowPrivilegedPods = allowPrivileged
-	r := &PyroscopeDistributorReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("pyrodist-operator"), Facts: facts,
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(testCtx)

@@ -298,32 +298,34 @@ func (r *PyroscopeDistributorReconciler) deploymentEvents(pd *v1alpha1.Pyroscope
 
 func ptrTo[T any](v T) *T { return &v }
 
+// controlledByName returns the items that owner controls, by name.
+func controlledByName[T any, PT interface {
+	*T
+	metav1.Object
+}](items []T, owner metav1.Object) map[string]*T {
+	m := map[string]*T{}
+	for i := range items {
+		if o := PT(&items[i]); metav1.IsControlledBy(o, owner) {
+			m[o.GetName()] = &items[i]
+		}
+	}
+	return m
+}
+
 // observe reads the live children that status is computed from, without
 // changing anything (used when paused or when building failed).
 func (r *PyroscopeDistributorReconciler) observe(ctx context.Context, pd *v1alpha1.PyroscopeDistributor) (observed, error) {
-	obs := observed{
-		deployments: map[string]*appsv1.Deployment{},
-		hpas:        map[string]*autoscalingv2.HorizontalPodAutoscaler{},
-	}
+	var obs observed
 	sel := client.MatchingLabels(manifests.OwnerLabels(pd.Name))
 	var ds appsv1.DeploymentList
-	if err := r.Client.List(ctx, &ds, client.InNamespace(pd.Namespace), sel); err != nil {
-		return obs, err
-	}
-	for i := range ds.Items {
-		if metav1.IsControlledBy(&ds.Items[i], pd) {
-			obs.deployments[ds.Items[i].Name] = &ds.Items[i]
-		}
-	}
 	var hs autoscalingv2.HorizontalPodAutoscalerList
-	if err := r.Client.List(ctx, &hs, client.InNamespace(pd.Namespace), sel); err != nil {
-		return obs, err
-	}
-	for i := range hs.Items {
-		if metav1.IsControlledBy(&hs.Items[i], pd) {
-			obs.hpas[hs.Items[i].Name] = &hs.Items[i]
+	for _, list := range []client.ObjectList{&ds, &hs} {
+		if err := r.Client.List(ctx, list, client.InNamespace(pd.Namespace), sel); err != nil {
+			return obs, err
 		}
 	}
+	obs.deployments = controlledByName(ds.Items, pd)
+	obs.hpas = controlledByName(hs.Items, pd)
 	svc := &corev1.Service{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: pd.Namespace, Name: pd.Name}, svc); err == nil &&
 		metav1.IsControlledBy(svc, pd) && svc.Spec.TrafficDistribution != nil {

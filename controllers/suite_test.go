@@ -131,31 +131,13 @@ func startManager(ctx context.Context, base *rest.Config) (<-chan struct{}, erro
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		return &countingTransport{next: rt, log: managerRequests}
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 testScheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions(nil),
-		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
+	mgr, r, err := newTestManager(cfg, nil, func(r *PyroscopeDistributorReconciler) {
+		r.MaxConcurrentReconciles = DefaultConcurrency
 	})
 	if err != nil {
 		return nil, err
 	}
-	facts, err := DiscoverClusterFacts(cfg, "ghcr.io/pyrodist/pyrodist:test")
-	if err != nil {
-		return nil, err
-	}
-	testReconciler = &PyroscopeDistributorReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Scheme:                  mgr.GetScheme(),
-		Recorder:                mgr.GetEventRecorder("pyrodist-operator"),
-		Facts:                   facts,
-		MaxConcurrentReconciles: DefaultConcurrency,
-	}
-	if err := testReconciler.SetupWithManager(mgr); err != nil {
-		return nil, err
-	}
+	testReconciler = r
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -167,6 +149,37 @@ func startManager(ctx context.Context, base *rest.Config) (<-chan struct{}, erro
 		return nil, errors.New("cache did not sync")
 	}
 	return done, nil
+}
+
+// newTestManager sets up a manager over cfg as cmd/operator does, caching
+// namespaces (nil: all), with a reconciler on facts discovered through
+// cfg; tune, if set, adjusts the reconciler before it is set up.
+func newTestManager(cfg *rest.Config, namespaces []string, tune func(*PyroscopeDistributorReconciler)) (ctrl.Manager, *PyroscopeDistributorReconciler, error) {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 testScheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  CacheOptions(namespaces),
+		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	facts, err := DiscoverClusterFacts(cfg, "ghcr.io/pyrodist/pyrodist:test")
+	if err != nil {
+		return nil, nil, fmt.Errorf("discovery: %w", err)
+	}
+	r := &PyroscopeDistributorReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("pyrodist-operator"), Facts: facts,
+	}
+	if tune != nil {
+		tune(r)
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, nil, err
+	}
+	return mgr, r, nil
 }
 
 // operatorConfig creates a user bound to config/rbac/role.yaml (generated

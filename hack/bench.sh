@@ -70,6 +70,7 @@ for _ in $(seq "$COMPARE_COUNT"); do
 done
 $GO test -run '^$' -bench 'Compare/./^(cpu|heap|cpu-16k|small)$' -benchmem -benchtime "$BENCHTIME" ./test/bench | tee -a "$OUT/bench.txt" >&2
 $GO test -run '^$' -bench 'Stages' -benchmem -benchtime "$BENCHTIME" ./test/bench | tee -a "$OUT/bench.txt" >&2
+$GO test -run '^$' -bench 'OTLP' -benchmem -count 3 -benchtime "$BENCHTIME" ./test/bench | tee -a "$OUT/bench.txt" >&2 # OTLP export: ours next to its floor
 log "package benchmarks: ${pkgs[*]} (benchtime $BENCHTIME)"
 $GO test -p 1 -run '^$' -bench . -benchmem -benchtime "$BENCHTIME" "${pkgs[@]}" | tee -a "$OUT/bench.txt" >&2
 log "JFR: /ingest next to jfr-parser's own conversion, x$COMPARE_COUNT"; for _ in $(seq "$COMPARE_COUNT"); do $GO test -run '^$' -bench '^BenchmarkJFR$' -benchmem -benchtime "$BENCHTIME" ./internal/ingest | tee -a "$OUT/bench.txt" >&2; done

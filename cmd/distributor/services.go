@@ -121,6 +121,10 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		Gatherer:            reg,
 		EnablePprof:         cfg.Server.EnablePprof,
 		Logger:              logger,
+
+		// Profiles of OTLP exports are pushed concurrently within these bounds.
+		OTLPExportConcurrency: cfg.Distributor.InstanceLimits.OTLPExportConcurrency,
+		OTLPMaxConcurrency:    cfg.Distributor.InstanceLimits.OTLPMaxConcurrency,
 	})
 	if err != nil {
 		return nil, err

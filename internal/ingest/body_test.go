@@ -60,14 +60,7 @@ func TestPushBodyChargesTheInflightBudget(t *testing.T) {
 		return d, pusher, startServer(t, func(o *Options) { o.Pusher, o.Budget = pusher, d.Budget() })
 	}
 
-	protocols := []struct {
-		name   string
-		client *http.Client
-		opts   []connect.ClientOption
-	}{
-		{"connect", http.DefaultClient, nil},
-		{"grpc", h2cClient(t), []connect.ClientOption{connect.WithGRPC()}},
-	}
+	protocols := clientProtocols(t)[:2] // Connect and gRPC
 	for _, budget := range []struct {
 		name string
 		max  int64

@@ -171,20 +171,29 @@ func TestGzipEnvelopeBomb(t *testing.T) {
 	}
 }
 
+// clientProtocol is a Connect client's protocol, for tests that try each.
+type clientProtocol struct {
+	name   string
+	client *http.Client
+	opts   []connect.ClientOption
+}
+
+// clientProtocols returns the protocols push.v1 serves: Connect, gRPC
+// (over h2c) and gRPC-Web, in that order.
+func clientProtocols(t *testing.T) []clientProtocol {
+	return []clientProtocol{
+		{"connect", http.DefaultClient, nil},
+		{"grpc", h2cClient(t), []connect.ClientOption{connect.WithGRPC()}},
+		{"grpc-web", http.DefaultClient, []connect.ClientOption{connect.WithGRPCWeb()}},
+	}
+}
+
 // gzip envelopes that are not bombs pass, charged and released: a budget
 // that holds the compressed body but not the inflated message refuses it,
 // one with room passes it unchanged. gzip that does not inflate gets
 // connect's invalid_argument.
 func TestGzipEnvelopeCharged(t *testing.T) {
-	protocols := []struct {
-		name   string
-		client *http.Client
-		opts   []connect.ClientOption
-	}{
-		{"connect", http.DefaultClient, nil},
-		{"grpc", h2cClient(t), []connect.ClientOption{connect.WithGRPC()}},
-		{"grpc-web", http.DefaultClient, []connect.ClientOption{connect.WithGRPCWeb()}},
-	}
+	protocols := clientProtocols(t)
 	raw := make([]byte, 2<<20) // a message of 2 MiB that gzip takes to a few KB
 	for _, budget := range []struct {
 		max int64

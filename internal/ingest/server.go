@@ -66,6 +66,11 @@ type Options struct {
 	// is dropped once BodyRateGrace has passed; 0: no minimum.
 	MinBodyRate   int64
 	BodyRateGrace time.Duration
+	// OTLPExportConcurrency bounds the profiles of one OTLP export converted
+	// and pushed at once; OTLPMaxConcurrency bounds them over all exports
+	// of the process. 0: unbounded.
+	OTLPExportConcurrency int
+	OTLPMaxConcurrency    int
 	// ListenAddress (host:port) is where the service listens.
 	ListenAddress string
 	// TLS, when set, makes the port serve TLS only, HTTP/1.1 and HTTP/2
@@ -207,6 +212,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/ingest", s.instrument("ingest", http.HandlerFunc(methodNotAllowed)))
 	mux.Handle("/pyroscope/ingest", s.instrument("pyroscope_ingest", http.HandlerFunc(methodNotAllowed)))
 
+	s.newOTLP().routes(mux)
+
 	mux.Handle("GET /ready", s.instrument("ready", http.HandlerFunc(s.ready)))
 	mux.Handle("GET /healthz", s.instrument("healthz", http.HandlerFunc(healthz)))
 	hpath, health := grpchealth.NewHandler(healthChecker{s})
@@ -291,7 +298,7 @@ type healthChecker struct{ s *Server }
 
 func (h healthChecker) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
 	switch req.Service {
-	case "", pushv1connect.PusherServiceName:
+	case "", pushv1connect.PusherServiceName, otlpServiceName:
 	default:
 		return nil, connect.NewError(connect.CodeNotFound, errors.New("unknown service "+req.Service))
 	}

@@ -1,8 +1,6 @@
 package manifests
 
 import (
-	"bytes"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -160,20 +158,7 @@ func TestTLSOneHop(t *testing.T) {
 func TestGoldenTLS(t *testing.T) {
 	d := mustBuild(t, withTLS(v1.ClientAuthVerifyIfGiven))
 	got := render(t, d)
-	path := filepath.Join("testdata", "tls.golden.yaml")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/manifests -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the builders' output; review and run with -update if intended.\n%s", path, lineDiff(want, got))
-	}
+	checkGolden(t, "tls", got)
 	if !strings.Contains(string(got), "secretName: pyd-server-tls") {
 		t.Error("golden output lacks the server Secret")
 	}

@@ -19,18 +19,7 @@ import (
 // over TLS when dir is set, carrying label.
 func tlsMember(t *testing.T, id, ip, join, label string, dir *certs.SecretDir) *member {
 	t.Helper()
-	c := config.Defaults().Memberlist
-	c.BindAddr = []string{ip}
-	c.BindPort = 0
-	c.JoinMembers = []string{join}
-	c.NodeName = id
-	c.ClusterLabel = label
-	c.LeaveTimeout = time.Second
-	c.BroadcastTimeoutOnShutdown = time.Second
-	c.DistributorRing.InstanceID = id
-	c.DistributorRing.InstanceAddr = ip
-	c.DistributorRing.HeartbeatPeriod = 200 * time.Millisecond
-	c.DistributorRing.HeartbeatTimeout = 5 * time.Second
+	c := memberConfig(id, ip, join, label)
 	if dir != nil {
 		c.TLSEnabled = true
 		c.TLS = secretTLS(dir)

@@ -9,24 +9,24 @@ import (
 
 func TestSetAdmitsUpToItsCap(t *testing.T) {
 	s := Tenants(10)
-	for i := range 5 {
-		v := fmt.Sprintf("refused-%d", i)
-		if got := s.Value(v); got != v {
-			t.Fatalf("Value(%s) = %s while there is room", v, got)
+	// Unvetted values (Value) get half of the room; vetted ones (Accepted)
+	// the rest, up to the cap.
+	for _, step := range []struct {
+		name, prefix, past string
+		admit              func(string) string
+	}{
+		{"Value", "refused", "half the room", s.Value},
+		{"Accepted", "accepted", "the cap", s.Accepted},
+	} {
+		for i := range 5 {
+			v := fmt.Sprintf("%s-%d", step.prefix, i)
+			if got := step.admit(v); got != v {
+				t.Fatalf("%s(%s) = %s while there is room", step.name, v, got)
+			}
 		}
-	}
-	// Unvetted values have used their half of the room.
-	if got := s.Value("refused-5"); got != Other {
-		t.Fatalf("Value past half the room = %s, want %s", got, Other)
-	}
-	for i := range 5 {
-		v := fmt.Sprintf("accepted-%d", i)
-		if got := s.Accepted(v); got != v {
-			t.Fatalf("Accepted(%s) = %s while there is room", v, got)
+		if got := step.admit(step.prefix + "-5"); got != Other {
+			t.Fatalf("%s past %s = %s, want %s", step.name, step.past, got, Other)
 		}
-	}
-	if got := s.Accepted("accepted-5"); got != Other {
-		t.Fatalf("Accepted past the cap = %s, want %s", got, Other)
 	}
 	// Values admitted before stay, whichever way they are asked for.
 	for _, v := range []string{"refused-0", "refused-4", "accepted-0", "accepted-4", "anonymous"} {

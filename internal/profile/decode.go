@@ -231,23 +231,74 @@ func appendRun[T any](d *decoder, ptrs *[]*T, start *int, p *T, hint int) error 
 	return nil
 }
 
-// varints reads a message whose fields 1..len(v) are all varints into v
+// endRun sets *dst to the run of ptrs from start on (see appendRun), if
+// the message has any.
+func endRun[T any](dst *[]*T, ptrs []*T, start int) {
+	if end := len(ptrs); end > start {
+		*dst = ptrs[start:end:end]
+	}
+}
+
+// message decodes b into a T taken from s. The decoding method is picked
+// by a type switch rather than passed as a function value: a call through
+// one would make the decoder escape to the heap.
+func message[T any](d *decoder, s *slab[T], hint int, b []byte) (*T, error) {
+	m, err := s.get(d, hint)
+	if err != nil {
+		return nil, err
+	}
+	switch m := any(m).(type) {
+	case *profilev1.ValueType:
+		err = d.valueType(b, m)
+	case *profilev1.Sample:
+		err = d.sample(b, m)
+	case *profilev1.Mapping:
+		err = d.mapping(b, m)
+	case *profilev1.Location:
+		err = d.location(b, m)
+	case *profilev1.Function:
+		err = d.function(b, m)
+	case *profilev1.Label:
+		err = d.label(b, m)
+	case *profilev1.Line:
+		err = d.line(b, m)
+	default:
+		panic("profile: no decoder for this message type")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// addMessage decodes b as message does and appends the result to *dst.
+func addMessage[T any](d *decoder, s *slab[T], hint int, b []byte, dst *[]*T) error {
+	m, err := message(d, s, hint, b)
+	if err != nil {
+		return err
+	}
+	return add(d, dst, m)
+}
+
+// varints reads a message whose fields 1..n (n <= 10) are all varints
 // (the last occurrence wins, as in UnmarshalVT); other fields are skipped.
-func (d *decoder) varints(b []byte, v []uint64) error {
+// The decoders below copy v into their message even on an error: the
+// message is dropped then.
+func (d *decoder) varints(b []byte, n int) (v [10]uint64, err error) {
 	for i := 0; i < len(b); {
 		num, wt, x, _, _, next, err := d.field(b, i)
 		if err != nil {
-			return err
+			return v, err
 		}
 		i = next
-		if num <= len(v) {
+		if num <= n {
 			if wt != 0 {
-				return errFallback
+				return v, errFallback
 			}
 			v[num-1] = x
 		}
 	}
-	return nil
+	return v, nil
 }
 
 func (d *decoder) profile(b []byte, p *profilev1.Profile) error {
@@ -268,70 +319,23 @@ func (d *decoder) profile(b []byte, p *profilev1.Profile) error {
 		}
 		switch num {
 		case 1:
-			vt, err := d.types.get(d, 4)
-			if err != nil {
-				return err
-			}
-			if err := d.valueType(b[s:e], vt); err != nil {
-				return err
-			}
-			if err := add(d, &p.SampleType, vt); err != nil {
-				return err
-			}
+			err = addMessage(d, &d.types, 4, b[s:e], &p.SampleType)
 		case 2:
 			if d.maxSamples > 0 && len(p.Sample) == d.maxSamples {
 				return d.refuse(b[at:], p, -1)
 			}
-			sm, err := d.samples.get(d, d.sampleHint)
-			if err != nil {
-				return err
-			}
-			if err := d.sample(b[s:e], sm); err != nil {
-				if err == errLabels {
-					return d.refuse(b[next:], p, len(p.Sample))
-				}
-				return err
-			}
-			if err := add(d, &p.Sample, sm); err != nil {
-				return err
+			err = addMessage(d, &d.samples, d.sampleHint, b[s:e], &p.Sample)
+			if err == errLabels {
+				return d.refuse(b[next:], p, len(p.Sample))
 			}
 		case 3:
-			m, err := d.mappings.get(d, 4)
-			if err != nil {
-				return err
-			}
-			if err := d.mapping(b[s:e], m); err != nil {
-				return err
-			}
-			if err := add(d, &p.Mapping, m); err != nil {
-				return err
-			}
+			err = addMessage(d, &d.mappings, 4, b[s:e], &p.Mapping)
 		case 4:
-			l, err := d.locations.get(d, d.hint/32)
-			if err != nil {
-				return err
-			}
-			if err := d.location(b[s:e], l); err != nil {
-				return err
-			}
-			if err := add(d, &p.Location, l); err != nil {
-				return err
-			}
+			err = addMessage(d, &d.locations, d.hint/32, b[s:e], &p.Location)
 		case 5:
-			f, err := d.functions.get(d, d.hint/48)
-			if err != nil {
-				return err
-			}
-			if err := d.function(b[s:e], f); err != nil {
-				return err
-			}
-			if err := add(d, &p.Function, f); err != nil {
-				return err
-			}
+			err = addMessage(d, &d.functions, d.hint/48, b[s:e], &p.Function)
 		case 6:
-			if err := add(d, &p.StringTable, d.str(b[s:e])); err != nil {
-				return err
-			}
+			err = add(d, &p.StringTable, d.str(b[s:e]))
 		case 7:
 			p.DropFrames = int64(v)
 		case 8:
@@ -344,45 +348,35 @@ func (d *decoder) profile(b []byte, p *profilev1.Profile) error {
 			if p.PeriodType == nil {
 				p.PeriodType = &profilev1.ValueType{}
 			}
-			if err := d.valueType(b[s:e], p.PeriodType); err != nil {
-				return err
-			}
+			err = d.valueType(b[s:e], p.PeriodType)
 		case 12:
 			p.Period = int64(v)
 		case 13:
 			if wt != 0 && wt != 2 {
 				return errFallback
 			}
-			c, err := repeated(d, p.Comment, &d.i64, d.hint, b[s:e], wt, v)
-			if err != nil {
-				return err
-			}
-			p.Comment = c
+			p.Comment, err = repeated(d, p.Comment, &d.i64, d.hint, b[s:e], wt, v)
 		case 14:
 			p.DefaultSampleType = int64(v)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
 func (d *decoder) valueType(b []byte, vt *profilev1.ValueType) error {
-	var v [2]uint64
-	if err := d.varints(b, v[:]); err != nil {
-		return err
-	}
+	v, err := d.varints(b, 2)
 	vt.Type, vt.Unit = int64(v[0]), int64(v[1])
-	return nil
+	return err
 }
 
 func (d *decoder) sample(b []byte, sm *profilev1.Sample) error {
 	// Labels are collected like location lines: contiguous in one shared
 	// slice of pointers, sliced off at the end.
 	start := len(d.labelPtrs)
-	defer func() {
-		if end := len(d.labelPtrs); end > start {
-			sm.Label = d.labelPtrs[start:end:end]
-		}
-	}()
+	defer func() { endRun(&sm.Label, d.labelPtrs, start) }()
 	for i := 0; i < len(b); {
 		at := i
 		num, wt, v, s, e, next, err := d.field(b, i)
@@ -408,14 +402,11 @@ func (d *decoder) sample(b []byte, sm *profilev1.Sample) error {
 				d.overLabels = n + countField(b[at:], 3)
 				return errLabels
 			}
-			l, err := d.labels.get(d, d.hint/64)
+			l, err := message(d, &d.labels, d.hint/64, b[s:e])
+			if err == nil {
+				err = appendRun(d, &d.labelPtrs, &start, l, d.hint/32)
+			}
 			if err != nil {
-				return err
-			}
-			if err := d.label(b[s:e], l); err != nil {
-				return err
-			}
-			if err := appendRun(d, &d.labelPtrs, &start, l, d.hint/32); err != nil {
 				return err
 			}
 		}
@@ -424,34 +415,24 @@ func (d *decoder) sample(b []byte, sm *profilev1.Sample) error {
 }
 
 func (d *decoder) label(b []byte, l *profilev1.Label) error {
-	var v [4]uint64
-	if err := d.varints(b, v[:]); err != nil {
-		return err
-	}
+	v, err := d.varints(b, 4)
 	l.Key, l.Str, l.Num, l.NumUnit = int64(v[0]), int64(v[1]), int64(v[2]), int64(v[3])
-	return nil
+	return err
 }
 
 func (d *decoder) mapping(b []byte, m *profilev1.Mapping) error {
-	var v [10]uint64
-	if err := d.varints(b, v[:]); err != nil {
-		return err
-	}
+	v, err := d.varints(b, 10)
 	m.Id, m.MemoryStart, m.MemoryLimit, m.FileOffset = v[0], v[1], v[2], v[3]
 	m.Filename, m.BuildId = int64(v[4]), int64(v[5])
 	m.HasFunctions, m.HasFilenames, m.HasLineNumbers, m.HasInlineFrames = v[6] != 0, v[7] != 0, v[8] != 0, v[9] != 0
-	return nil
+	return err
 }
 
 func (d *decoder) location(b []byte, l *profilev1.Location) error {
 	// A location's lines are collected contiguously in one shared slice of
 	// pointers and sliced off at the end: one allocation for all locations.
 	start := len(d.linePtrs)
-	defer func() {
-		if end := len(d.linePtrs); end > start {
-			l.Line = d.linePtrs[start:end:end]
-		}
-	}()
+	defer func() { endRun(&l.Line, d.linePtrs, start) }()
 	for i := 0; i < len(b); {
 		num, wt, v, s, e, next, err := d.field(b, i)
 		if err != nil {
@@ -469,14 +450,11 @@ func (d *decoder) location(b []byte, l *profilev1.Location) error {
 		case 3:
 			l.Address = v
 		case 4:
-			ln, err := d.lines.get(d, d.hint/24)
+			ln, err := message(d, &d.lines, d.hint/24, b[s:e])
+			if err == nil {
+				err = appendRun(d, &d.linePtrs, &start, ln, d.hint/24)
+			}
 			if err != nil {
-				return err
-			}
-			if err := d.line(b[s:e], ln); err != nil {
-				return err
-			}
-			if err := appendRun(d, &d.linePtrs, &start, ln, d.hint/24); err != nil {
 				return err
 			}
 		case 5:
@@ -487,21 +465,15 @@ func (d *decoder) location(b []byte, l *profilev1.Location) error {
 }
 
 func (d *decoder) line(b []byte, ln *profilev1.Line) error {
-	var v [2]uint64
-	if err := d.varints(b, v[:]); err != nil {
-		return err
-	}
+	v, err := d.varints(b, 2)
 	ln.FunctionId, ln.Line = v[0], int64(v[1])
-	return nil
+	return err
 }
 
 func (d *decoder) function(b []byte, f *profilev1.Function) error {
-	var v [5]uint64
-	if err := d.varints(b, v[:]); err != nil {
-		return err
-	}
+	v, err := d.varints(b, 5)
 	f.Id, f.Name, f.SystemName, f.Filename, f.StartLine = v[0], int64(v[1]), int64(v[2]), int64(v[3]), int64(v[4])
-	return nil
+	return err
 }
 
 // DecodeHeader parses everything of uncompressed pprof bytes except their

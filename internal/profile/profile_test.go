@@ -235,21 +235,27 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
-func TestFixGoTypeParameters(t *testing.T) {
-	p := small(time.Now())
-	p.StringTable = append(p.StringTable, "x[go.shape.int].f", "x[go.shape.string].f")
-	p.Function = []*profilev1.Function{{Id: 1, Name: 5}, {Id: 2, Name: 7}, {Id: 3, Name: 8}}
-	p.Location = []*profilev1.Location{{Id: 1, Line: []*profilev1.Line{{FunctionId: 1}}}, {Id: 2, Line: []*profilev1.Line{{FunctionId: 2}}}, {Id: 3, Line: []*profilev1.Line{{FunctionId: 3}}}}
-	p.Sample = []*profilev1.Sample{{LocationId: []uint64{2, 1}, Value: []int64{1, 10}}, {LocationId: []uint64{3, 1}, Value: []int64{2, 20}}}
-	if !FixGo(p) {
-		t.Fatal("FixGo changed nothing")
-	}
-	Normalize(p)
-	if len(p.Sample) != 1 || p.Sample[0].Value[0] != 3 {
-		t.Fatalf("samples of x.f not merged: %v", p.Sample)
-	}
-	if name := p.StringTable[p.Function[p.Location[p.Sample[0].LocationId[0]-1].Line[0].FunctionId-1].Name]; name != "x.f" {
-		t.Errorf("name %q", name)
+// Two functions that differ only in their type parameters become one x.f,
+// and a renamed function also merges with one that never had type
+// parameters (Pyroscope's merge of the profile with itself), so their
+// samples are summed.
+func TestFixGoMergesRenamedFunctions(t *testing.T) {
+	for _, names := range [][2]string{
+		{"x[go.shape.int].f", "x[go.shape.string].f"},
+		{"x.f", "x[go.shape.int].f"},
+	} {
+		p := small(time.Now())
+		p.StringTable = append(p.StringTable, names[0], names[1])
+		p.Function = []*profilev1.Function{{Id: 1, Name: 5}, {Id: 2, Name: 7}, {Id: 3, Name: 8}}
+		p.Location = []*profilev1.Location{{Id: 1, Line: []*profilev1.Line{{FunctionId: 1}}}, {Id: 2, Line: []*profilev1.Line{{FunctionId: 2}}}, {Id: 3, Line: []*profilev1.Line{{FunctionId: 3}}}}
+		p.Sample = []*profilev1.Sample{{LocationId: []uint64{2, 1}, Value: []int64{1, 10}}, {LocationId: []uint64{3, 1}, Value: []int64{2, 20}}}
+		if !FixGo(p) {
+			t.Fatalf("%v: FixGo changed nothing", names)
+		}
+		Normalize(p)
+		if len(p.Sample) != 1 || p.Sample[0].Value[0] != 3 || p.Sample[0].Value[1] != 30 {
+			t.Fatalf("%v: samples of x.f not merged: %v", names, p.Sample)
+		}
 	}
 }
 
@@ -361,27 +367,6 @@ func TestDropGoTypeParameters(t *testing.T) {
 				t.Errorf("DropGoTypeParameters(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
-	}
-}
-
-// TestFixGoMergesWithUnrenamed: after the rename, Pyroscope's merge of the
-// profile with itself also merges a renamed function with one that never
-// had type parameters, so their samples are summed.
-func TestFixGoMergesWithUnrenamed(t *testing.T) {
-	p := small(time.Now())
-	p.StringTable = append(p.StringTable, "x.f", "x[go.shape.int].f")
-	p.Function = []*profilev1.Function{{Id: 1, Name: 5}, {Id: 2, Name: 7}, {Id: 3, Name: 8}}
-	p.Location = []*profilev1.Location{{Id: 1, Line: []*profilev1.Line{{FunctionId: 1}}}, {Id: 2, Line: []*profilev1.Line{{FunctionId: 2}}}, {Id: 3, Line: []*profilev1.Line{{FunctionId: 3}}}}
-	p.Sample = []*profilev1.Sample{{LocationId: []uint64{2, 1}, Value: []int64{1, 10}}, {LocationId: []uint64{3, 1}, Value: []int64{2, 20}}}
-	if !FixGo(p) {
-		t.Fatal("FixGo changed nothing")
-	}
-	Normalize(p)
-	if len(p.Sample) != 1 || p.Sample[0].Value[0] != 3 || p.Sample[0].Value[1] != 30 {
-		t.Fatalf("samples of x.f not merged: %v", p.Sample)
-	}
-	if name := p.StringTable[p.Function[p.Location[p.Sample[0].LocationId[0]-1].Line[0].FunctionId-1].Name]; name != "x.f" {
-		t.Errorf("name %q", name)
 	}
 }
 

@@ -130,27 +130,28 @@ func checkStrings(p *profilev1.Profile) error {
 		return malformed("%s refers to string %d; the string table has %d entries", what, i, n)
 	}
 	in := func(i int64) bool { return i >= 0 && i < n }
+	// pair checks a sample type or label: that it is there and that its
+	// two string indexes are in range.
+	pair := func(missing bool, name, what string, i int64, what2 string, i2 int64) error {
+		switch {
+		case missing:
+			return malformed("%s is nil", name)
+		case !in(i):
+			return bad(what, i)
+		case !in(i2):
+			return bad(what2, i2)
+		}
+		return nil
+	}
 	for _, vt := range p.SampleType {
-		if vt == nil {
-			return malformed("sample type is nil")
-		}
-		if !in(vt.Type) {
-			return bad("sample type", vt.Type)
-		}
-		if !in(vt.Unit) {
-			return bad("sample type unit", vt.Unit)
+		if err := pair(vt == nil, "sample type", "sample type", vt.GetType(), "sample type unit", vt.GetUnit()); err != nil {
+			return err
 		}
 	}
 	for _, s := range p.Sample {
 		for _, lb := range s.Label {
-			if lb == nil {
-				return malformed("sample label is nil")
-			}
-			if !in(lb.Key) {
-				return bad("sample label key", lb.Key)
-			}
-			if !in(lb.Str) {
-				return bad("sample label value", lb.Str)
+			if err := pair(lb == nil, "sample label", "sample label key", lb.GetKey(), "sample label value", lb.GetStr()); err != nil {
+				return err
 			}
 		}
 	}

@@ -3,10 +3,7 @@ package segmentwriter
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"net"
-	"strings"
-	"sync"
 	"testing"
 
 	segmentwriterv1 "github.com/grafana/pyroscope/api/gen/proto/go/segmentwriter/v1"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/pyrodist/pyrodist/internal/tlsreload"
 	"github.com/pyrodist/pyrodist/test/testutil/certs"
+	"github.com/pyrodist/pyrodist/test/testutil/loglines"
 )
 
 // startTLSWriter is startWriter serving TLS with a certificate of ca;
@@ -38,30 +36,6 @@ func startTLSWriter(t *testing.T, ca *certs.CA, requireClient bool) *writer {
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
 	return w
-}
-
-// lines keeps every log line.
-type lines struct {
-	mu sync.Mutex
-	l  []string
-}
-
-func (l *lines) Log(kv ...any) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.l = append(l.l, fmt.Sprint(kv...))
-	return nil
-}
-
-func (l *lines) contain(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, x := range l.l {
-		if strings.Contains(x, s) {
-			return true
-		}
-	}
-	return false
 }
 
 func tlsConfig(dir *certs.SecretDir) Config {
@@ -93,7 +67,7 @@ func TestPushOverTLSWithAnotherCAFails(t *testing.T) {
 	w := startTLSWriter(t, certs.NewCA(t, "writers-ca"), false)
 	ours := certs.NewCA(t, "our-ca")
 	dir := certs.NewSecretDir(t, ours.Issue(t, "distributor"), ours)
-	var logs lines
+	var logs loglines.Lines
 	c, err := New(tlsConfig(dir), prometheus.NewRegistry(), &logs)
 	if err != nil {
 		t.Fatal(err)
@@ -106,8 +80,8 @@ func TestPushOverTLSWithAnotherCAFails(t *testing.T) {
 	if w.calls() != 0 {
 		t.Fatalf("untrusted writer got %d calls", w.calls())
 	}
-	if !logs.contain("certificate signed by unknown authority") {
-		t.Errorf("no log line names the certificate error:\n%s", strings.Join(logs.l, "\n"))
+	if !logs.Contain("certificate signed by unknown authority") {
+		t.Errorf("no log line names the certificate error:\n%s", logs.String())
 	}
 }
 

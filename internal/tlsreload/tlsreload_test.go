@@ -4,11 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,32 +14,8 @@ import (
 
 	"github.com/pyrodist/pyrodist/internal/tlsreload"
 	"github.com/pyrodist/pyrodist/test/testutil/certs"
+	"github.com/pyrodist/pyrodist/test/testutil/loglines"
 )
-
-// logLines keeps what a Reloader logs.
-type logLines struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logLines) Log(kv ...any) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprint(kv...))
-	return nil
-}
-
-func (l *logLines) count(substr string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, s := range l.lines {
-		if strings.Contains(s, substr) {
-			n++
-		}
-	}
-	return n
-}
 
 func files(d *certs.SecretDir) tlsreload.Files {
 	return tlsreload.Files{CertPath: d.File(certs.CertFile), KeyPath: d.File(certs.KeyFile), CAPath: d.File(certs.CAFile)}
@@ -131,7 +104,7 @@ func TestBadFilesKeepThePreviousCertificate(t *testing.T) {
 	ca := certs.NewCA(t, "ca")
 	first := ca.Issue(t, "server")
 	dir := certs.NewSecretDir(t, first, ca)
-	var logs logLines
+	var logs loglines.Lines
 	r, err := tlsreload.New("test", files(dir), tlsreload.Options{Logger: &logs})
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +119,7 @@ func TestBadFilesKeepThePreviousCertificate(t *testing.T) {
 		"missing key":                {certs.CertFile: other.CertPEM, certs.CAFile: ca.PEM},
 	} {
 		t.Run(name, func(t *testing.T) {
-			before := logs.count("not usable")
+			before := logs.Count("not usable")
 			if name == "missing key" {
 				_ = os.Remove(dir.File(certs.KeyFile))
 				t.Cleanup(func() { _ = os.Symlink("..data/"+certs.KeyFile, dir.File(certs.KeyFile)) })
@@ -159,7 +132,7 @@ func TestBadFilesKeepThePreviousCertificate(t *testing.T) {
 					t.Fatal("Reload swapped in unusable files")
 				}
 			}
-			if n := logs.count("not usable") - before; n != 1 {
+			if n := logs.Count("not usable") - before; n != 1 {
 				t.Errorf("logged %d warnings, want 1", n)
 			}
 			if got, _ := servedSerial(t, addr, ca, nil); got != first.Serial() {

@@ -465,14 +465,8 @@ func (w *Writer) push(ctx context.Context, req *segmentwriterv1.PushRequest) (*s
 	if w.stopping.Load() {
 		return nil, status.Error(codes.Unavailable, "service is unavailable")
 	}
-	if d := time.Duration(w.latency.Load()); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, status.FromContextError(ctx.Err()).Err()
-		}
+	if err := wait(ctx, time.Duration(w.latency.Load())); err != nil {
+		return nil, err
 	}
 	if code, ok := w.takeFail(); ok {
 		return nil, status.Error(code, "injected failure")
@@ -509,16 +503,26 @@ func (w *Writer) push(ctx context.Context, req *segmentwriterv1.PushRequest) (*s
 	}
 	// A real writer has the profile in its segment now and answers once the
 	// segment is flushed; a caller that stops waiting does not undo that.
-	if d := time.Duration(w.ackDelay.Load()); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, status.FromContextError(ctx.Err()).Err()
-		}
+	if err := wait(ctx, time.Duration(w.ackDelay.Load())); err != nil {
+		return nil, err
 	}
 	return &segmentwriterv1.PushResponse{}, nil
+}
+
+// wait waits d (not at all if d <= 0), or fails with the status of a
+// call whose context ends first.
+func wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 func (w *Writer) store(rec Record) error {

@@ -25,3 +25,15 @@ func TestEveryJFRRequestHasAnOutcome(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryOTLPRequestHasAnOutcome(t *testing.T) {
+	reqs := OTLPRequests()
+	if len(reqs) != 4 {
+		t.Fatalf("%d OTLP requests, want 4", len(reqs))
+	}
+	for _, r := range reqs {
+		if _, ok := OTLPOutcomes()[r.Case]; !ok {
+			t.Errorf("case %q has no outcome", r.Case)
+		}
+	}
+}
