@@ -38,7 +38,7 @@ FUZZTIME ?=
 # profile seeds Go's default (60s) spent whole short runs minimizing the first
 # interesting input, fuzzing nothing. A bounded count keeps runs fuzzing.
 FUZZMINIMIZE ?= 200x
-FUZZ_TARGETS ?= ./internal/profile:FuzzPipeline:25000 ./internal/profile:FuzzDecode:20000 ./internal/ingest/legacy:FuzzParseName:30000 ./internal/ingest/legacy:FuzzFolded:30000 ./internal/ingest/legacy:FuzzPprof:30000 ./internal/ingest/legacy:FuzzTrie:60000 ./internal/ingest/legacy:FuzzTree:60000 ./internal/ingest/legacy:FuzzSpeedscope:60000 ./internal/ingest:FuzzIngest:10000 ./internal/distributor:FuzzPush:2000
+FUZZ_TARGETS ?= ./internal/profile:FuzzPipeline:25000 ./internal/profile:FuzzDecode:20000 ./internal/ingest/legacy:FuzzParseName:30000 ./internal/ingest/legacy:FuzzFolded:30000 ./internal/ingest/legacy:FuzzPprof:30000 ./internal/ingest/legacy:FuzzTrie:60000 ./internal/ingest/legacy:FuzzTree:60000 ./internal/ingest/legacy:FuzzSpeedscope:60000 ./internal/ingest:FuzzIngest:10000 ./internal/ingest:FuzzOTLP:4000 ./internal/ingest/jfr:FuzzJFR:25000 ./internal/distributor:FuzzPush:2000
 
 # Generated paths that must be committed; `make test` fails when they are stale.
 GENERATED := api config/crd config/rbac charts/pyrodist/templates/crds charts/pyrodist/templates/_manager-rules.tpl

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -44,6 +45,9 @@ const (
 	EventSpecWarning   = "SpecWarning"
 	EventRecreated     = "Recreated"
 )
+
+// EventPodSecurityRefused names the spec fields that would weaken the pods.
+const EventPodSecurityRefused = "PodSecurityRefused"
 
 // PyroscopeDistributorReconciler reconciles PyroscopeDistributor objects.
 type PyroscopeDistributorReconciler struct {
@@ -102,16 +106,21 @@ func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl
 	desired, err := manifests.Build(pd, r.Facts)
 	if err != nil {
 		// The spec passed CEL but the builders refuse it: retrying cannot help
-		// until the spec changes.
-		r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, EventInvalidSpec, "Build", "%v", err)
-		return r.fail(ctx, pd, before, observed{}, ReasonInvalidSpec, reconcile.TerminalError(err))
+		// until the spec changes (or the operator restarts with other flags,
+		// which reconciles every object again).
+		reason, event := ReasonInvalidSpec, EventInvalidSpec
+		if pse := (*manifests.PodSecurityError)(nil); errors.As(err, &pse) {
+			reason, event = ReasonPodSecurityRefused, EventPodSecurityRefused
+		}
+		r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, event, "Build", "%v", err)
+		return r.fail(ctx, pd, before, observed{}, reason, reconcile.TerminalError(err))
 	}
 
-	if pd.Status.ObservedGeneration != pd.Generation {
-		// Once per generation, so resyncs stay silent.
-		for _, w := range desired.Warnings {
-			r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, EventSpecWarning, "Build", "%s", w)
-		}
+	if pd.Status.ObservedGeneration != pd.Generation && len(desired.Warnings) > 0 {
+		// Once per generation, so resyncs stay silent. One Event for all:
+		// the recorder folds Events of one reason about one object into a
+		// series that keeps only the first one's note.
+		r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, EventSpecWarning, "Build", "%s", strings.Join(desired.Warnings, "; "))
 	}
 	obs, err := r.sync(ctx, pd, desired)
 	if err != nil {
@@ -289,32 +298,34 @@ func (r *PyroscopeDistributorReconciler) deploymentEvents(pd *v1alpha1.Pyroscope
 
 func ptrTo[T any](v T) *T { return &v }
 
+// controlledByName returns the items that owner controls, by name.
+func controlledByName[T any, PT interface {
+	*T
+	metav1.Object
+}](items []T, owner metav1.Object) map[string]*T {
+	m := map[string]*T{}
+	for i := range items {
+		if o := PT(&items[i]); metav1.IsControlledBy(o, owner) {
+			m[o.GetName()] = &items[i]
+		}
+	}
+	return m
+}
+
 // observe reads the live children that status is computed from, without
 // changing anything (used when paused or when building failed).
 func (r *PyroscopeDistributorReconciler) observe(ctx context.Context, pd *v1alpha1.PyroscopeDistributor) (observed, error) {
-	obs := observed{
-		deployments: map[string]*appsv1.Deployment{},
-		hpas:        map[string]*autoscalingv2.HorizontalPodAutoscaler{},
-	}
+	var obs observed
 	sel := client.MatchingLabels(manifests.OwnerLabels(pd.Name))
 	var ds appsv1.DeploymentList
-	if err := r.Client.List(ctx, &ds, client.InNamespace(pd.Namespace), sel); err != nil {
-		return obs, err
-	}
-	for i := range ds.Items {
-		if metav1.IsControlledBy(&ds.Items[i], pd) {
-			obs.deployments[ds.Items[i].Name] = &ds.Items[i]
-		}
-	}
 	var hs autoscalingv2.HorizontalPodAutoscalerList
-	if err := r.Client.List(ctx, &hs, client.InNamespace(pd.Namespace), sel); err != nil {
-		return obs, err
-	}
-	for i := range hs.Items {
-		if metav1.IsControlledBy(&hs.Items[i], pd) {
-			obs.hpas[hs.Items[i].Name] = &hs.Items[i]
+	for _, list := range []client.ObjectList{&ds, &hs} {
+		if err := r.Client.List(ctx, list, client.InNamespace(pd.Namespace), sel); err != nil {
+			return obs, err
 		}
 	}
+	obs.deployments = controlledByName(ds.Items, pd)
+	obs.hpas = controlledByName(hs.Items, pd)
 	svc := &corev1.Service{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: pd.Namespace, Name: pd.Name}, svc); err == nil &&
 		metav1.IsControlledBy(svc, pd) && svc.Spec.TrafficDistribution != nil {

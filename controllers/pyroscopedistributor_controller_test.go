@@ -407,6 +407,31 @@ func equalMaps(a, b map[string]string) bool {
 	return true
 }
 
+// deleteAndAwaitRecreated deletes a child and waits until the reconciler has
+// created it again (a new UID) and, when restored is given, restored(now) holds.
+func deleteAndAwaitRecreated[T any, P interface {
+	*T
+	client.Object
+}](t *testing.T, old P, restored func(now P) bool) {
+	t.Helper()
+	if err := k8sClient.Delete(testCtx, old); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitFor, func() error {
+		now := P(new(T))
+		if err := k8sClient.Get(testCtx, client.ObjectKeyFromObject(old), now); err != nil {
+			return err
+		}
+		if now.GetUID() == old.GetUID() {
+			return errors.New("not recreated yet")
+		}
+		if restored != nil && !restored(now) {
+			return errors.New("not restored yet")
+		}
+		return nil
+	})
+}
+
 func TestChildrenEditedOrDeletedByHandAreRestored(t *testing.T) {
 	ns := newNamespace(t)
 	key := types.NamespacedName{Namespace: ns, Name: "fix"}
@@ -414,36 +439,13 @@ func TestChildrenEditedOrDeletedByHandAreRestored(t *testing.T) {
 	reconciled(t, key)
 
 	t.Run("deleted Service", func(t *testing.T) {
-		svc := get(t, ns, "fix-zone-a", &corev1.Service{})
-		if err := k8sClient.Delete(testCtx, svc); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, waitFor, func() error {
-			now := &corev1.Service{}
-			if err := k8sClient.Get(testCtx, client.ObjectKeyFromObject(svc), now); err != nil {
-				return err
-			}
-			if now.UID == svc.UID {
-				return errors.New("not recreated yet")
-			}
-			return nil
-		})
+		deleteAndAwaitRecreated(t, get(t, ns, "fix-zone-a", &corev1.Service{}), nil)
 	})
 
 	t.Run("deleted ConfigMap", func(t *testing.T) {
 		cm := get(t, ns, "fix-config", &corev1.ConfigMap{})
-		if err := k8sClient.Delete(testCtx, cm); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, waitFor, func() error {
-			now := &corev1.ConfigMap{}
-			if err := k8sClient.Get(testCtx, client.ObjectKeyFromObject(cm), now); err != nil {
-				return err
-			}
-			if now.UID == cm.UID || now.Data[manifests.ConfigFileName] != cm.Data[manifests.ConfigFileName] {
-				return errors.New("not restored yet")
-			}
-			return nil
+		deleteAndAwaitRecreated(t, cm, func(now *corev1.ConfigMap) bool {
+			return now.Data[manifests.ConfigFileName] == cm.Data[manifests.ConfigFileName]
 		})
 	})
 

@@ -11,8 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/pyrodist/pyrodist/api/v1alpha1"
 )
@@ -34,26 +32,9 @@ func TestWatchNamespacesNeedsOnlyNamespacedRBAC(t *testing.T) {
 
 	cfg := rest.CopyConfig(testCfg)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 testScheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions([]string{ns}),
-		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
-	})
+	mgr, r, err := newTestManager(cfg, []string{ns}, nil)
 	if err != nil {
-		t.Fatal(err)
-	}
-	facts, err := DiscoverClusterFacts(cfg, "ghcr.io/pyrodist/pyrodist:test")
-	if err != nil {
-		t.Fatalf("discovery as the scoped user: %v", err)
-	}
-	r := &PyroscopeDistributorReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder("pyrodist-operator"), Facts: facts,
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
+		t.Fatalf("as the scoped user: %v", err)
 	}
 	ctx, cancel := context.WithCancel(testCtx)
 	done := make(chan struct{})

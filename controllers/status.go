@@ -31,6 +31,11 @@ const (
 	ReasonNoEnabledZones = "NoEnabledZones"
 )
 
+// ReasonPodSecurityRefused: spec.podTemplate asks for pods weaker than the
+// restricted defaults and the operator runs without --allow-privileged-pods.
+// Nothing is applied until the spec changes.
+const ReasonPodSecurityRefused = "PodSecurityRefused"
+
 // observed is what the status is computed from: the live (or just applied)
 // children of one PyroscopeDistributor, by name.
 type observed struct {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -31,6 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/pyrodist/pyrodist/api/v1alpha1"
+	"github.com/pyrodist/pyrodist/test/testutil/envtestbin"
 )
 
 // The envtest suite: one real kube-apiserver + etcd for the whole package and
@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 func runSuite(m *testing.M) int {
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(false), zap.Level(zapLevel())))
 
-	assets, err := binaryAssets()
+	assets, err := envtestbin.Dir("..")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL: envtest:", err)
 		return 1
@@ -131,31 +131,13 @@ func startManager(ctx context.Context, base *rest.Config) (<-chan struct{}, erro
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		return &countingTransport{next: rt, log: managerRequests}
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 testScheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions(nil),
-		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
+	mgr, r, err := newTestManager(cfg, nil, func(r *PyroscopeDistributorReconciler) {
+		r.MaxConcurrentReconciles = DefaultConcurrency
 	})
 	if err != nil {
 		return nil, err
 	}
-	facts, err := DiscoverClusterFacts(cfg, "ghcr.io/pyrodist/pyrodist:test")
-	if err != nil {
-		return nil, err
-	}
-	testReconciler = &PyroscopeDistributorReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Scheme:                  mgr.GetScheme(),
-		Recorder:                mgr.GetEventRecorder("pyrodist-operator"),
-		Facts:                   facts,
-		MaxConcurrentReconciles: DefaultConcurrency,
-	}
-	if err := testReconciler.SetupWithManager(mgr); err != nil {
-		return nil, err
-	}
+	testReconciler = r
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -167,6 +149,37 @@ func startManager(ctx context.Context, base *rest.Config) (<-chan struct{}, erro
 		return nil, errors.New("cache did not sync")
 	}
 	return done, nil
+}
+
+// newTestManager sets up a manager over cfg as cmd/operator does, caching
+// namespaces (nil: all), with a reconciler on facts discovered through
+// cfg; tune, if set, adjusts the reconciler before it is set up.
+func newTestManager(cfg *rest.Config, namespaces []string, tune func(*PyroscopeDistributorReconciler)) (ctrl.Manager, *PyroscopeDistributorReconciler, error) {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 testScheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  CacheOptions(namespaces),
+		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	facts, err := DiscoverClusterFacts(cfg, "ghcr.io/pyrodist/pyrodist:test")
+	if err != nil {
+		return nil, nil, fmt.Errorf("discovery: %w", err)
+	}
+	r := &PyroscopeDistributorReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("pyrodist-operator"), Facts: facts,
+	}
+	if tune != nil {
+		tune(r)
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, nil, err
+	}
+	return mgr, r, nil
 }
 
 // operatorConfig creates a user bound to config/rbac/role.yaml (generated
@@ -196,32 +209,6 @@ func operatorConfig(ctx context.Context, env *envtest.Environment, admin *rest.C
 		return nil, err
 	}
 	return u.Config(), nil
-}
-
-// binaryAssets finds kube-apiserver and etcd: KUBEBUILDER_ASSETS when set,
-// else the project's tool cache (hack/build-tools.sh path k8s-dir). Missing
-// binaries are an error, never a skip: a green run must have run the envtests.
-func binaryAssets() (string, error) {
-	dir := os.Getenv("KUBEBUILDER_ASSETS")
-	if dir == "" {
-		root, err := filepath.Abs("..")
-		if err != nil {
-			return "", err
-		}
-		cmd := exec.Command(filepath.Join(root, "hack", "build-tools.sh"), "path", "k8s-dir")
-		cmd.Dir = root
-		out, err := cmd.Output()
-		if err != nil {
-			return "", fmt.Errorf("cannot locate the Kubernetes test binaries (hack/build-tools.sh path k8s-dir: %v); run `make k8s-bins` or set KUBEBUILDER_ASSETS", err)
-		}
-		dir = strings.TrimSpace(string(out))
-	}
-	for _, b := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
-			return "", fmt.Errorf("%s not found in %s: run `make k8s-bins` to build kube-apiserver and etcd (or set KUBEBUILDER_ASSETS)", b, dir)
-		}
-	}
-	return dir, nil
 }
 
 // requestLog records the requests of one client, by method and path.

@@ -70,9 +70,11 @@ for _ in $(seq "$COMPARE_COUNT"); do
 done
 $GO test -run '^$' -bench 'Compare/./^(cpu|heap|cpu-16k|small)$' -benchmem -benchtime "$BENCHTIME" ./test/bench | tee -a "$OUT/bench.txt" >&2
 $GO test -run '^$' -bench 'Stages' -benchmem -benchtime "$BENCHTIME" ./test/bench | tee -a "$OUT/bench.txt" >&2
+$GO test -run '^$' -bench 'OTLP' -benchmem -count 3 -benchtime "$BENCHTIME" ./test/bench | tee -a "$OUT/bench.txt" >&2 # OTLP export: ours next to its floor
 log "package benchmarks: ${pkgs[*]} (benchtime $BENCHTIME)"
 $GO test -p 1 -run '^$' -bench . -benchmem -benchtime "$BENCHTIME" "${pkgs[@]}" | tee -a "$OUT/bench.txt" >&2
 $GO test -run '^$' -bench 'Formats' -benchmem -benchtime "$BENCHTIME" ./internal/ingest/legacy | tee -a "$OUT/bench.txt" >&2 # /ingest trie, tree, speedscope next to their floors
+log "JFR: /ingest next to jfr-parser's own conversion, x$COMPARE_COUNT"; for _ in $(seq "$COMPARE_COUNT"); do $GO test -run '^$' -bench '^BenchmarkJFR$' -benchmem -benchtime "$BENCHTIME" ./internal/ingest | tee -a "$OUT/bench.txt" >&2; done
 log "floor references (test/floor)"
 $GO test -run '^$' -bench 'Floor/mix|FloorStdlib/mix|Inflate' -benchmem -benchtime "$BENCHTIME" ./test/floor | tee -a "$OUT/bench.txt" >&2
 
@@ -114,7 +116,7 @@ load_run() {
 			-memberlist.bind-addr="$DIST" -memberlist.bind-port=$GOSSIP_PORT \
 			-memberlist.advertise-addr="$DIST" -memberlist.advertise-port=$GOSSIP_PORT \
 			-memberlist.join="$join" -distributor.ring.instance-addr="$DIST" \
-			-auth.multitenancy-enabled=true \
+			-auth.multitenancy-enabled=true -server.enable-pprof \
 			-distributor.ingestion-rate-limit-mb=1000000 -distributor.ingestion-burst-size-mb=1000000 \
 			-distributor.max-inflight-bytes=$((INFLIGHT_MIB << 20)) \
 			$DISTRIBUTOR_FLAGS >>"$OUT/logs/distributor.log" 2>&1 &

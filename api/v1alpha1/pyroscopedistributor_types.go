@@ -117,6 +117,11 @@ type PyroscopeDistributorSpec struct {
 	// +kubebuilder:default={}
 	Memberlist MemberlistSpec `json:"memberlist,omitzero"`
 
+	// TLS secures port 4040, the connections to segment-writers and gossip,
+	// each on its own, with Secrets the pods mount. Unset: plaintext.
+	// +optional
+	TLS TLSSpec `json:"tls,omitzero"`
+
 	// Placement tunes which segment-writers receive a profile.
 	// +optional
 	// +kubebuilder:default={}
@@ -378,13 +383,22 @@ type PodTemplateExtras struct {
 
 	// SecurityContext fields set here replace the same fields of the
 	// operator's pod security context (which meets the restricted Pod
-	// Security Standard: non-root, seccomp RuntimeDefault).
+	// Security Standard: non-root, seccomp RuntimeDefault). Values that
+	// weaken it (runAsUser 0, runAsNonRoot false, seccomp or AppArmor
+	// Unconfined, a privileged SELinux type) are refused unless the operator
+	// runs with --allow-privileged-pods: Ready turns False with reason
+	// PodSecurityRefused and nothing is applied.
 	// +optional
 	SecurityContext *corev1.PodSecurityContext `json:"securityContext,omitempty"`
 
 	// ContainerSecurityContext fields set here replace the same fields of the
 	// operator's container security context (read-only root file system, no
-	// privilege escalation, all capabilities dropped).
+	// privilege escalation, all capabilities dropped). Values that weaken it
+	// (privileged, allowPrivilegeEscalation true, capabilities added or not
+	// all dropped, runAsUser 0, runAsNonRoot false, readOnlyRootFilesystem
+	// false, seccomp or AppArmor Unconfined, procMount Unmasked) are refused
+	// unless the operator runs with --allow-privileged-pods: Ready turns False
+	// with reason PodSecurityRefused and nothing is applied.
 	// +optional
 	ContainerSecurityContext *corev1.SecurityContext `json:"containerSecurityContext,omitempty"`
 

@@ -3,7 +3,6 @@ package v1alpha1_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,42 +16,22 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/pyrodist/pyrodist/api/v1alpha1"
+	"github.com/pyrodist/pyrodist/test/testutil/envtestbin"
 )
 
 // startAPIServer installs the generated CRD into a real kube-apiserver, so the
 // CEL rules, defaults and schema are exercised exactly as users meet them.
 func startAPIServer(t *testing.T) client.Client {
 	t.Helper()
-	// Without KUBEBUILDER_ASSETS, use the project's tool cache; missing
-	// binaries fail the test rather than skip it, so a green run has run it.
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		cmd := exec.Command(filepath.Join("..", "..", "hack", "build-tools.sh"), "path", "k8s-dir")
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("locating kube-apiserver and etcd (hack/build-tools.sh path k8s-dir): %v; run `make k8s-bins` or set KUBEBUILDER_ASSETS", err)
-		}
-		assets = strings.TrimSpace(string(out))
-	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("start envtest: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
 	scheme := runtime.NewScheme()
 	if err := v1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	root := filepath.Join("..", "..")
+	return envtestbin.Start(t, root, &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}, scheme)
 }
 
 func valid(name string) *v1.PyroscopeDistributor {

@@ -90,7 +90,7 @@ func newLogger(w io.Writer, lvl string) (log.Logger, error) {
 // then the distributor leaves the cluster and closes its writer connections.
 // listening, when set, learns the HTTP address once every part runs.
 func serve(stop context.Context, cfg *config.Config, logger log.Logger, listening func(addr string)) error {
-	setMemoryLimit(logger)
+	setMemoryLimit(logger, cfg.Distributor.InstanceLimits.MaxInflightBytes)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a, err := newApp(cfg, logger, reg)
@@ -100,18 +100,29 @@ func serve(stop context.Context, cfg *config.Config, logger log.Logger, listenin
 	return a.run(stop, logger, listening)
 }
 
-// setMemoryLimit sets the Go memory limit to 90% of the container's memory
-// limit unless GOMEMLIMIT says otherwise, so the GC works harder before the
-// kernel kills the pod; the pipeline's in-flight budget derives from it.
-func setMemoryLimit(logger log.Logger) {
+// processHeadroom is what the process holds besides its in-flight budget
+// (runtime, connections and their buffers, memberlist, metrics, pools).
+const processHeadroom = 64 << 20
+
+// setMemoryLimit gives the GC a target unless GOMEMLIMIT says otherwise: 90%
+// of the container's memory limit (the in-flight budget then derives from
+// it), or, with no container limit, the explicit in-flight budget plus the
+// process's headroom. Without a target the heap may grow to twice what
+// requests hold before a collection, and the process's memory would no
+// longer follow its budget.
+func setMemoryLimit(logger log.Logger, budget int64) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	limit := memlimit.Cgroup()
-	if limit <= 0 {
+	if limit := memlimit.Cgroup(); limit > 0 {
+		goLimit := limit / 10 * 9
+		debug.SetMemoryLimit(goLimit)
+		_ = level.Info(logger).Log("msg", "Go memory limit set from the container limit", "bytes", goLimit)
 		return
 	}
-	goLimit := limit / 10 * 9
-	debug.SetMemoryLimit(goLimit)
-	_ = level.Info(logger).Log("msg", "Go memory limit set from the container limit", "bytes", goLimit)
+	if budget > 0 {
+		goLimit := budget + processHeadroom
+		debug.SetMemoryLimit(goLimit)
+		_ = level.Info(logger).Log("msg", "Go memory limit set from the in-flight budget", "bytes", goLimit)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -51,11 +52,17 @@ type app struct {
 }
 
 func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*app, error) {
+	tlsp, err := newTLSParts(cfg, logger, reg)
+	if err != nil {
+		return nil, err
+	}
 	ml, err := membership.NewMemberlist(cfg.Memberlist, logger, reg)
 	if err != nil {
 		return nil, err
 	}
-	writers, err := segmentwriter.New(segmentwriter.ConfigFrom(cfg), reg, logger)
+	writerCfg := segmentwriter.ConfigFrom(cfg)
+	writerCfg.Credentials = tlsp.writers
+	writers, err := segmentwriter.New(writerCfg, reg, logger)
 	if err != nil {
 		return nil, fmt.Errorf("segment-writer client: %w", err)
 	}
@@ -107,11 +114,17 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		MinBodyRate:         cfg.Server.MinBodyRate,
 		BodyRateGrace:       cfg.Server.BodyRateGrace,
 		ListenAddress:       net.JoinHostPort(cfg.Server.HTTPListenAddress, strconv.Itoa(cfg.Server.HTTPListenPort)),
+		TLS:                 tlsp.server,
 		ShutdownDelay:       cfg.Server.ShutdownDelay,
 		GracefulTimeout:     cfg.Server.GracefulTimeout,
 		Registerer:          reg,
 		Gatherer:            reg,
+		EnablePprof:         cfg.Server.EnablePprof,
 		Logger:              logger,
+
+		// Profiles of OTLP exports are pushed concurrently within these bounds.
+		OTLPExportConcurrency: cfg.Distributor.InstanceLimits.OTLPExportConcurrency,
+		OTLPMaxConcurrency:    cfg.Distributor.InstanceLimits.OTLPMaxConcurrency,
 	})
 	if err != nil {
 		return nil, err
@@ -120,7 +133,7 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 	// dskit's module wrappers order start and stop by the dependencies; their
 	// own start/stop lines would repeat ours, so they log errors only.
 	mm := modules.NewManager(level.NewFilter(logger, level.AllowError()))
-	for name, s := range map[string]services.Service{
+	parts := map[string]services.Service{
 		svcMemberlist:      ml.KV(),
 		svcTransportCheck:  ml.TransportCheck(),
 		svcWriterClient:    writers,
@@ -128,10 +141,12 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		svcDistributorRing: distRing,
 		svcOverrides:       limits,
 		svcServer:          a.server,
-	} {
+	}
+	maps.Copy(parts, tlsp.services)
+	for name, s := range parts {
 		mm.RegisterModule(name, func() (services.Service, error) { return s, nil })
 	}
-	for name, deps := range dependencies {
+	for name, deps := range tlsp.withDependencies(dependencies) {
 		if err := mm.AddDependency(name, deps...); err != nil {
 			return nil, err
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/pyrodist/pyrodist/api/v1alpha1"
 	"github.com/pyrodist/pyrodist/controllers"
+	"github.com/pyrodist/pyrodist/internal/manifests"
 )
 
 // defaultImage is the distributor image used when a PyroscopeDistributor sets
@@ -50,6 +51,7 @@ type runOptions struct {
 	qps                  float64
 	burst                int
 	concurrency          int
+	allowPrivilegedPods  bool
 }
 
 // registerFlags defines the operator's command line on fs.
@@ -74,6 +76,10 @@ func registerFlags(fs *flag.FlagSet) (*runOptions, *zap.Options) {
 	fs.IntVar(&o.burst, "kube-api-burst", controllers.DefaultBurst, "Burst of requests to the API server.")
 	fs.IntVar(&o.concurrency, "max-concurrent-reconciles", controllers.DefaultConcurrency,
 		"PyroscopeDistributors reconciled in parallel.")
+	fs.BoolVar(&o.allowPrivilegedPods, manifests.AllowPrivilegedPodsFlag, false,
+		"Let spec.podTemplate weaken the distributor pods' restricted security contexts (root, privileged, "+
+			"privilege escalation, added capabilities, a writable root file system...). Off, such a "+
+			"PyroscopeDistributor is refused with reason PodSecurityRefused and nothing is applied.")
 	zapOpts := &zap.Options{}
 	zapOpts.BindFlags(fs)
 	return o, zapOpts
@@ -97,6 +103,7 @@ func run(o runOptions) error {
 	if err != nil {
 		return err
 	}
+	facts.AllowPrivilegedPods = o.allowPrivilegedPods
 	log.Info("cluster facts", "facts", fmt.Sprintf("%+v", facts))
 
 	var tlsOpts []func(*tls.Config)

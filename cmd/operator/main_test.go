@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -46,7 +47,7 @@ func TestManagerManifestArgsAreOperatorFlags(t *testing.T) {
 	if err := fs.Parse(c.Args); err != nil {
 		t.Fatalf("config/manager args %v: %v", c.Args, err)
 	}
-	if !o.leaderElect || o.metricsAddr != ":8443" || o.probeAddr != ":8081" {
+	if !o.leaderElect || o.metricsAddr != ":8443" || o.probeAddr != ":8081" || o.allowPrivilegedPods {
 		t.Fatalf("parsed %+v", *o)
 	}
 	ports := map[string]int32{}
@@ -75,6 +76,21 @@ func TestManagerManifestIsRestricted(t *testing.T) {
 		}
 		if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 			t.Fatalf("container %s has no memory request/limit", c.Name)
+		}
+	}
+}
+
+// Weakened distributor pods are refused unless the flag says otherwise.
+func TestAllowPrivilegedPodsFlag(t *testing.T) {
+	for args, want := range map[string]bool{"": false, "--allow-privileged-pods": true, "--allow-privileged-pods=false": false} {
+		fs := flag.NewFlagSet("operator", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		o, _ := registerFlags(fs)
+		if err := fs.Parse(strings.Fields(args)); err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+		if o.allowPrivilegedPods != want {
+			t.Errorf("%q: allowPrivilegedPods = %v, want %v", args, o.allowPrivilegedPods, want)
 		}
 	}
 }

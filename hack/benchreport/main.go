@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/pyrodist/pyrodist/test/loadresult"
 )
 
 func main() {
@@ -167,44 +169,8 @@ func median(vs []float64) float64 {
 	return m
 }
 
-// loadResult mirrors the fields of test/cmd/loadgen's JSON the report uses.
-type loadResult struct {
-	Protocol     string             `json:"protocol"`
-	Mode         string             `json:"mode"`
-	Workers      int                `json:"workers"`
-	TargetRate   float64            `json:"target_rate"`
-	Profiles     string             `json:"profiles"`
-	Tenants      int                `json:"tenants"`
-	Services     int                `json:"services"`
-	DurationS    float64            `json:"duration_s"`
-	Requests     int64              `json:"requests"`
-	OK           int64              `json:"ok_profiles"`
-	Skipped      int64              `json:"skipped"`
-	Errors       map[string]int64   `json:"errors"`
-	ReqPerS      float64            `json:"requests_per_s"`
-	ProfilesPerS float64            `json:"profiles_per_s"`
-	RawMBPerS    float64            `json:"raw_mb_per_s"`
-	LatencyMs    latency            `json:"latency_ms"`
-	ByProfile    map[string]latency `json:"latency_ms_by_profile"`
-	Watched      map[string]struct {
-		Max  float64 `json:"max"`
-		Last float64 `json:"last"`
-	} `json:"watched"`
-	Server *struct {
-		CPUSeconds  float64 `json:"cpu_seconds"`
-		MBPerCPUSec float64 `json:"mb_per_cpu_second"`
-		CPUSecPerGB float64 `json:"cpu_seconds_per_gb"`
-		Cores       float64 `json:"cores_used"`
-	} `json:"server"`
-}
-
-type latency struct {
-	Count                    int
-	P50, P90, P99, P999, Max float64
-}
-
-func readLoad(dir string) (map[string]*loadResult, error) {
-	out := map[string]*loadResult{}
+func readLoad(dir string) (map[string]*loadresult.Result, error) {
+	out := map[string]*loadresult.Result{}
 	if dir == "" {
 		return out, nil
 	}
@@ -217,7 +183,7 @@ func readLoad(dir string) (map[string]*loadResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		var r loadResult
+		var r loadresult.Result
 		if err := json.Unmarshal(b, &r); err != nil {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}
@@ -229,7 +195,7 @@ func readLoad(dir string) (map[string]*loadResult, error) {
 type report struct {
 	w       io.Writer
 	b       map[string]*bench
-	load    map[string]*loadResult
+	load    map[string]*loadresult.Result
 	machine string
 	loadDir string
 	top     string
@@ -245,7 +211,7 @@ type report struct {
 // sends: "small" for the agent-sized runs, else the whole "mix". The floor
 // per MB differs between them (the 16k-sample profile costs more per byte),
 // so each run is held against the floor of its own profiles.
-func floorCase(l *loadResult) string {
+func floorCase(l *loadresult.Result) string {
 	if l != nil && l.Profiles == "cpu,heap" {
 		return "small"
 	}
@@ -415,18 +381,13 @@ func (r *report) write() {
 		r.p("| latency at half load, agent-sized profiles, distributor on a CPU of its own (open loop %.1f req/s) | p50 %.2f ms, p99 %.2f ms, p999 %.2f ms (client side; server side below) | |",
 			h.TargetRate, h.LatencyMs.P50, h.LatencyMs.P99, h.LatencyMs.P999)
 	}
-	for _, n := range []string{"overload", "overload-memlimit"} {
-		l := r.load[n]
-		if l == nil || len(l.Watched) == 0 {
-			continue
-		}
-		w := l.Watched
+	for _, m := range r.memoryUse([]string{"overload", "overload-memlimit"}) {
 		limit := "no Go memory limit"
-		if v, ok := l.goMemLimit(); ok {
-			limit = fmt.Sprintf("GOMEMLIMIT %.0f MiB", v/(1<<20))
+		if m.goMemLimit > 0 {
+			limit = fmt.Sprintf("GOMEMLIMIT %.0f MiB", m.goMemLimit)
 		}
 		r.p("| heap in use under overload (writers stall; %s) | max %.1f MiB for an in-flight limit of %.1f MiB | |",
-			limit, w["go_memstats_heap_inuse_bytes"].Max/(1<<20), w["pyrodist_distributor_inflight_bytes_limit"].Max/(1<<20))
+			limit, m.heapInUse, m.inflightLimit)
 	}
 	// Both measured by test/floor, one after the other.
 	if v, ok := r.metric("BenchmarkFloorStdlib/mix", "MB/cpu-s"); ok {
@@ -619,13 +580,8 @@ func (r *report) latencyByProfile(run string) {
 // memory reports the distributor's heap and in-flight bytes (scraped from
 // its /metrics every 200 ms) at saturation and while the writers stall.
 func (r *report) memory() {
-	rows := 0
-	for _, n := range memoryRuns {
-		if l := r.load[n]; l != nil && len(l.Watched) > 0 {
-			rows++
-		}
-	}
-	if rows == 0 {
+	rows := r.memoryUse(memoryRuns)
+	if len(rows) == 0 {
 		return
 	}
 	r.p("### Memory under load")
@@ -643,29 +599,51 @@ func (r *report) memory() {
 	r.p("")
 	r.p("| run | Go memory limit MiB | heap in use max MiB | in-flight bytes max MiB | in-flight limit MiB | goroutines max |")
 	r.p("|---|---|---|---|---|---|")
-	mib := func(v float64) string { return fmt.Sprintf("%.1f", v/(1<<20)) }
-	for _, n := range memoryRuns {
+	for _, m := range rows {
+		limit := "none"
+		if m.goMemLimit > 0 {
+			limit = fmt.Sprintf("%.1f", m.goMemLimit)
+		}
+		r.p("| %s | %s | %.1f | %.1f | %.1f | %.0f |", m.run, limit, m.heapInUse, m.inflight, m.inflightLimit, m.goroutines)
+	}
+	r.p("")
+}
+
+// memoryFigures is what a load run saw of the distributor's memory in the
+// /metrics it watched: maxima in MiB, and the count of goroutines.
+type memoryFigures struct {
+	run string
+	// goMemLimit is the Go memory limit, 0 when none was set.
+	goMemLimit                         float64
+	heapInUse, inflight, inflightLimit float64
+	goroutines                         float64
+}
+
+// memoryUse gives the figures of the runs among names that watched the
+// distributor's /metrics, in the order of names.
+func (r *report) memoryUse(names []string) []memoryFigures {
+	const mib = 1 << 20
+	var out []memoryFigures
+	for _, n := range names {
 		l := r.load[n]
 		if l == nil || len(l.Watched) == 0 {
 			continue
 		}
 		w := l.Watched
-		limit := "none"
-		if v, ok := l.goMemLimit(); ok {
-			limit = mib(v)
+		m := memoryFigures{
+			run:           n,
+			heapInUse:     w["go_memstats_heap_inuse_bytes"].Max / mib,
+			inflight:      w["pyrodist_distributor_inflight_bytes"].Max / mib,
+			inflightLimit: w["pyrodist_distributor_inflight_bytes_limit"].Max / mib,
+			goroutines:    w["go_goroutines"].Max,
 		}
-		r.p("| %s | %s | %s | %s | %s | %.0f |", n, limit, mib(w["go_memstats_heap_inuse_bytes"].Max),
-			mib(w["pyrodist_distributor_inflight_bytes"].Max),
-			mib(w["pyrodist_distributor_inflight_bytes_limit"].Max), w["go_goroutines"].Max)
+		// Go reports math.MaxInt64 when no limit is set.
+		if v := w["go_gc_gomemlimit_bytes"].Max; v > 0 && v < 1<<62 {
+			m.goMemLimit = v / mib
+		}
+		out = append(out, m)
 	}
-	r.p("")
-}
-
-// goMemLimit is the Go memory limit the run watched, if one was set (Go
-// reports math.MaxInt64 for none).
-func (l *loadResult) goMemLimit() (float64, bool) {
-	v, ok := l.Watched["go_gc_gomemlimit_bytes"]
-	return v.Max, ok && v.Max > 0 && v.Max < 1<<62
+	return out
 }
 
 // memoryRuns are the load runs whose /metrics were watched, in report order.
@@ -695,7 +673,7 @@ func loadOrder(n string) string {
 	return "2" + n
 }
 
-func errorsText(l *loadResult) string {
+func errorsText(l *loadresult.Result) string {
 	if len(l.Errors) == 0 && l.Skipped == 0 {
 		return "0"
 	}

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/pyrodist/pyrodist/test/localcluster"
+	"github.com/pyrodist/pyrodist/test/testutil/poll"
 )
 
 const (
@@ -249,6 +250,8 @@ func (d *demo) startDataPlane(ctx context.Context) error {
 			"-memberlist.advertise-port="+strconv.Itoa(dist.gossipPort),
 			"-memberlist.nodename="+id, "-memberlist.randomize-node-name=false",
 			"-distributor.ring.instance-id="+id, "-distributor.ring.instance-addr=127.0.0.1",
+			// The demo suggests profiling the distributor itself.
+			"-server.enable-pprof",
 		)
 		var env []string
 		for _, e := range ctr.Env {
@@ -336,21 +339,10 @@ func clusterLabel(rendered string) string {
 }
 
 func retry(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-		err := f(cctx)
-		ccancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not within %s: %w", timeout, err)
-		case <-time.After(300 * time.Millisecond):
-		}
+	if err := poll.Until(ctx, timeout, 10*time.Second, 300*time.Millisecond, f); err != nil {
+		return fmt.Errorf("not within %s: %w", timeout, err)
 	}
+	return nil
 }
 
 func httpGet(url string) func(context.Context) error {

@@ -1,8 +1,11 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"time"
+
+	dstls "github.com/grafana/dskit/crypto/tls"
 )
 
 // Memberlist is how the distributor joins the memberlist cluster of a
@@ -31,6 +34,11 @@ type Memberlist struct {
 	// TransportCheckInterval is how often the distributor checks that its
 	// gossip port still listens; two misses in a row stop the process.
 	TransportCheckInterval time.Duration `yaml:"transport_check_interval"`
+	// TLS of the gossip transport, as dskit's: tls_enabled and the inline
+	// tls_* keys (the certificate serves and dials; members check peers'
+	// certificates against the CA when dialing).
+	TLSEnabled bool               `yaml:"tls_enabled"`
+	TLS        dstls.ClientConfig `yaml:",inline"`
 
 	// DistributorRing is this distributor's own entry in collectors/distributor,
 	// which the global rate-limit strategy counts.
@@ -71,7 +79,21 @@ func (c *Memberlist) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.LeaveTimeout, "memberlist.leave-timeout", 20*time.Second, "Timeout for leaving the memberlist cluster on shutdown.")
 	f.DurationVar(&c.BroadcastTimeoutOnShutdown, "memberlist.broadcast-timeout-for-local-updates-on-shutdown", 10*time.Second, "How long shutdown waits for this node's last updates to be gossiped; 0 waits until they are.")
 	f.DurationVar(&c.TransportCheckInterval, "memberlist.transport-check-interval", 5*time.Second, "How often to check that the gossip port still listens; after two misses in a row the distributor stops with an error (it could no longer hear about segment-writers). 0 turns the check off.")
+	f.BoolVar(&c.TLSEnabled, "memberlist.tls-enabled", false, "Enable TLS on the memberlist transport layer.")
+	c.TLS.RegisterFlagsWithPrefix("memberlist", f)
 	c.DistributorRing.RegisterFlags(f)
+}
+
+// ValidateTLS refuses TLS files given while memberlist TLS is off, and
+// TLS without a certificate: every member also serves gossip.
+func (c *Memberlist) ValidateTLS() error {
+	if err := validateClientTLS("memberlist", c.TLSEnabled, &c.TLS); err != nil {
+		return err
+	}
+	if c.TLSEnabled && c.TLS.CertPath == "" {
+		return errors.New("memberlist: TLS needs tls_cert_path and tls_key_path, as every member also serves gossip")
+	}
+	return nil
 }
 
 func (c *DistributorRing) RegisterFlags(f *flag.FlagSet) {

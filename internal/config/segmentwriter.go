@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"time"
+
+	dstls "github.com/grafana/dskit/crypto/tls"
 )
 
 // SegmentWriter is how the distributor finds and calls segment-writers.
@@ -46,6 +48,9 @@ type SegmentWriterGRPCClient struct {
 	ConnectTimeout          time.Duration `yaml:"connect_timeout"`
 	ConnectBackoffBaseDelay time.Duration `yaml:"connect_backoff_base_delay"`
 	ConnectBackoffMaxDelay  time.Duration `yaml:"connect_backoff_max_delay"`
+	// TLS as dskit's grpcclient: tls_enabled and the inline tls_* keys.
+	TLSEnabled bool               `yaml:"tls_enabled"`
+	TLS        dstls.ClientConfig `yaml:",inline"`
 }
 
 func (c *SegmentWriterGRPCClient) RegisterFlagsWithPrefix(prefix string, f *flag.FlagSet) {
@@ -56,6 +61,8 @@ func (c *SegmentWriterGRPCClient) RegisterFlagsWithPrefix(prefix string, f *flag
 	f.DurationVar(&c.ConnectTimeout, prefix+".connect-timeout", time.Second, "Minimum time to establish a connection to a segment-writer.")
 	f.DurationVar(&c.ConnectBackoffBaseDelay, prefix+".connect-backoff-base-delay", time.Second, "Initial backoff delay after a failed connection attempt.")
 	f.DurationVar(&c.ConnectBackoffMaxDelay, prefix+".connect-backoff-max-delay", 5*time.Second, "Maximum backoff delay between connection attempts.")
+	f.BoolVar(&c.TLSEnabled, prefix+".tls-enabled", false, "Enable TLS to segment-writers; needed for any other TLS flag to take effect. The files are reloaded when they change.")
+	c.TLS.RegisterFlagsWithPrefix(prefix, f)
 }
 
 func (c *SegmentWriterGRPCClient) Validate() error {
@@ -67,5 +74,5 @@ func (c *SegmentWriterGRPCClient) Validate() error {
 	case c.ConnectBackoffBaseDelay <= 0 || c.ConnectBackoffMaxDelay < c.ConnectBackoffBaseDelay:
 		return fmt.Errorf("segment_writer.grpc_client_config connect backoff delays must be positive, base <= max")
 	}
-	return nil
+	return validateClientTLS("segment_writer.grpc_client_config", c.TLSEnabled, &c.TLS)
 }

@@ -22,6 +22,12 @@ type Server struct {
 	// and a connection for as long as it is allowed to.
 	MinBodyRate   int64         `yaml:"http_body_min_rate"`
 	BodyRateGrace time.Duration `yaml:"http_body_rate_grace_period"`
+	// EnablePprof serves /debug/pprof on the ingest port, which clients
+	// reach: off by default, as profiling the process costs CPU and its
+	// pages reveal the command line.
+	EnablePprof bool `yaml:"enable_pprof"`
+
+	HTTPTLS ServerTLS `yaml:"http_tls_config"`
 }
 
 func (c *Server) RegisterFlags(f *flag.FlagSet) {
@@ -34,5 +40,7 @@ func (c *Server) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.HTTPIdleTimeout, "server.http-idle-timeout", 120*time.Second, "How long an idle keep-alive connection stays open.")
 	f.Int64Var(&c.MinBodyRate, "server.http-body-min-rate", 8<<10, "Minimum average rate, in bytes/s, at which a request body must arrive once the grace period has passed; slower bodies are dropped (408, or deadline_exceeded for push.v1). 0 to disable.")
 	f.DurationVar(&c.BodyRateGrace, "server.http-body-rate-grace-period", 5*time.Second, "How long a request body may take before -server.http-body-min-rate applies.")
+	f.BoolVar(&c.EnablePprof, "server.enable-pprof", false, "Serve Go's /debug/pprof endpoints on the HTTP port.")
 	f.DurationVar(&c.MaxConnectionAge, "server.http-max-connection-age", 5*time.Minute, "After about this long (±10% jitter) a client connection is asked to reconnect (HTTP/2 GOAWAY, HTTP/1.1 Connection: close), so new replicas get traffic. 0 to disable.")
+	c.HTTPTLS.RegisterFlagsWithPrefix("server.http", "HTTP", f)
 }

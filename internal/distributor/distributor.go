@@ -1,14 +1,13 @@
 package distributor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"connectrpc.com/connect"
 	"github.com/go-kit/log"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/pyrodist/pyrodist/internal/config"
 	"github.com/pyrodist/pyrodist/internal/inflight"
+	"github.com/pyrodist/pyrodist/internal/metriclabel"
 	"github.com/pyrodist/pyrodist/internal/placement"
 	"github.com/pyrodist/pyrodist/internal/profile"
 	"github.com/pyrodist/pyrodist/internal/ratelimit"
@@ -41,11 +41,16 @@ type Config struct {
 	// MaxInflightBytes bounds what all requests hold at once; 0 derives it
 	// from the memory limit (a quarter of it).
 	MaxInflightBytes int64
+	// MaxMetricTenants and MaxMetricProfileNames bound the tenant and type
+	// label values of the metrics; 0: the flag defaults.
+	MaxMetricTenants      int
+	MaxMetricProfileNames int
 }
 
 // ConfigFrom picks the pipeline's settings out of the config file.
 func ConfigFrom(c *config.Config) Config {
-	return Config{MaxInflightBytes: c.Distributor.InstanceLimits.MaxInflightBytes}
+	l := c.Distributor.InstanceLimits
+	return Config{MaxInflightBytes: l.MaxInflightBytes, MaxMetricTenants: l.MaxMetricTenants, MaxMetricProfileNames: l.MaxMetricProfileNames}
 }
 
 // Distributor validates, normalizes and splits pushed profiles and hands each
@@ -74,7 +79,10 @@ func New(cfg Config, limits TenantLimits, sender Sender, healthyDistributors fun
 	if f == nil {
 		f = inflight.New(cfg.MaxInflightBytes)
 	}
-	m, err := newMetrics(reg, f)
+	def := config.Defaults().Distributor.InstanceLimits
+	m, err := newMetrics(reg, f,
+		metriclabel.Tenants(cmp.Or(cfg.MaxMetricTenants, def.MaxMetricTenants)),
+		metriclabel.ProfileNames(cmp.Or(cfg.MaxMetricProfileNames, def.MaxMetricProfileNames)))
 	if err != nil {
 		return nil, err
 	}
@@ -90,11 +98,12 @@ func New(cfg Config, limits TenantLimits, sender Sender, healthyDistributors fun
 	}, nil
 }
 
-// decodedFactor bounds the memory of a decoded profile per byte of pprof
-// (measured live after decode and normalization: 3.6x for a Go heap profile,
-// 7.4x for a CPU profile, 8.2x for a 16k-sample one). The in-flight budget is
-// charged for it as well as for the inflated bytes, so the budget bounds what
-// requests really hold.
+// decodedFactor is the memory of a decoded profile per byte of pprof that
+// Push charges up front (measured live after decode and normalization: 3.6x
+// for a Go heap profile, 7.4x for a CPU profile, 8.2x for a 16k-sample one),
+// as well as the inflated bytes. It is a typical figure, not a bound: the
+// decoder charges whatever it takes beyond it (an empty sample is 2 bytes
+// of pprof and over 100 decoded).
 const decodedFactor = 8
 
 // item is one raw profile of a request, inflated.
@@ -143,9 +152,9 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 		labels := make([]*typesv1.LabelPair, len(s.Labels), len(s.Labels)+1)
 		copy(labels, s.Labels)
 		labels = validation.WithServiceName(labels)
-		name := metricLabel(validation.Get(labels, validation.LabelName))
+		name := validation.Get(labels, validation.LabelName)
 		for _, raw := range s.Samples {
-			d.metrics.receivedCompressed.WithLabelValues(name, tenant).Observe(float64(len(raw.GetRawProfile())))
+			d.metrics.receivedCompressed.WithLabelValues(d.metrics.types.Value(name), d.metrics.tenants.Value(tenant)).Observe(float64(len(raw.GetRawProfile())))
 			buf := profile.GetBuffer()
 			bufs = append(bufs, buf)
 			data, err := profile.Inflate(raw.GetRawProfile(), lim.MaxProfileSizeBytes, buf, ch.Reserve)
@@ -215,7 +224,7 @@ func (d *Distributor) Push(ctx context.Context, tenant string, req *pushv1.PushR
 // profiles, gRPC's copy of each request) is charged to ch. start is when Push
 // began, for the processing-time histogram.
 func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *config.Limits, ch *inflight.Charge, it item, now, start time.Time) error {
-	name := metricLabel(validation.Get(it.labels, validation.LabelName))
+	name := validation.Get(it.labels, validation.LabelName)
 	cost := len(it.data)
 	for _, l := range it.labels {
 		cost += len(l.Name) + len(l.Value)
@@ -235,19 +244,38 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 			arena.Release()
 		}
 	}()
-	p, err := arena.Decode(it.data)
-	if err != nil {
-		d.metrics.discard(validation.MalformedProfile, tenant, len(it.data))
-		return connect.NewError(connect.CodeInvalidArgument, err)
+	// The count limits apply while decoding and the decoded memory beyond
+	// what Push charged is charged as it is taken: a few KB of pprof can
+	// decode to hundreds of MB before Validate would see the sample count.
+	p, _, err := arena.DecodeWithin(it.data, profile.Bounds{
+		Limits: lim, Series: it.labels, Now: now,
+		Paid: decodedFactor * len(it.data), Reserve: ch.Reserve,
+	})
+	if inflight.IsExhausted(err) {
+		d.metrics.discard(validation.InflightLimit, tenant, len(it.data))
+		return d.inflightError(err)
 	}
-	d.metrics.receivedSamples.WithLabelValues(name, tenant).Observe(float64(len(p.Sample)))
-	d.metrics.receivedDecompressed.WithLabelValues(tenant, "received").Observe(float64(len(it.data)))
+	if err != nil {
+		return d.invalid(tenant, len(it.data), err)
+	}
+	tenantLabel := d.metrics.tenants.Value(tenant)
+	d.metrics.receivedSamples.WithLabelValues(d.metrics.types.Value(name), tenantLabel).Observe(float64(len(p.Sample)))
+	d.metrics.receivedDecompressed.WithLabelValues(tenantLabel, "received").Observe(float64(len(it.data)))
 
+	// Pyroscope detects the language before validation shortens long strings
+	// (GetProfileLanguage ahead of ValidateProfile in pushSeries,
+	// pkg/distributor/distributor.go at 3fe6a45): a string that only matched
+	// by its prefix may not after.
+	isGo := profile.IsGo(p, it.labels)
 	changed, err := profile.Validate(lim, p, len(it.data), it.labels, now)
 	if err != nil {
 		return d.invalid(tenant, len(it.data), err)
 	}
-	if profile.IsGo(p, it.labels) && profile.FixGo(p) {
+	// A tenant and profile name that passed validation may take all of
+	// the metrics' room for such values; refused ones only half.
+	tenantLabel = d.metrics.tenants.Accepted(tenant)
+	d.metrics.types.Accepted(name)
+	if isGo && profile.FixGo(p) {
 		changed = true
 	}
 	if profile.Normalize(p) {
@@ -300,7 +328,7 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 			d.metrics.discard(validation.InflightLimit, tenant, len(it.data))
 			return d.inflightError(err)
 		}
-		d.metrics.receivedDecompressed.WithLabelValues(tenant, "normalized").Observe(float64(len(pprof)))
+		d.metrics.receivedDecompressed.WithLabelValues(tenantLabel, "normalized").Observe(float64(len(pprof)))
 		profiles[i] = &Profile{
 			Tenant:      tenant,
 			Service:     o.Service,
@@ -381,14 +409,4 @@ func (d *Distributor) recoverTo(err *error) {
 		level.Error(d.logger).Log("msg", "panic in the pipeline", "panic", r, "stack", string(debug.Stack()))
 		*err = connect.NewError(connect.CodeInternal, fmt.Errorf("internal error: %v", r))
 	}
-}
-
-// metricLabel makes a client's label value usable as a metric label value:
-// Prometheus panics on invalid UTF-8, and the metrics are recorded before
-// validation rejects such a name.
-func metricLabel(v string) string {
-	if utf8.ValidString(v) {
-		return v
-	}
-	return strings.ToValidUTF8(v, "\uFFFD")
 }

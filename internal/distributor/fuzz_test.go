@@ -11,6 +11,7 @@ import (
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 
 	"github.com/pyrodist/pyrodist/test/corpus"
+	"github.com/pyrodist/pyrodist/test/testutil/hostile"
 	"github.com/pyrodist/pyrodist/test/testutil/pprofcheck"
 )
 
@@ -29,6 +30,7 @@ func FuzzPush(f *testing.F) {
 	}
 	f.Add("cpu\xff", "svc", "k", "v", []byte("not a profile"))
 	f.Add("", "", "", "", []byte{0x1f, 0x8b})
+	f.Add("process_cpu", "svc", "k", "v", hostile.Gzip(hostile.EmptySamples(20_000)))
 	l := defaultLimits()
 	l.RejectOlderThan, l.RejectNewerThan = 0, 0
 	l.MaxProfileSizeBytes = 1 << 20

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pyrodist/pyrodist/internal/inflight"
+	"github.com/pyrodist/pyrodist/internal/metriclabel"
 	"github.com/pyrodist/pyrodist/internal/validation"
 )
 
@@ -22,11 +23,17 @@ type metrics struct {
 	inflightBytes        prometheus.GaugeFunc
 	inflightLimit        prometheus.Gauge
 	processing           prometheus.Histogram
+
+	// tenants and types bound the tenant and type label values, which
+	// clients choose.
+	tenants, types *metriclabel.Set
 }
 
-func newMetrics(reg prometheus.Registerer, f *inflight.Budget) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, f *inflight.Budget, tenants, types *metriclabel.Set) (*metrics, error) {
 	sizeBuckets := prometheus.ExponentialBucketsRange(1<<10, 1<<28, 30)
 	m := &metrics{
+		tenants: tenants,
+		types:   types,
 		receivedCompressed: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "pyroscope", Name: "distributor_received_compressed_bytes",
 			Help:    "The compressed size of profiles received.",
@@ -81,6 +88,7 @@ func newMetrics(reg prometheus.Registerer, f *inflight.Budget) (*metrics, error)
 }
 
 func (m *metrics) discard(reason validation.Reason, tenant string, bytes int) {
+	tenant = m.tenants.Value(tenant)
 	m.discardedBytes.WithLabelValues(string(reason), tenant).Add(float64(bytes))
 	m.discardedProfiles.WithLabelValues(string(reason), tenant).Inc()
 }

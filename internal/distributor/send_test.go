@@ -13,6 +13,7 @@ import (
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pyrodist/pyrodist/internal/metriclabel"
 	"github.com/pyrodist/pyrodist/test/testutil/pprofcheck"
 )
 
@@ -127,6 +128,57 @@ func TestDiscardMetrics(t *testing.T) {
 		"pyrodist_distributor_processing_duration_seconds"} {
 		if !names[name] {
 			t.Errorf("metric %s missing", name)
+		}
+	}
+}
+
+// The tenant and type labels, which clients choose, are capped: tenants
+// and names seen only before validation take half of the room, validated
+// ones the rest, and the others are recorded as metriclabel.Other.
+func TestMetricLabelsAreBounded(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	d, err := New(Config{MaxInflightBytes: 1 << 30, MaxMetricTenants: 4, MaxMetricProfileNames: 2},
+		staticLimits{defaultLimits()}, &recorder{}, nil, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := recentProfile(t, "cpu", time.Now())
+	// Twice each: a value admitted once its profile passed validation is
+	// used from then on.
+	for i := range 20 {
+		labels := []*typesv1.LabelPair{{Name: "__name__", Value: fmt.Sprintf("name%d", i/2)}, {Name: "service_name", Value: "svc"}}
+		if err := d.Push(context.Background(), fmt.Sprintf("t%d", i/2), pushOne(labels, raw)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Invalid values are folded whatever the room.
+	if err := d.Push(context.Background(), "t0", pushOne([]*typesv1.LabelPair{{Name: "__name__", Value: "no spaces"}, {Name: "service_name", Value: "svc"}}, raw)); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]map[string]bool{"tenant": {}, "type": {}}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if values[l.GetName()] != nil {
+					values[l.GetName()][l.GetValue()] = true
+				}
+			}
+		}
+	}
+	// t0 and t1 are admitted before validation, t2 and t3 after it.
+	want := map[string][]string{"tenant": {"t0", "t1", "t2", "t3", metriclabel.Other}, "type": {"name0", "name1", metriclabel.Other}}
+	for label, vs := range want {
+		for _, v := range vs {
+			if !values[label][v] {
+				t.Errorf("no %s=%q series", label, v)
+			}
+		}
+		if len(values[label]) != len(vs) {
+			t.Errorf("%s values %v, want %v", label, values[label], vs)
 		}
 	}
 }

@@ -26,8 +26,9 @@ const bodyStep = 16 << 10
 const pushBodyCopies = 3
 
 // ingestBodyCopies: /ingest reads its body into a buffer that grows by
-// doubling; what is made of it is charged by the conversion.
-const ingestBodyCopies = 2
+// doubling: while it grows, the old buffer and the new one of twice its size
+// are both live. What is made of the body is charged by the conversion.
+const ingestBodyCopies = 3
 
 // errSlowBody is what reading a body that arrives too slowly returns.
 type errSlowBody struct{ min int64 }

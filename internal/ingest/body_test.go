@@ -1,14 +1,11 @@
 package ingest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -24,6 +21,7 @@ import (
 	"github.com/pyrodist/pyrodist/internal/config"
 	"github.com/pyrodist/pyrodist/internal/distributor"
 	"github.com/pyrodist/pyrodist/test/corpus"
+	"github.com/pyrodist/pyrodist/test/testutil/slowclient"
 )
 
 // A push.v1 body is charged to the in-flight budget as connect reads it:
@@ -62,14 +60,7 @@ func TestPushBodyChargesTheInflightBudget(t *testing.T) {
 		return d, pusher, startServer(t, func(o *Options) { o.Pusher, o.Budget = pusher, d.Budget() })
 	}
 
-	protocols := []struct {
-		name   string
-		client *http.Client
-		opts   []connect.ClientOption
-	}{
-		{"connect", http.DefaultClient, nil},
-		{"grpc", h2cClient(t), []connect.ClientOption{connect.WithGRPC()}},
-	}
+	protocols := clientProtocols(t)[:2] // Connect and gRPC
 	for _, budget := range []struct {
 		name string
 		max  int64
@@ -128,43 +119,6 @@ func waitBudgetEmpty(t *testing.T, d *distributor.Distributor) {
 	}
 }
 
-// trickle opens a raw HTTP/1.1 request to path declaring a body of
-// declared bytes and sends one byte every gap until the server answers or
-// closes; it returns the status line it got ("" if none).
-func trickle(t *testing.T, addr, path, contentType string, declared int, gap time.Duration, stop <-chan struct{}) string {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Error(err)
-		return ""
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", path, contentType, declared)
-	answered := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(c).ReadString('\n')
-		answered <- strings.TrimSpace(line)
-	}()
-	for sent := 0; sent < declared; sent++ {
-		select {
-		case line := <-answered:
-			return line
-		case <-stop:
-			return ""
-		case <-time.After(gap):
-		}
-		if _, err := c.Write([]byte{0}); err != nil {
-			break
-		}
-	}
-	select {
-	case line := <-answered:
-		return line
-	case <-time.After(10 * time.Second):
-		return ""
-	}
-}
-
 // A client that declares a large body and trickles it holds the budget only
 // for what it sent, so other clients are served meanwhile; once the grace
 // period is over a body slower than the minimum rate is dropped, on push.v1
@@ -187,14 +141,13 @@ func TestSlowBodiesHoldNoBudgetAndAreDropped(t *testing.T) {
 
 	// Each declares half the budget: charged up front, two would hold it all.
 	const slow = 8
-	stop := make(chan struct{})
 	answers := make(chan string, slow)
 	for i := range slow {
 		path, ct := "/push.v1.PusherService/Push", "application/proto"
 		if i%2 == 1 {
 			path, ct = "/ingest?name=app.cpu&format=pprof", "application/octet-stream"
 		}
-		go func() { answers <- trickle(t, addr, path, ct, budget/2, 50*time.Millisecond, stop) }()
+		go func() { answers <- slowclient.Trickle(addr, path, ct, budget/2, 50*time.Millisecond, 30*time.Second) }()
 	}
 	time.Sleep(200 * time.Millisecond) // the trickles are under way
 	if held := d.Budget().InUse(); held > slow*pushBodyCopies*bodyStep {
@@ -210,13 +163,12 @@ func TestSlowBodiesHoldNoBudgetAndAreDropped(t *testing.T) {
 		select {
 		case line := <-answers:
 			got[line]++
-		case <-time.After(30 * time.Second):
-			close(stop)
+		case <-time.After(40 * time.Second):
 			t.Fatalf("trickling bodies were not dropped: %v", got)
 		}
 	}
 	// push.v1 over Connect says deadline_exceeded (504); /ingest says 408.
-	if got["HTTP/1.1 504 Gateway Timeout"] != slow/2 || got["HTTP/1.1 408 Request Timeout"] != slow/2 {
+	if got["504 Gateway Timeout"] != slow/2 || got["408 Request Timeout"] != slow/2 {
 		t.Fatalf("answers to the trickling bodies: %v", got)
 	}
 	waitBudgetEmpty(t, d)

@@ -39,8 +39,8 @@ func bodyFormat(format, contentType string) string {
 		return "tree"
 	case format == formatLines:
 		return formatLines
-	case format == "jfr":
-		return "jfr"
+	case format == formatJFR:
+		return formatJFR
 	case format == formatPprof:
 		return formatPprof
 	case format == "speedscope":
@@ -72,7 +72,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	}
 	contentType := r.Header.Get("Content-Type")
 	format := bodyFormat(md.Format, contentType)
-	pprofBody := format == formatPprof || format == formatMultipart
+	pprofBody := format == formatPprof || format == formatMultipart || format == formatJFR
 
 	// The body as it arrives and the conversion's memory (inflated and
 	// decoded pprof, text bodies) are charged to the pipeline's budget; the
@@ -84,6 +84,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		body = http.MaxBytesReader(w, body, limit)
 	}
 	var series *legacy.Series
+	var more []*legacy.Series // formats that make several profiles (JFR)
 	switch format {
 	case formatFolded, formatLines, formatPprof:
 		data, err := readBody(body)
@@ -134,19 +135,30 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	case formatSpeedscope:
 		s.ingestSpeedscope(w, r, tenant, body, md, lim, ch)
 		return
+	case formatJFR:
+		var ok bool
+		if more, ok = s.readJFR(w, body, contentType, md, lim, ch); !ok {
+			return
+		}
 	default:
 		writeError(w, http.StatusUnsupportedMediaType, connect.CodeUnimplemented,
 			fmt.Sprintf("format %q is not supported; send pprof, folded or lines", format))
 		return
 	}
-	if series == nil { // dropped on purpose (a profile_id label), as Pyroscope does
+	if series != nil {
+		more = append(more, series)
+	}
+	if len(more) == 0 { // dropped on purpose (a profile_id label), or no samples, as Pyroscope does
 		return
 	}
 	ch.Release()
-	req := &pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
-		Labels:  series.Labels,
-		Samples: []*pushv1.RawSample{{RawProfile: series.Pprof, ID: uuid.NewString()}},
-	}}}
+	req := &pushv1.PushRequest{Series: make([]*pushv1.RawProfileSeries, 0, len(more))}
+	for _, m := range more {
+		req.Series = append(req.Series, &pushv1.RawProfileSeries{
+			Labels:  m.Labels,
+			Samples: []*pushv1.RawSample{{RawProfile: m.Pprof, ID: uuid.NewString()}},
+		})
+	}
 	if err := s.opts.Pusher.Push(r.Context(), tenant, req); err != nil {
 		ce := ingestError(err)
 		switch ce.Code() {

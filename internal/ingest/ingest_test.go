@@ -335,7 +335,7 @@ func TestIngestStatusCodes(t *testing.T) {
 		{name: "multipart body too large", query: "name=a", contentType: mpBigType, body: mpBig, wantStatus: 413},
 		{name: "raw body too large", query: "name=a&format=pprof", body: big, wantStatus: 413},
 		{name: "gzip bomb over max profile size", query: "name=a&format=pprof", body: bomb, wantStatus: 422},
-		{name: "unsupported format", query: "name=a&format=jfr", body: []byte("x"), wantStatus: 415},
+		{name: "jfr: not a recording", query: "name=a&format=jfr", body: []byte("x"), wantStatus: 422, wantCode: "unknown"},
 		{name: "GET", method: http.MethodGet, query: "name=a.cpu", wantStatus: 405},
 		{name: "no org id", query: "name=a.cpu", body: []byte("a 1"), multiTenant: true, wantStatus: 401, wantCode: "unauthenticated", wantMsg: "no org id"},
 		{name: "bad org id", query: "name=a.cpu", body: []byte("a 1"), multiTenant: true, header: http.Header{"X-Scope-Orgid": {"bad/tenant"}}, wantStatus: 401, wantMsg: "tenant ID 'bad/tenant' contains unsupported character '/'"},

@@ -241,8 +241,19 @@ func TestMetricsAndPprofRoutes(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if code, _ := get(t, ts.url+"/debug/pprof/"); code != 200 {
-		t.Errorf("/debug/pprof/ = %d", code)
+}
+
+// /debug/pprof is served only when asked for: clients reach this port.
+func TestPprofIsOffByDefault(t *testing.T) {
+	off := startServer(t, nil)
+	on := startServer(t, func(o *Options) { o.EnablePprof = true })
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/symbol", "/debug/pprof/goroutine"} {
+		if code, _ := get(t, off.url+path); code != http.StatusNotFound {
+			t.Errorf("%s without the flag = %d, want 404", path, code)
+		}
+		if code, _ := get(t, on.url+path); code != http.StatusOK {
+			t.Errorf("%s with the flag = %d, want 200", path, code)
+		}
 	}
 }
 

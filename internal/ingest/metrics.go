@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/pyrodist/pyrodist/internal/distributor"
+	"github.com/pyrodist/pyrodist/internal/metriclabel"
 )
 
 // httpMetrics carry Pyroscope's (dskit's) HTTP metric names so existing
@@ -77,7 +78,9 @@ func (s *Server) instrumented(route string, h http.Handler, push bool) http.Hand
 			w.Header().Set("Connection", "close")
 		}
 		start := time.Now()
-		inflight := s.metrics.inflight.WithLabelValues(r.Method, route)
+		// Routes without a method pattern take any token as a method.
+		method := metriclabel.HTTPMethod(r.Method)
+		inflight := s.metrics.inflight.WithLabelValues(method, route)
 		inflight.Inc()
 		defer inflight.Dec()
 		body := &countingBody{ReadCloser: r.Body}
@@ -91,12 +94,12 @@ func (s *Server) instrumented(route string, h http.Handler, push bool) http.Hand
 		}
 		h.ServeHTTP(rec, r)
 		took := time.Since(start)
-		s.metrics.duration.WithLabelValues(r.Method, route, strconv.Itoa(rec.status), "false").Observe(took.Seconds())
+		s.metrics.duration.WithLabelValues(method, route, strconv.Itoa(rec.status), "false").Observe(took.Seconds())
 		if push {
 			s.metrics.added.WithLabelValues(route).Observe(max(took-wait.Total(), 0).Seconds())
 		}
-		s.metrics.received.WithLabelValues(r.Method, route).Observe(float64(body.n))
-		s.metrics.sent.WithLabelValues(r.Method, route).Observe(float64(rec.n))
+		s.metrics.received.WithLabelValues(method, route).Observe(float64(body.n))
+		s.metrics.sent.WithLabelValues(method, route).Observe(float64(rec.n))
 	})
 }
 

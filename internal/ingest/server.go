@@ -1,12 +1,13 @@
 // Package ingest is the distributor's HTTP server: one port speaking HTTP/1.1
 // and h2c that serves push.v1 (Connect, gRPC, gRPC-Web), the legacy /ingest
-// API, readiness, health, metrics and pprof. It resolves the tenant, turns
+// API, readiness, health, metrics and opt-in pprof. It resolves the tenant, turns
 // each request into a push.v1 PushRequest for the pipeline, and maps the
 // pipeline's errors to the status codes and bodies clients expect.
 package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	stdlog "log"
@@ -65,8 +66,17 @@ type Options struct {
 	// is dropped once BodyRateGrace has passed; 0: no minimum.
 	MinBodyRate   int64
 	BodyRateGrace time.Duration
+	// OTLPExportConcurrency bounds the profiles of one OTLP export converted
+	// and pushed at once; OTLPMaxConcurrency bounds them over all exports
+	// of the process. 0: unbounded.
+	OTLPExportConcurrency int
+	OTLPMaxConcurrency    int
 	// ListenAddress (host:port) is where the service listens.
 	ListenAddress string
+	// TLS, when set, makes the port serve TLS only, HTTP/1.1 and HTTP/2
+	// chosen by ALPN (a config returned by its GetConfigForClient must
+	// offer both in NextProtos); nil: plaintext HTTP/1.1 and h2c.
+	TLS *tls.Config
 	// ShutdownDelay is how long the stopping service keeps serving with
 	// /ready failing, so load balancers stop sending before the port closes.
 	ShutdownDelay time.Duration
@@ -76,6 +86,9 @@ type Options struct {
 	// Gatherer serves /metrics; nil leaves /metrics out.
 	Gatherer prometheus.Gatherer
 	Logger   log.Logger
+
+	// EnablePprof serves /debug/pprof; off, those paths are 404.
+	EnablePprof bool
 }
 
 // Server is the distributor's HTTP server. As a service it listens on
@@ -111,10 +124,15 @@ func New(opts Options) (*Server, error) {
 	s.handler = s.routes()
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
+	if opts.TLS != nil {
+		protocols.SetHTTP2(true) // gRPC clients need h2 over TLS
+	} else {
+		protocols.SetUnencryptedHTTP2(true)
+	}
 	s.http = &http.Server{
 		Handler:           s.handler,
 		Protocols:         &protocols,
+		TLSConfig:         opts.TLS,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       opts.ReadTimeout,
 		WriteTimeout:      opts.WriteTimeout,
@@ -135,7 +153,7 @@ func (s *Server) starting(context.Context) error {
 	s.ln = ln
 	s.serveErr = make(chan error, 1)
 	go func() { s.serveErr <- s.Serve(ln) }()
-	level.Info(s.logger).Log("msg", "distributor serving", "addr", ln.Addr().String())
+	level.Info(s.logger).Log("msg", "distributor serving", "addr", ln.Addr().String(), "tls", s.opts.TLS != nil)
 	return nil
 }
 
@@ -185,7 +203,7 @@ func (s *Server) routes() http.Handler {
 		connect.WithReadMaxBytes(int(readMax)),
 	}
 	path, push := pushv1connect.NewPusherServiceHandler(&pushService{s: s}, pushOpts...)
-	mux.Handle(path, s.instrumentPush("push_v1_PusherService_Push", s.answerInTime(s.pushBody(push))))
+	mux.Handle(path, s.instrumentPush("push_v1_PusherService_Push", s.answerInTime(s.pushBody(s.inflateEnvelope(push, readMax)))))
 
 	ingest := s.answerInTime(http.HandlerFunc(s.ingest))
 	mux.Handle("POST /ingest", s.instrumentPush("ingest", ingest))
@@ -194,6 +212,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/ingest", s.instrument("ingest", http.HandlerFunc(methodNotAllowed)))
 	mux.Handle("/pyroscope/ingest", s.instrument("pyroscope_ingest", http.HandlerFunc(methodNotAllowed)))
 
+	s.newOTLP().routes(mux)
+
 	mux.Handle("GET /ready", s.instrument("ready", http.HandlerFunc(s.ready)))
 	mux.Handle("GET /healthz", s.instrument("healthz", http.HandlerFunc(healthz)))
 	hpath, health := grpchealth.NewHandler(healthChecker{s})
@@ -201,20 +221,28 @@ func (s *Server) routes() http.Handler {
 	if s.opts.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
 	}
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if s.opts.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 
 // Handler serves every route; tests and embedding use it directly.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Serve serves connections from ln until Shutdown.
+// Serve serves connections from ln until Shutdown, over TLS when
+// Options.TLS is set.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.http.Serve(ln)
+	var err error
+	if s.http.TLSConfig != nil {
+		err = s.http.ServeTLS(ln, "", "")
+	} else {
+		err = s.http.Serve(ln)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -270,7 +298,7 @@ type healthChecker struct{ s *Server }
 
 func (h healthChecker) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
 	switch req.Service {
-	case "", pushv1connect.PusherServiceName:
+	case "", pushv1connect.PusherServiceName, otlpServiceName:
 	default:
 		return nil, connect.NewError(connect.CodeNotFound, errors.New("unknown service "+req.Service))
 	}

@@ -50,9 +50,7 @@ func startWriters(t *testing.T, n int) []*fakewriter.Writer {
 	ws := make([]*fakewriter.Writer, n)
 	var wg sync.WaitGroup
 	for i := range ws {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			cfg := fakewritertest.Config(fmt.Sprintf("sw-%d", i), "", "127.0.0.1")
 			cfg.Memberlist.LeaveTimeout = 50 * time.Millisecond
 			cfg.Memberlist.BroadcastTimeoutForLocalUpdatesOnShutdown = 50 * time.Millisecond
@@ -68,7 +66,7 @@ func startWriters(t *testing.T, n int) []*fakewriter.Writer {
 				return
 			}
 			ws[i] = w
-		}()
+		})
 	}
 	wg.Wait()
 	t.Cleanup(func() {
@@ -175,9 +173,7 @@ func pushClients(t *testing.T, base string, timeout time.Duration) []outcome {
 	out := make([]outcome, clientsPerRun)
 	var wg sync.WaitGroup
 	for i := range clientsPerRun {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			tr := &http.Transport{}
 			defer tr.CloseIdleConnections()
 			seen := &statusSeen{rt: tr}
@@ -218,7 +214,7 @@ func pushClients(t *testing.T, base string, timeout time.Duration) []outcome {
 				}
 			}
 			out[i] = o
-		}()
+		})
 	}
 	wg.Wait()
 	return out
@@ -275,6 +271,16 @@ func (tl tally) String() string {
 // (which store on receipt) before copies are counted.
 func waitStored() { time.Sleep(100 * time.Millisecond) }
 
+// expectAckedOnce: every request was acknowledged and stored exactly once.
+func expectAckedOnce(t *testing.T, outs []outcome, tl tally) {
+	t.Helper()
+	for _, o := range outs {
+		if n := tl.copies[o.req]; o.err != nil || n != 1 {
+			t.Errorf("request %s: %v (status %d), stored on %d writers; want acked, stored once", o.req, o.err, o.status, n)
+		}
+	}
+}
+
 // TestSlowWriters runs 21 clients at once (push.v1 and /ingest) in front
 // of six writers, all of them candidates of every profile, with a 30 s
 // write timeout and a 5 s attempt timeout (scaled):
@@ -290,26 +296,25 @@ func waitStored() { time.Sleep(100 * time.Millisecond) }
 func TestSlowWriters(t *testing.T) {
 	ws := startWriters(t, 6)
 	ts := startWriterBacked(t, ws, scaledWriteTimeout)
-
-	t.Run("ack at 7 s", func(t *testing.T) {
-		control(t, ws, ackAfter(scaled7s))
-		outs := pushClients(t, ts.url, 0)
+	// run has the writers answer as query says, pushes from every client
+	// with the given deadline and logs what came of it as what.
+	run := func(t *testing.T, query func(int) string, timeout time.Duration, what string) ([]outcome, tally) {
+		t.Helper()
+		control(t, ws, query)
+		outs := pushClients(t, ts.url, timeout)
 		waitStored()
 		tl := tallyRun(outs, ws)
-		t.Logf("writers acking at 7 s: %v", tl)
-		for _, o := range outs {
-			if n := tl.copies[o.req]; o.err != nil || n != 1 {
-				t.Errorf("request %s: %v (status %d), stored on %d writers; want acked, stored once", o.req, o.err, o.status, n)
-			}
-		}
+		t.Logf("%s: %v", what, tl)
+		return outs, tl
+	}
+
+	t.Run("ack at 7 s", func(t *testing.T) {
+		outs, tl := run(t, ackAfter(scaled7s), 0, "writers acking at 7 s")
+		expectAckedOnce(t, outs, tl)
 	})
 
 	t.Run("ack at 7 s, client deadline 3 s", func(t *testing.T) {
-		control(t, ws, ackAfter(scaled7s))
-		outs := pushClients(t, ts.url, 120*time.Millisecond)
-		waitStored()
-		tl := tallyRun(outs, ws)
-		t.Logf("writers acking at 7 s, push.v1 clients with a 3 s deadline: %v", tl)
+		outs, tl := run(t, ackAfter(scaled7s), 120*time.Millisecond, "writers acking at 7 s, push.v1 clients with a 3 s deadline")
 		for i, o := range outs {
 			n := tl.copies[o.req]
 			if i%2 == 1 { // /ingest: no client deadline
@@ -327,11 +332,7 @@ func TestSlowWriters(t *testing.T) {
 	})
 
 	t.Run("ack at 35 s, beyond the write timeout", func(t *testing.T) {
-		control(t, ws, ackAfter(scaled35s))
-		outs := pushClients(t, ts.url, 0)
-		waitStored()
-		tl := tallyRun(outs, ws)
-		t.Logf("writers acking at 35 s: %v", tl)
+		outs, tl := run(t, ackAfter(scaled35s), 0, "writers acking at 35 s")
 		for _, o := range outs {
 			if n := tl.copies[o.req]; o.status != http.StatusGatewayTimeout || o.code != connect.CodeDeadlineExceeded.String() || n > 1 {
 				t.Errorf("request %s: %v (status %d, code %q), stored on %d writers; want 504 deadline_exceeded, stored at most once", o.req, o.err, o.status, o.code, n)
@@ -343,16 +344,8 @@ func TestSlowWriters(t *testing.T) {
 		// 4.99, 4.995, 5, 5.01, 5.025, 5.1 s
 		acks := []time.Duration{199600 * time.Microsecond, 199800 * time.Microsecond, 200 * time.Millisecond,
 			200400 * time.Microsecond, 201 * time.Millisecond, 204 * time.Millisecond}
-		control(t, ws, func(i int) string { return ackAfter(acks[i])(i) })
-		outs := pushClients(t, ts.url, 0)
-		waitStored()
-		tl := tallyRun(outs, ws)
-		t.Logf("writers acking at 4.99-5.1 s: %v", tl)
-		for _, o := range outs {
-			if n := tl.copies[o.req]; o.err != nil || n != 1 {
-				t.Errorf("request %s: %v (status %d), stored on %d writers; want acked, stored once", o.req, o.err, o.status, n)
-			}
-		}
+		outs, tl := run(t, func(i int) string { return ackAfter(acks[i])(i) }, 0, "writers acking at 4.99-5.1 s")
+		expectAckedOnce(t, outs, tl)
 	})
 
 	t.Run("outage", func(t *testing.T) {

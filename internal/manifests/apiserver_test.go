@@ -2,8 +2,6 @@ package manifests
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,31 +12,14 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/pyrodist/pyrodist/test/testutil/envtestbin"
 )
 
 // Every object of every scenario passes a real kube-apiserver's validation
 // (server-side dry run), so the golden files hold objects a cluster accepts.
 func TestObjectsPassAPIServerValidation(t *testing.T) {
-	// Without KUBEBUILDER_ASSETS, use the project's tool cache; missing
-	// binaries fail the test rather than skip it, so a green run has run it.
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		out, err := exec.Command(filepath.Join("..", "..", "hack", "build-tools.sh"), "path", "k8s-dir").Output()
-		if err != nil {
-			t.Fatalf("locating kube-apiserver and etcd (hack/build-tools.sh path k8s-dir): %v; run `make k8s-bins` or set KUBEBUILDER_ASSETS", err)
-		}
-		assets = strings.TrimSpace(string(out))
-	}
-	env := &envtest.Environment{BinaryAssetsDirectory: assets}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("start envtest: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	c, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := envtestbin.Start(t, filepath.Join("..", ".."), &envtest.Environment{}, scheme.Scheme)
 	ctx := context.Background()
 	// The namespace enforces the restricted Pod Security Standard, so the
 	// pods of every zone are checked by the API server's own PodSecurity

@@ -33,6 +33,11 @@ type ClusterFacts struct {
 	// qualified name (<svc>.<ns>.svc.<domain>); empty relies on the pods'
 	// DNS search path, which works whatever the domain is.
 	ClusterDomain string
+	// AllowPrivilegedPods lets spec.podTemplate weaken the pods' restricted
+	// security contexts (root, privileged, added capabilities, a writable
+	// root file system...). Off, Build refuses such a spec with a
+	// *PodSecurityError. Set by the operator's --allow-privileged-pods.
+	AllowPrivilegedPods bool
 }
 
 // ServerMinor reads the minor version from discovery's version info; cloud
@@ -160,7 +165,8 @@ type builder struct {
 
 // Build returns the objects pd wants. It fails on a spec the API server's
 // validation should already have refused, and on what the schema cannot
-// check (no image at all, a non-positive rate).
+// check (no image at all, a non-positive rate), and with a *PodSecurityError
+// on pods weaker than the restricted defaults unless facts.AllowPrivilegedPods.
 func Build(pd *v1.PyroscopeDistributor, facts ClusterFacts) (*Desired, error) {
 	if pd == nil {
 		return nil, errors.New("nil PyroscopeDistributor")
@@ -206,6 +212,9 @@ func Build(pd *v1.PyroscopeDistributor, facts ClusterFacts) (*Desired, error) {
 			return nil, fmt.Errorf("zone %s: %w", z.Name, err)
 		}
 		d.Zones = append(d.Zones, zo)
+	}
+	if err := b.checkPodSecurity(d); err != nil {
+		return nil, err
 	}
 	return d, nil
 }

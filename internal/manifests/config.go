@@ -54,6 +54,10 @@ func distributorConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (config.
 		fmt.Sprintf("dns+%s:%d", serviceHost(MemberlistServiceName(pd.Name), pd.Namespace, facts.ClusterDomain), port),
 	}, s.Memberlist.Join...)
 
+	if err := applyTLS(&c, s.TLS); err != nil {
+		return c, err
+	}
+
 	c.Distributor.PreferSameZone = s.Placement.PreferSameZone == nil || *s.Placement.PreferSameZone
 	c.MultitenancyEnabled = s.Multitenancy
 	c.RuntimeConfig.File = configMountPath + "/" + OverridesFile

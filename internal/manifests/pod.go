@@ -68,6 +68,9 @@ func containerSecurityContext(extra *corev1.SecurityContext) (*corev1.SecurityCo
 	if extra == nil {
 		return base, nil
 	}
+	if extra.AllowPrivilegeEscalation == nil && escalationImplied(extra) {
+		base.AllowPrivilegeEscalation = nil
+	}
 	out := &corev1.SecurityContext{}
 	return out, overlay(base, extra, out)
 }
@@ -135,8 +138,8 @@ func terminationGrace(c config.Config, extraArgs []string) (int64, error) {
 		case fs.Lookup("server.graceful-shutdown-timeout"):
 			dst = &srv.GracefulTimeout
 		default:
-			if !hasValue {
-				i++ // "-flag value": skip the value
+			if b, ok := fs.Lookup(name).Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
+				i++ // "-flag value": skip the value; a boolean flag takes none
 			}
 			continue
 		}
@@ -297,6 +300,7 @@ func (b *builder) podTemplate(z v1.Zone) (corev1.PodTemplateSpec, error) {
 			}}},
 		},
 	}
+	addTLS(&spec, s.TLS)
 	if len(z.NodeSelector) > 0 {
 		spec.NodeSelector = maps.Clone(z.NodeSelector)
 	} else {

@@ -68,6 +68,13 @@ func NewMemberlist(c config.Memberlist, logger log.Logger, reg prometheus.Regist
 	if err != nil {
 		return nil, err
 	}
+	if c.TLSEnabled {
+		// dskit reads the files only when the KV starts: fail here, with
+		// the configuration's other errors, instead.
+		if _, err := c.TLS.GetTLSConfig(); err != nil {
+			return nil, fmt.Errorf("memberlist TLS: %w", err)
+		}
+	}
 	kvCfg.Codecs = []codec.Codec{ring.GetCodec(), VersionsCodec()}
 	m := &Memberlist{
 		kv:         memberlist.NewKV(kvCfg, logger, NewDNSProvider(logger, reg), reg),
@@ -200,6 +207,11 @@ func KVConfig(c config.Memberlist) (memberlist.KVConfig, error) {
 		cfg.LeaveTimeout = c.LeaveTimeout
 	}
 	cfg.BroadcastTimeoutForLocalUpdatesOnShutdown = c.BroadcastTimeoutOnShutdown
+	if err := c.ValidateTLS(); err != nil {
+		return cfg, err
+	}
+	cfg.TCPTransport.TLSEnabled = c.TLSEnabled
+	cfg.TCPTransport.TLS = c.TLS
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("memberlist: %w", err)
 	}

@@ -142,20 +142,27 @@ func newMembership(t *testing.T, id, zone, ip, join string, addrs *addrLog) *mem
 	return newMembershipLogged(t, id, zone, ip, join, addrs, nil)
 }
 
-func newMembershipLogged(t *testing.T, id, zone, ip, join string, addrs *addrLog, logger *errLog) *member {
-	t.Helper()
+// memberConfig is the memberlist config of distributor id on ip, joining
+// join with the given cluster label, with short timeouts for tests.
+func memberConfig(id, ip, join, label string) config.Memberlist {
 	c := config.Defaults().Memberlist
 	c.BindAddr = []string{ip}
 	c.BindPort = 0
 	c.JoinMembers = []string{join}
 	c.NodeName = id
-	c.ClusterLabel = clusterLabel
+	c.ClusterLabel = label
 	c.LeaveTimeout = time.Second
 	c.BroadcastTimeoutOnShutdown = time.Second
 	c.DistributorRing.InstanceID = id
 	c.DistributorRing.InstanceAddr = ip
 	c.DistributorRing.HeartbeatPeriod = 200 * time.Millisecond
 	c.DistributorRing.HeartbeatTimeout = 5 * time.Second
+	return c
+}
+
+func newMembershipLogged(t *testing.T, id, zone, ip, join string, addrs *addrLog, logger *errLog) *member {
+	t.Helper()
+	c := memberConfig(id, ip, join, clusterLabel)
 	var l log.Logger = log.NewNopLogger()
 	if logger != nil {
 		l = logger

@@ -13,9 +13,16 @@ import (
 	"github.com/pyrodist/pyrodist/internal/config"
 )
 
+// writeFile replaces the file at once (write, then rename), as a mounted
+// ConfigMap changes: a reload must never see a half-written file, which
+// reads as another, valid, file.
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
 }

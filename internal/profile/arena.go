@@ -83,7 +83,7 @@ func GetArena() *Arena { return arenaPool.Get().(*Arena) }
 // Decode is Decode in the arena's memory. Call Release before decoding
 // another profile with the same Arena.
 func (a *Arena) Decode(b []byte) (*profilev1.Profile, error) {
-	return a.d.decode(b)
+	return a.d.decode(b, nil)
 }
 
 // Release zeroes the memory of the profile decoded last and returns the

@@ -21,12 +21,17 @@ var errFallback = errors.New("fast decode: fall back")
 // slab hands out pointers to T from blocks allocated in bulk.
 type slab[T any] struct{ blocks[T] }
 
-func (s *slab[T]) get(hint int) *T {
+func (s *slab[T]) get(d *decoder, hint int) (*T, error) {
 	if len(s.cur) == cap(s.cur) {
-		s.next(max(hint, 16))
+		n := max(hint, 16)
+		var t T
+		if err := d.charge(n * int(unsafe.Sizeof(t))); err != nil {
+			return nil, err
+		}
+		s.next(n)
 	}
 	s.cur = s.cur[:len(s.cur)+1]
-	return &s.cur[len(s.cur)-1]
+	return &s.cur[len(s.cur)-1], nil
 }
 
 type decoder struct {
@@ -43,9 +48,49 @@ type decoder struct {
 	u64       blocks[uint64]
 	i64       blocks[int64]
 	// size hints, from the buffer size
-	hint int
+	hint, sampleHint int
 	// headerOnly skips samples, mappings and locations (see DecodeHeader).
 	headerOnly bool
+
+	// The bounds of DecodeWithin (nil otherwise) and what follows from them.
+	bounds                *Bounds
+	maxSamples, maxLabels int // 0: none
+	paid                  int // decoded bytes the caller charged already, not yet used
+	used                  int // decoded bytes in all, paid or reserved
+	overLabels            int // set with errLabels: the labels of the sample that passed the limit
+}
+
+// charge accounts for n bytes the decoder is about to take: from what the
+// caller paid first, then from the budget. Blocks are counted at the size
+// a fresh decoder would allocate, even when a pooled Arena reuses a larger
+// spare one, so the charge does not depend on what the Arena decoded before.
+func (d *decoder) charge(n int) error {
+	d.used += n
+	if n <= d.paid {
+		d.paid -= n
+		return nil
+	}
+	n -= d.paid
+	d.paid = 0
+	if d.bounds == nil || d.bounds.Reserve == nil {
+		return nil
+	}
+	return d.bounds.Reserve(n)
+}
+
+// add appends v to *s, charging the slice's growth before it happens.
+func add[T any](d *decoder, s *[]T, v T) error {
+	if len(*s) == cap(*s) {
+		n := max(2*cap(*s), 8)
+		if err := d.charge(n * int(unsafe.Sizeof(v))); err != nil {
+			return err
+		}
+		g := make([]T, len(*s), n)
+		copy(g, *s)
+		*s = g
+	}
+	*s = append(*s, v)
+	return nil
 }
 
 func readVarint(b []byte, i int) (uint64, int, bool) {
@@ -112,35 +157,48 @@ func (d *decoder) str(b []byte) string {
 
 // take returns an empty slice with capacity n carved from arena, which
 // moves to another block of at least hint elements when it runs short.
-func take[T any](arena *blocks[T], n, hint int) []T {
+func take[T any](d *decoder, arena *blocks[T], n, hint int) ([]T, error) {
 	if cap(arena.cur)-len(arena.cur) < n {
+		var t T
+		if err := d.charge(max(n, hint) * int(unsafe.Sizeof(t))); err != nil {
+			return nil, err
+		}
 		arena.next(max(n, hint))
 	}
 	l := len(arena.cur)
 	arena.cur = arena.cur[:l+n]
-	return arena.cur[l : l : l+n]
+	return arena.cur[l : l : l+n], nil
 }
 
 // repeated appends a packed or single varint to dst, taking capacity from
-// arena.
-func repeated[T uint64 | int64](dst []T, arena *blocks[T], hint int, b []byte, wt int, v uint64) ([]T, error) {
+// arena: dst never grows outside it, so all of it is charged.
+func repeated[T uint64 | int64](d *decoder, dst []T, arena *blocks[T], hint int, b []byte, wt int, v uint64) ([]T, error) {
 	if wt == 0 {
-		if dst == nil {
-			dst = take(arena, 2, hint) // runtime/pprof writes up to 2 ids and values unpacked
+		if len(dst) == cap(dst) {
+			// runtime/pprof writes up to 2 ids and values unpacked
+			g, err := take(d, arena, max(2, 2*len(dst)), hint)
+			if err != nil {
+				return nil, err
+			}
+			dst = append(g, dst...)
 		}
 		return append(dst, T(v)), nil
 	}
 	if wt != 2 {
 		return nil, errFallback
 	}
-	if dst == nil {
-		n := 0
-		for _, c := range b {
-			if c < 0x80 {
-				n++
-			}
+	n := 0
+	for _, c := range b {
+		if c < 0x80 {
+			n++
 		}
-		dst = take(arena, n, hint)
+	}
+	if cap(dst)-len(dst) < n {
+		g, err := take(d, arena, len(dst)+n, hint)
+		if err != nil {
+			return nil, err
+		}
+		dst = append(g, dst...)
 	}
 	for i := 0; i < len(b); {
 		x, j, ok := readVarint(b, i)
@@ -157,38 +215,95 @@ func repeated[T uint64 | int64](dst []T, arena *blocks[T], hint int, b []byte, w
 // of the message being decoded (a sample's labels, a location's lines): when
 // *ptrs is full the run moves to a fresh, larger block, so every run stays
 // contiguous and the message can slice it off at the end.
-func appendRun[T any](ptrs *[]*T, start *int, p *T, hint int) {
+func appendRun[T any](d *decoder, ptrs *[]*T, start *int, p *T, hint int) error {
 	if len(*ptrs) == cap(*ptrs) {
 		run := len(*ptrs) - *start
-		grown := make([]*T, run, max(2*run, hint, 16))
+		n := max(2*run, hint, 16)
+		if err := d.charge(n * int(unsafe.Sizeof(p))); err != nil {
+			return err
+		}
+		grown := make([]*T, run, n)
 		copy(grown, (*ptrs)[*start:])
 		*ptrs = grown
 		*start = 0
 	}
 	*ptrs = append(*ptrs, p)
+	return nil
 }
 
-// varints reads a message whose fields 1..len(v) are all varints into v
+// endRun sets *dst to the run of ptrs from start on (see appendRun), if
+// the message has any.
+func endRun[T any](dst *[]*T, ptrs []*T, start int) {
+	if end := len(ptrs); end > start {
+		*dst = ptrs[start:end:end]
+	}
+}
+
+// message decodes b into a T taken from s. The decoding method is picked
+// by a type switch rather than passed as a function value: a call through
+// one would make the decoder escape to the heap.
+func message[T any](d *decoder, s *slab[T], hint int, b []byte) (*T, error) {
+	m, err := s.get(d, hint)
+	if err != nil {
+		return nil, err
+	}
+	switch m := any(m).(type) {
+	case *profilev1.ValueType:
+		err = d.valueType(b, m)
+	case *profilev1.Sample:
+		err = d.sample(b, m)
+	case *profilev1.Mapping:
+		err = d.mapping(b, m)
+	case *profilev1.Location:
+		err = d.location(b, m)
+	case *profilev1.Function:
+		err = d.function(b, m)
+	case *profilev1.Label:
+		err = d.label(b, m)
+	case *profilev1.Line:
+		err = d.line(b, m)
+	default:
+		panic("profile: no decoder for this message type")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// addMessage decodes b as message does and appends the result to *dst.
+func addMessage[T any](d *decoder, s *slab[T], hint int, b []byte, dst *[]*T) error {
+	m, err := message(d, s, hint, b)
+	if err != nil {
+		return err
+	}
+	return add(d, dst, m)
+}
+
+// varints reads a message whose fields 1..n (n <= 10) are all varints
 // (the last occurrence wins, as in UnmarshalVT); other fields are skipped.
-func (d *decoder) varints(b []byte, v []uint64) error {
+// The decoders below copy v into their message even on an error: the
+// message is dropped then.
+func (d *decoder) varints(b []byte, n int) (v [10]uint64, err error) {
 	for i := 0; i < len(b); {
 		num, wt, x, _, _, next, err := d.field(b, i)
 		if err != nil {
-			return err
+			return v, err
 		}
 		i = next
-		if num <= len(v) {
+		if num <= n {
 			if wt != 0 {
-				return errFallback
+				return v, errFallback
 			}
 			v[num-1] = x
 		}
 	}
-	return nil
+	return v, nil
 }
 
 func (d *decoder) profile(b []byte, p *profilev1.Profile) error {
 	for i := 0; i < len(b); {
+		at := i
 		num, wt, v, s, e, next, err := d.field(b, i)
 		if err != nil {
 			return err
@@ -204,37 +319,23 @@ func (d *decoder) profile(b []byte, p *profilev1.Profile) error {
 		}
 		switch num {
 		case 1:
-			vt := d.types.get(4)
-			if err := d.valueType(b[s:e], vt); err != nil {
-				return err
-			}
-			p.SampleType = append(p.SampleType, vt)
+			err = addMessage(d, &d.types, 4, b[s:e], &p.SampleType)
 		case 2:
-			sm := d.samples.get(d.hint / 16)
-			if err := d.sample(b[s:e], sm); err != nil {
-				return err
+			if d.maxSamples > 0 && len(p.Sample) == d.maxSamples {
+				return d.refuse(b[at:], p, -1)
 			}
-			p.Sample = append(p.Sample, sm)
+			err = addMessage(d, &d.samples, d.sampleHint, b[s:e], &p.Sample)
+			if err == errLabels {
+				return d.refuse(b[next:], p, len(p.Sample))
+			}
 		case 3:
-			m := d.mappings.get(4)
-			if err := d.mapping(b[s:e], m); err != nil {
-				return err
-			}
-			p.Mapping = append(p.Mapping, m)
+			err = addMessage(d, &d.mappings, 4, b[s:e], &p.Mapping)
 		case 4:
-			l := d.locations.get(d.hint / 32)
-			if err := d.location(b[s:e], l); err != nil {
-				return err
-			}
-			p.Location = append(p.Location, l)
+			err = addMessage(d, &d.locations, d.hint/32, b[s:e], &p.Location)
 		case 5:
-			f := d.functions.get(d.hint / 48)
-			if err := d.function(b[s:e], f); err != nil {
-				return err
-			}
-			p.Function = append(p.Function, f)
+			err = addMessage(d, &d.functions, d.hint/48, b[s:e], &p.Function)
 		case 6:
-			p.StringTable = append(p.StringTable, d.str(b[s:e]))
+			err = add(d, &p.StringTable, d.str(b[s:e]))
 		case 7:
 			p.DropFrames = int64(v)
 		case 8:
@@ -247,46 +348,37 @@ func (d *decoder) profile(b []byte, p *profilev1.Profile) error {
 			if p.PeriodType == nil {
 				p.PeriodType = &profilev1.ValueType{}
 			}
-			if err := d.valueType(b[s:e], p.PeriodType); err != nil {
-				return err
-			}
+			err = d.valueType(b[s:e], p.PeriodType)
 		case 12:
 			p.Period = int64(v)
 		case 13:
 			if wt != 0 && wt != 2 {
 				return errFallback
 			}
-			c, err := repeated(p.Comment, &d.i64, d.hint, b[s:e], wt, v)
-			if err != nil {
-				return err
-			}
-			p.Comment = c
+			p.Comment, err = repeated(d, p.Comment, &d.i64, d.hint, b[s:e], wt, v)
 		case 14:
 			p.DefaultSampleType = int64(v)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
 func (d *decoder) valueType(b []byte, vt *profilev1.ValueType) error {
-	var v [2]uint64
-	if err := d.varints(b, v[:]); err != nil {
-		return err
-	}
+	v, err := d.varints(b, 2)
 	vt.Type, vt.Unit = int64(v[0]), int64(v[1])
-	return nil
+	return err
 }
 
 func (d *decoder) sample(b []byte, sm *profilev1.Sample) error {
 	// Labels are collected like location lines: contiguous in one shared
 	// slice of pointers, sliced off at the end.
 	start := len(d.labelPtrs)
-	defer func() {
-		if end := len(d.labelPtrs); end > start {
-			sm.Label = d.labelPtrs[start:end:end]
-		}
-	}()
+	defer func() { endRun(&sm.Label, d.labelPtrs, start) }()
 	for i := 0; i < len(b); {
+		at := i
 		num, wt, v, s, e, next, err := d.field(b, i)
 		if err != nil {
 			return err
@@ -294,56 +386,53 @@ func (d *decoder) sample(b []byte, sm *profilev1.Sample) error {
 		i = next
 		switch num {
 		case 1:
-			if sm.LocationId, err = repeated(sm.LocationId, &d.u64, d.hint, b[s:e], wt, v); err != nil {
+			if sm.LocationId, err = repeated(d, sm.LocationId, &d.u64, d.hint, b[s:e], wt, v); err != nil {
 				return err
 			}
 		case 2:
-			if sm.Value, err = repeated(sm.Value, &d.i64, d.hint, b[s:e], wt, v); err != nil {
+			if sm.Value, err = repeated(d, sm.Value, &d.i64, d.hint, b[s:e], wt, v); err != nil {
 				return err
 			}
 		case 3:
 			if wt != 2 {
 				return errFallback
 			}
-			l := d.labels.get(d.hint / 64)
-			if err := d.label(b[s:e], l); err != nil {
+			if n := len(d.labelPtrs) - start; d.maxLabels > 0 && n == d.maxLabels {
+				// Count the rest without decoding them, for the message.
+				d.overLabels = n + countField(b[at:], 3)
+				return errLabels
+			}
+			l, err := message(d, &d.labels, d.hint/64, b[s:e])
+			if err == nil {
+				err = appendRun(d, &d.labelPtrs, &start, l, d.hint/32)
+			}
+			if err != nil {
 				return err
 			}
-			appendRun(&d.labelPtrs, &start, l, d.hint/32)
 		}
 	}
 	return nil
 }
 
 func (d *decoder) label(b []byte, l *profilev1.Label) error {
-	var v [4]uint64
-	if err := d.varints(b, v[:]); err != nil {
-		return err
-	}
+	v, err := d.varints(b, 4)
 	l.Key, l.Str, l.Num, l.NumUnit = int64(v[0]), int64(v[1]), int64(v[2]), int64(v[3])
-	return nil
+	return err
 }
 
 func (d *decoder) mapping(b []byte, m *profilev1.Mapping) error {
-	var v [10]uint64
-	if err := d.varints(b, v[:]); err != nil {
-		return err
-	}
+	v, err := d.varints(b, 10)
 	m.Id, m.MemoryStart, m.MemoryLimit, m.FileOffset = v[0], v[1], v[2], v[3]
 	m.Filename, m.BuildId = int64(v[4]), int64(v[5])
 	m.HasFunctions, m.HasFilenames, m.HasLineNumbers, m.HasInlineFrames = v[6] != 0, v[7] != 0, v[8] != 0, v[9] != 0
-	return nil
+	return err
 }
 
 func (d *decoder) location(b []byte, l *profilev1.Location) error {
 	// A location's lines are collected contiguously in one shared slice of
 	// pointers and sliced off at the end: one allocation for all locations.
 	start := len(d.linePtrs)
-	defer func() {
-		if end := len(d.linePtrs); end > start {
-			l.Line = d.linePtrs[start:end:end]
-		}
-	}()
+	defer func() { endRun(&l.Line, d.linePtrs, start) }()
 	for i := 0; i < len(b); {
 		num, wt, v, s, e, next, err := d.field(b, i)
 		if err != nil {
@@ -361,11 +450,13 @@ func (d *decoder) location(b []byte, l *profilev1.Location) error {
 		case 3:
 			l.Address = v
 		case 4:
-			ln := d.lines.get(d.hint / 24)
-			if err := d.line(b[s:e], ln); err != nil {
+			ln, err := message(d, &d.lines, d.hint/24, b[s:e])
+			if err == nil {
+				err = appendRun(d, &d.linePtrs, &start, ln, d.hint/24)
+			}
+			if err != nil {
 				return err
 			}
-			appendRun(&d.linePtrs, &start, ln, d.hint/24)
 		case 5:
 			l.IsFolded = v != 0
 		}
@@ -374,21 +465,15 @@ func (d *decoder) location(b []byte, l *profilev1.Location) error {
 }
 
 func (d *decoder) line(b []byte, ln *profilev1.Line) error {
-	var v [2]uint64
-	if err := d.varints(b, v[:]); err != nil {
-		return err
-	}
+	v, err := d.varints(b, 2)
 	ln.FunctionId, ln.Line = v[0], int64(v[1])
-	return nil
+	return err
 }
 
 func (d *decoder) function(b []byte, f *profilev1.Function) error {
-	var v [5]uint64
-	if err := d.varints(b, v[:]); err != nil {
-		return err
-	}
+	v, err := d.varints(b, 5)
 	f.Id, f.Name, f.SystemName, f.Filename, f.StartLine = v[0], int64(v[1]), int64(v[2]), int64(v[3]), int64(v[4])
-	return nil
+	return err
 }
 
 // DecodeHeader parses everything of uncompressed pprof bytes except their
@@ -415,14 +500,34 @@ func DecodeHeader(b []byte) (*profilev1.Profile, error) {
 // Decode parses uncompressed pprof bytes. The profile's strings alias b.
 func Decode(b []byte) (*profilev1.Profile, error) {
 	var d decoder
-	return d.decode(b)
+	return d.decode(b, nil)
 }
 
-func (d *decoder) decode(b []byte) (*profilev1.Profile, error) {
+func (d *decoder) decode(b []byte, bounds *Bounds) (*profilev1.Profile, error) {
 	p := &profilev1.Profile{}
 	d.buf, d.hint, d.headerOnly = b, max(len(b)/8, 64), false
-	if err := d.profile(b, p); err == nil {
+	d.bounds, d.maxSamples, d.maxLabels, d.paid, d.used, d.overLabels = bounds, 0, 0, 0, 0, 0
+	d.sampleHint = d.hint / 16
+	if bounds != nil {
+		d.paid = bounds.Paid
+		if l := bounds.Limits; l != nil {
+			d.maxSamples, d.maxLabels = l.MaxProfileStacktraceSamples, l.MaxProfileStacktraceSampleLabels
+		}
+		if d.maxSamples > 0 {
+			d.sampleHint = min(d.sampleHint, d.maxSamples)
+		}
+	}
+	err := d.profile(b, p)
+	if err == nil {
 		return p, nil
+	}
+	if err != errFallback {
+		return nil, err
+	}
+	if bounds != nil {
+		if err := d.boundFallback(b); err != nil {
+			return nil, err
+		}
 	}
 	p = &profilev1.Profile{}
 	if err := p.UnmarshalVT(b); err != nil {

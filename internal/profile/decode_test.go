@@ -5,11 +5,13 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"testing"
+	"time"
 
 	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/pyrodist/pyrodist/test/corpus"
+	"github.com/pyrodist/pyrodist/test/testutil/hostile"
 )
 
 func discardUnknown(m protoreflect.Message) {
@@ -42,10 +44,13 @@ func FuzzDecode(f *testing.F) {
 		f.Add(bytes.Clone(raw))
 	}
 	f.Add([]byte("not a profile"))
+	f.Add(hostile.EmptySamples(6))
+	f.Add(hostile.Locations(256))
 	arena := GetArena() // reused across inputs: recycled memory must not show
 	f.Fuzz(func(t *testing.T, data []byte) {
 		want := &profilev1.Profile{}
 		wantErr := want.UnmarshalVT(data)
+		checkWithin(t, data, wantErr)
 		got, err := Decode(data)
 		if (err != nil) != (wantErr != nil) {
 			t.Fatalf("Decode err %v, UnmarshalVT err %v", err, wantErr)
@@ -97,6 +102,35 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("header differs from the full decode")
 		}
 	})
+}
+
+// checkWithin: DecodeWithin, with count limits small enough for fuzzed
+// inputs to pass them, refuses what UnmarshalVT refuses (with its error or
+// a limit's), and otherwise gives the profile, or the error, that Decode
+// and Validate give.
+func checkWithin(t *testing.T, data []byte, unmarshalErr error) {
+	t.Helper()
+	l := limits()
+	l.MaxProfileStacktraceSamples, l.MaxProfileStacktraceSampleLabels = 3, 2
+	now := time.Unix(1_700_000_000, 0)
+	p, _, err := new(Arena).DecodeWithin(data, Bounds{Limits: l, Series: series, Now: now})
+	if unmarshalErr != nil {
+		if err == nil {
+			t.Fatalf("DecodeWithin accepted what UnmarshalVT refuses (%v)", unmarshalErr)
+		}
+		return
+	}
+	full, ferr := Decode(data)
+	if ferr != nil {
+		t.Fatalf("Decode: %v", ferr)
+	}
+	_, want := Validate(l, full, len(data), series, now)
+	if err == nil {
+		_, err = Validate(l, p, len(data), series, now)
+	}
+	if (err == nil) != (want == nil) || err != nil && (err.Error() != want.Error() || reasonOf(err) != reasonOf(want)) {
+		t.Fatalf("DecodeWithin then Validate: %v; Decode then Validate: %v", err, want)
+	}
 }
 
 // DecodeHeader skips the bulk of a profile but not its framing.

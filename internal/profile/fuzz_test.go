@@ -9,11 +9,13 @@ import (
 	"github.com/google/pprof/profile"
 
 	"github.com/pyrodist/pyrodist/test/corpus"
+	"github.com/pyrodist/pyrodist/test/testutil/hostile"
 )
 
-// FuzzPipeline runs arbitrary bytes through inflate, decode, validate,
-// normalize, split and encode: no panic, and whatever comes out parses with
-// google/pprof and passes CheckValid.
+// FuzzPipeline runs arbitrary bytes through inflate, decode (within the
+// count limits, as the pipeline does), validate, normalize, split and
+// encode: no panic, and whatever comes out parses with google/pprof and
+// passes CheckValid.
 func FuzzPipeline(f *testing.F) {
 	for _, cp := range corpus.All()[:2] { // cpu, heap: the 16k one slows every run
 		f.Add(cp.Gzipped)
@@ -25,6 +27,8 @@ func FuzzPipeline(f *testing.F) {
 	pprof.Lookup("allocs").WriteTo(&b, 0)
 	f.Add(b.Bytes())
 	f.Add([]byte("not a profile"))
+	f.Add(hostile.Gzip(hostile.EmptySamples(20_000)))
+	f.Add(hostile.Gzip(hostile.Locations(64 << 10)))
 	now := time.Now()
 	l := limits()
 	l.RejectOlderThan, l.RejectNewerThan = 0, 0
@@ -36,7 +40,7 @@ func FuzzPipeline(f *testing.F) {
 		if err != nil {
 			return
 		}
-		p, err := Decode(data)
+		p, _, err := new(Arena).DecodeWithin(data, Bounds{Limits: l, Series: series, Now: now})
 		if err != nil {
 			return
 		}

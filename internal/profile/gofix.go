@@ -1,7 +1,6 @@
 package profile
 
 import (
-	"regexp"
 	"strings"
 	"unsafe"
 
@@ -51,35 +50,84 @@ func IsGo(p *profilev1.Profile, ls []*typesv1.LabelPair) bool {
 	return false
 }
 
-// goShape matches Go's type-parameter instantiations in function names: since
+// goShapePrefix opens a type-parameter section in a Go function name: since
 // Go 1.21 a name may carry the go.shape type arguments of any instantiation,
 // whatever the call site, so one function shows up under several names.
-// Greedy, unlike Pyroscope's rule at 3fe6a45
-// (docs/compatibility.md#not-yet-reproduced).
-var goShape = regexp.MustCompile(`\[go\.shape\..*\]`)
+const goShapePrefix = "[go.shape."
 
-// FixGo applies Pyroscope's Go fixes: type parameters in function names become
-// "[...]" and the functions and locations that thereby become identical are
-// merged (Normalize then sums the samples that became identical). It reports
-// whether it changed p. Then stacks cut by Go's depth limit are repaired
-// from their neighbours (see repairTruncatedGo).
-func FixGo(p *profilev1.Profile) bool {
-	var renamed map[int64]bool
-	for i, s := range p.StringTable {
-		if strings.Contains(s, "[go.shape.") {
-			if c := goShape.ReplaceAllString(s, "[...]"); c != s {
-				p.StringTable[i] = c
-				if renamed == nil {
-					renamed = make(map[int64]bool)
-				}
-				renamed[int64(i)] = true
+// DropGoTypeParameters removes every type-parameter section from a function
+// name, as dropGoTypeParameters in pkg/pprof/fix_go_profile.go at 3fe6a45
+// does: a section starts at "[go.shape." and ends at the bracket that
+// balances it, nested brackets included ("pkg.(*T[go.shape.struct { F
+// []uint8 }]).M" becomes "pkg.(*T).M"). Brackets without the prefix stay.
+//
+// When a section never closes, Pyroscope appends the remainder starting
+// where its scan resumed (the end of the previous section, or the start of
+// the name) after having already written the text before the section, so
+// that text appears twice: "a[go.shape.int" becomes "aa[go.shape.int". We
+// reproduce it, since the result is what reaches the writers.
+func DropGoTypeParameters(s string) string {
+	if !strings.Contains(s, goShapePrefix) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	resume := 0 // where the text after the last closed section begins
+	for resume < len(s) {
+		k := strings.Index(s[resume:], goShapePrefix)
+		if k < 0 {
+			b.WriteString(s[resume:])
+			break
+		}
+		open := resume + k
+		b.WriteString(s[resume:open])
+		end := matchingBracket(s, open)
+		if end < 0 {
+			b.WriteString(s[resume:]) // Pyroscope's quirk, see above
+			break
+		}
+		resume = end + 1
+	}
+	return b.String()
+}
+
+// matchingBracket returns the index of the "]" balancing the "[" at open,
+// or -1.
+func matchingBracket(s string, open int) int {
+	depth := 0
+	for i := open; i < len(s); i++ {
+		switch s[i] {
+		case '[':
+			depth++
+		case ']':
+			depth--
+			if depth == 0 {
+				return i
 			}
 		}
 	}
+	return -1
+}
+
+// FixGo applies Pyroscope's Go fixes (FixGoProfile in
+// pkg/pprof/fix_go_profile.go at 3fe6a45) to a profile that IsGo reports as
+// Go: type-parameter sections are dropped from every string (see
+// DropGoTypeParameters) and, when a string changed, the functions and
+// locations that are then identical are merged, as Pyroscope's merge of the
+// profile with itself does (Normalize then sums the samples that became
+// identical). It reports whether it changed p. Then stacks cut by Go's
+// depth limit are repaired from their neighbours (see repairTruncatedGo).
+func FixGo(p *profilev1.Profile) bool {
 	changed := false
-	if renamed != nil {
-		dedupeSymbols(p, renamed)
-		changed = true
+	for i, s := range p.StringTable {
+		if c := DropGoTypeParameters(s); c != s {
+			p.StringTable[i] = c
+			changed = true
+		}
+	}
+	if changed {
+		dedupeSymbols(p)
+		p.Comment = nil // the merged profile Pyroscope builds has none
 	}
 	if mayBeTruncatedGo(p) {
 		before := stackLen(p)
@@ -97,11 +145,15 @@ func stackLen(p *profilev1.Profile) int {
 	return n
 }
 
-// dedupeSymbols points references to functions whose strings were renamed,
-// and to the locations using them, at the first one with equal content, so
-// equal stacks get equal location ids. Only those can have become equal.
-// Candidates are found by hash and confirmed by comparing content.
-func dedupeSymbols(p *profilev1.Profile, renamed map[int64]bool) {
+// dedupeSymbols points references to functions, and then locations, at the
+// first one with equal content, and locations at the first equal mapping, so
+// equal stacks get equal location ids. All
+// of them, not only those with a renamed string: a renamed function may now
+// equal one that never had type parameters, and Pyroscope's merge of the
+// profile with itself keys every function by (name, system name, file name,
+// start line), every mapping as below, and every location by (address,
+// mapping, lines), ignoring is_folded. Candidates are found by hash and confirmed by comparing content.
+func dedupeSymbols(p *profilev1.Profile) {
 	str := func(i int64) string {
 		if i >= 0 && i < int64(len(p.StringTable)) {
 			return p.StringTable[i]
@@ -113,14 +165,9 @@ func dedupeSymbols(p *profilev1.Profile, renamed map[int64]bool) {
 			str(a.SystemName) == str(b.SystemName) && str(a.Filename) == str(b.Filename)
 	}
 	var kb []byte
-	touched := map[uint64]bool{}   // ids of functions with a renamed string
 	fnCanon := map[uint64]uint64{} // duplicate function id -> first id
 	var fns contentIndex
 	for fi, f := range p.Function {
-		if !renamed[f.Name] && !renamed[f.SystemName] && !renamed[f.Filename] {
-			continue
-		}
-		touched[f.Id] = true
 		kb = append(kb[:0], str(f.Name)...)
 		kb = append(kb, 0xff)
 		kb = append(kb, str(f.SystemName)...)
@@ -131,11 +178,49 @@ func dedupeSymbols(p *profilev1.Profile, renamed map[int64]bool) {
 			fnCanon[f.Id] = p.Function[j].Id
 		}
 	}
-	if len(fnCanon) == 0 {
-		return // renamed, but no two functions became equal
+	if len(fnCanon) > 0 {
+		for _, l := range p.Location {
+			for _, ln := range l.Line {
+				if c, ok := fnCanon[ln.FunctionId]; ok {
+					ln.FunctionId = c
+				}
+			}
+		}
+	}
+	// Mappings: keyed by size rounded up to 4 KiB, file offset, and the build
+	// id, or the file name when there is none (GetMappingKey in
+	// pkg/pprof/merge.go at 3fe6a45; one string stands for either, so a build
+	// id equal to another mapping's file name matches). The start address is
+	// not part of the key.
+	type mappingKey struct {
+		size, offset uint64
+		id           string
+	}
+	mapCanon := map[uint64]uint64{}
+	firstMapping := map[mappingKey]uint64{}
+	for _, m := range p.Mapping {
+		size := m.MemoryLimit - m.MemoryStart
+		size += 0xfff
+		size -= size % 0x1000
+		k := mappingKey{size: size, offset: m.FileOffset, id: str(m.BuildId)}
+		if k.id == "" {
+			k.id = str(m.Filename)
+		}
+		if first, ok := firstMapping[k]; ok {
+			mapCanon[m.Id] = first
+		} else {
+			firstMapping[k] = m.Id
+		}
+	}
+	if len(mapCanon) > 0 {
+		for _, l := range p.Location {
+			if c, ok := mapCanon[l.MappingId]; ok {
+				l.MappingId = c
+			}
+		}
 	}
 	sameLoc := func(a, b *profilev1.Location) bool {
-		if a.MappingId != b.MappingId || a.Address != b.Address || a.IsFolded != b.IsFolded || len(a.Line) != len(b.Line) {
+		if a.MappingId != b.MappingId || a.Address != b.Address || len(a.Line) != len(b.Line) {
 			return false
 		}
 		for i := range a.Line {
@@ -148,23 +233,8 @@ func dedupeSymbols(p *profilev1.Profile, renamed map[int64]bool) {
 	locCanon := map[uint64]uint64{}
 	var locs contentIndex
 	for li, l := range p.Location {
-		uses := false
-		for _, ln := range l.Line {
-			if touched[ln.FunctionId] {
-				uses = true
-				if c, ok := fnCanon[ln.FunctionId]; ok {
-					ln.FunctionId = c
-				}
-			}
-		}
-		if !uses {
-			continue
-		}
 		kb = appendUvarint(kb[:0], l.MappingId)
 		kb = appendUvarint(kb, l.Address)
-		if l.IsFolded {
-			kb = append(kb, 1)
-		}
 		for _, ln := range l.Line {
 			kb = appendUvarint(kb, ln.FunctionId)
 			kb = appendUvarint(kb, uint64(ln.Line))

@@ -235,21 +235,27 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
-func TestFixGoTypeParameters(t *testing.T) {
-	p := small(time.Now())
-	p.StringTable = append(p.StringTable, "x[go.shape.int].f", "x[go.shape.string].f")
-	p.Function = []*profilev1.Function{{Id: 1, Name: 5}, {Id: 2, Name: 7}, {Id: 3, Name: 8}}
-	p.Location = []*profilev1.Location{{Id: 1, Line: []*profilev1.Line{{FunctionId: 1}}}, {Id: 2, Line: []*profilev1.Line{{FunctionId: 2}}}, {Id: 3, Line: []*profilev1.Line{{FunctionId: 3}}}}
-	p.Sample = []*profilev1.Sample{{LocationId: []uint64{2, 1}, Value: []int64{1, 10}}, {LocationId: []uint64{3, 1}, Value: []int64{2, 20}}}
-	if !FixGo(p) {
-		t.Fatal("FixGo changed nothing")
-	}
-	Normalize(p)
-	if len(p.Sample) != 1 || p.Sample[0].Value[0] != 3 {
-		t.Fatalf("samples of x[...].f not merged: %v", p.Sample)
-	}
-	if name := p.StringTable[p.Function[p.Location[p.Sample[0].LocationId[0]-1].Line[0].FunctionId-1].Name]; name != "x[...].f" {
-		t.Errorf("name %q", name)
+// Two functions that differ only in their type parameters become one x.f,
+// and a renamed function also merges with one that never had type
+// parameters (Pyroscope's merge of the profile with itself), so their
+// samples are summed.
+func TestFixGoMergesRenamedFunctions(t *testing.T) {
+	for _, names := range [][2]string{
+		{"x[go.shape.int].f", "x[go.shape.string].f"},
+		{"x.f", "x[go.shape.int].f"},
+	} {
+		p := small(time.Now())
+		p.StringTable = append(p.StringTable, names[0], names[1])
+		p.Function = []*profilev1.Function{{Id: 1, Name: 5}, {Id: 2, Name: 7}, {Id: 3, Name: 8}}
+		p.Location = []*profilev1.Location{{Id: 1, Line: []*profilev1.Line{{FunctionId: 1}}}, {Id: 2, Line: []*profilev1.Line{{FunctionId: 2}}}, {Id: 3, Line: []*profilev1.Line{{FunctionId: 3}}}}
+		p.Sample = []*profilev1.Sample{{LocationId: []uint64{2, 1}, Value: []int64{1, 10}}, {LocationId: []uint64{3, 1}, Value: []int64{2, 20}}}
+		if !FixGo(p) {
+			t.Fatalf("%v: FixGo changed nothing", names)
+		}
+		Normalize(p)
+		if len(p.Sample) != 1 || p.Sample[0].Value[0] != 3 || p.Sample[0].Value[1] != 30 {
+			t.Fatalf("%v: samples of x.f not merged: %v", names, p.Sample)
+		}
 	}
 }
 
@@ -324,5 +330,66 @@ func TestHumanBytes(t *testing.T) {
 	}
 	if got := IECBytes(4 << 20); got != "4.0 MiB" {
 		t.Errorf("IECBytes = %q", got)
+	}
+}
+
+// TestDropGoTypeParameters: dropGoTypeParameters in
+// pkg/pprof/fix_go_profile.go at 3fe6a45. Each "[go.shape." section goes up
+// to the bracket that balances it; an unbalanced one keeps the rest of the
+// name and repeats the text since the last closed section.
+func TestDropGoTypeParameters(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"no type parameters", "github.com/a/b.(*T).Push", "github.com/a/b.(*T).Push"},
+		{"empty", "", ""},
+		{"one section", "pkg.Func[go.shape.int]", "pkg.Func"},
+		{"section then suffix", "pkg.(*T[go.shape.int]).Method", "pkg.(*T).Method"},
+		{"several arguments", "pkg.Func[go.shape.int,go.shape.string]", "pkg.Func"},
+		{"nested brackets", "pkg.(*T[go.shape.struct { F []uint8 }]).Method", "pkg.(*T).Method"},
+		{"deeper nesting", "pkg.F[go.shape.map[string][]int].G", "pkg.F.G"},
+		{"two sections", "pkg.Func[go.shape.int].Method[go.shape.string]", "pkg.Func.Method"},
+		{"two sections, first nested", "pkg.Func[go.shape.struct { F []uint8 }].Method[go.shape.int]", "pkg.Func.Method"},
+		{"adjacent sections", "f[go.shape.int][go.shape.int]x", "fx"},
+		{"brackets without go.shape stay", "pkg.Func[int]", "pkg.Func[int]"},
+		{"brackets without go.shape before a section", "a[int].b[go.shape.int]", "a[int].b"},
+		{"go.shape without a bracket", "go.shape.int", "go.shape.int"},
+		{"section not at a name", "[go.shape.int]", ""},
+		{"case-sensitive prefix", "f[Go.shape.int]", "f[Go.shape.int]"},
+		{"prefix alone", "f[go.shape.", "ff[go.shape."},
+		{"unclosed section repeats the text before it", "a[go.shape.int", "aa[go.shape.int"},
+		{"unclosed inner bracket", "pkg.F[go.shape.[]int", "pkg.Fpkg.F[go.shape.[]int"},
+		{"unclosed after a closed section", "x[go.shape.int].y[go.shape.z", "x.y.y[go.shape.z"},
+		{"closed after an unclosed one is not reached", "a[go.shape.[b[go.shape.c]", "aa[go.shape.[b[go.shape.c]"},
+		{"stray closing bracket kept", "a]b[go.shape.c]]", "a]b]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := DropGoTypeParameters(tt.in); got != tt.want {
+				t.Errorf("DropGoTypeParameters(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFixGoMergesMappings: Pyroscope's merge keys a mapping by its size
+// rounded up to 4 KiB, file offset and build id (else file name), not its
+// start, so locations that differ only by such a mapping become one.
+func TestFixGoMergesMappings(t *testing.T) {
+	p := small(time.Now())
+	p.StringTable = append(p.StringTable, "x[go.shape.int].f", "bin")
+	p.Function = []*profilev1.Function{{Id: 1, Name: 5}}
+	p.Mapping = []*profilev1.Mapping{
+		{Id: 1, MemoryStart: 0x1000, MemoryLimit: 0x2001, Filename: 6},
+		{Id: 2, MemoryStart: 0x9000, MemoryLimit: 0xa800, Filename: 6}, // same key: size rounds to 0x2000
+		{Id: 3, MemoryStart: 0x1000, MemoryLimit: 0x2001, Filename: 6, FileOffset: 1},
+	}
+	p.Location = []*profilev1.Location{
+		{Id: 1, MappingId: 1, Line: []*profilev1.Line{{FunctionId: 1}}},
+		{Id: 2, MappingId: 2, Line: []*profilev1.Line{{FunctionId: 1}}},
+		{Id: 3, MappingId: 3, Line: []*profilev1.Line{{FunctionId: 1}}},
+	}
+	p.Sample = []*profilev1.Sample{{LocationId: []uint64{1}, Value: []int64{1, 1}}, {LocationId: []uint64{2}, Value: []int64{2, 2}}, {LocationId: []uint64{3}, Value: []int64{4, 4}}}
+	FixGo(p)
+	if got := []uint64{p.Sample[0].LocationId[0], p.Sample[1].LocationId[0], p.Sample[2].LocationId[0]}; got[0] != 1 || got[1] != 1 || got[2] != 3 {
+		t.Errorf("locations %v, want [1 1 3]", got)
 	}
 }

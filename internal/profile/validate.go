@@ -24,22 +24,13 @@ func malformed(format string, args ...any) error {
 // now, stack depth and symbol length truncation) and reports whether it
 // changed p.
 func Validate(l *config.Limits, p *profilev1.Profile, size int, ls []*typesv1.LabelPair, now time.Time) (changed bool, err error) {
-	if len(p.SampleType) == 0 {
-		return false, malformed("empty profile")
+	setTime, err := checkHead(l, len(p.SampleType), p.TimeNanos, size, len(p.Sample), ls, now)
+	if err != nil {
+		return false, err
 	}
-	if p.TimeNanos > 0 {
-		if err := validation.CheckIngestionWindow(l, p.TimeNanos, now, ls); err != nil {
-			return false, err
-		}
-	} else {
+	if setTime {
 		p.TimeNanos = now.UnixNano()
 		changed = true
-	}
-	if l.MaxProfileSizeBytes > 0 && size > l.MaxProfileSizeBytes {
-		return false, validation.Errorf(validation.ProfileSizeLimit, validation.ProfileTooBigMsg, validation.LabelsString(ls), size, l.MaxProfileSizeBytes)
-	}
-	if l.MaxProfileStacktraceSamples > 0 && len(p.Sample) > l.MaxProfileStacktraceSamples {
-		return false, validation.Errorf(validation.SamplesLimit, validation.TooManySamplesMsg, validation.LabelsString(ls), len(p.Sample), l.MaxProfileStacktraceSamples)
 	}
 	nTypes := len(p.SampleType)
 	for i, s := range p.Sample {
@@ -52,10 +43,10 @@ func Validate(l *config.Limits, p *profilev1.Profile, size int, ls []*typesv1.La
 			changed = true
 		}
 		if m := l.MaxProfileStacktraceSampleLabels; m > 0 && len(s.Label) > m {
-			return false, validation.Errorf(validation.SampleLabelsLimit, validation.TooManySampleLabelsMsg, validation.LabelsString(ls), len(s.Label), m)
+			return false, tooManyLabels(l, len(s.Label), ls)
 		}
 		if len(s.Value) != nTypes {
-			return false, malformed("sample %d has %d values, the profile has %d sample types", i, len(s.Value), nTypes)
+			return false, valueCount(i, len(s.Value), nTypes)
 		}
 	}
 	if m := l.MaxProfileSymbolValueLength; m > 0 {
@@ -92,6 +83,42 @@ func Validate(l *config.Limits, p *profilev1.Profile, size int, ls []*typesv1.La
 	return changed, nil
 }
 
+// checkHead applies Validate's checks of the profile as a whole, in its
+// order, to its number of sample types and samples and its time; setTime
+// says the time must be set to now. The decoder uses it too, to refuse a
+// profile whose samples it has not all decoded with the same error.
+func checkHead(l *config.Limits, sampleTypes int, timeNanos int64, size, samples int, ls []*typesv1.LabelPair, now time.Time) (setTime bool, err error) {
+	if sampleTypes == 0 {
+		return false, malformed("empty profile")
+	}
+	if timeNanos > 0 {
+		if err := validation.CheckIngestionWindow(l, timeNanos, now, ls); err != nil {
+			return false, err
+		}
+	} else {
+		setTime = true
+	}
+	if l.MaxProfileSizeBytes > 0 && size > l.MaxProfileSizeBytes {
+		return false, validation.Errorf(validation.ProfileSizeLimit, validation.ProfileTooBigMsg, validation.LabelsString(ls), size, l.MaxProfileSizeBytes)
+	}
+	if l.MaxProfileStacktraceSamples > 0 && samples > l.MaxProfileStacktraceSamples {
+		return false, tooManySamples(l, samples, ls)
+	}
+	return setTime, nil
+}
+
+func tooManySamples(l *config.Limits, n int, ls []*typesv1.LabelPair) error {
+	return validation.Errorf(validation.SamplesLimit, validation.TooManySamplesMsg, validation.LabelsString(ls), n, l.MaxProfileStacktraceSamples)
+}
+
+func tooManyLabels(l *config.Limits, n int, ls []*typesv1.LabelPair) error {
+	return validation.Errorf(validation.SampleLabelsLimit, validation.TooManySampleLabelsMsg, validation.LabelsString(ls), n, l.MaxProfileStacktraceSampleLabels)
+}
+
+func valueCount(i, n, nTypes int) error {
+	return malformed("sample %d has %d values, the profile has %d sample types", i, n, nTypes)
+}
+
 // checkStrings verifies string_table[0] == "" and that every string index
 // the pipeline reads is in range.
 func checkStrings(p *profilev1.Profile) error {
@@ -103,27 +130,28 @@ func checkStrings(p *profilev1.Profile) error {
 		return malformed("%s refers to string %d; the string table has %d entries", what, i, n)
 	}
 	in := func(i int64) bool { return i >= 0 && i < n }
+	// pair checks a sample type or label: that it is there and that its
+	// two string indexes are in range.
+	pair := func(missing bool, name, what string, i int64, what2 string, i2 int64) error {
+		switch {
+		case missing:
+			return malformed("%s is nil", name)
+		case !in(i):
+			return bad(what, i)
+		case !in(i2):
+			return bad(what2, i2)
+		}
+		return nil
+	}
 	for _, vt := range p.SampleType {
-		if vt == nil {
-			return malformed("sample type is nil")
-		}
-		if !in(vt.Type) {
-			return bad("sample type", vt.Type)
-		}
-		if !in(vt.Unit) {
-			return bad("sample type unit", vt.Unit)
+		if err := pair(vt == nil, "sample type", "sample type", vt.GetType(), "sample type unit", vt.GetUnit()); err != nil {
+			return err
 		}
 	}
 	for _, s := range p.Sample {
 		for _, lb := range s.Label {
-			if lb == nil {
-				return malformed("sample label is nil")
-			}
-			if !in(lb.Key) {
-				return bad("sample label key", lb.Key)
-			}
-			if !in(lb.Str) {
-				return bad("sample label value", lb.Str)
+			if err := pair(lb == nil, "sample label", "sample label key", lb.GetKey(), "sample label value", lb.GetStr()); err != nil {
+				return err
 			}
 		}
 	}

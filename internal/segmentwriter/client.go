@@ -6,6 +6,7 @@
 package segmentwriter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"os"
@@ -22,7 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding"
 	encproto "google.golang.org/grpc/encoding/proto"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -30,6 +31,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/metriclabel"
 	"github.com/pyrodist/pyrodist/internal/placement"
 )
 
@@ -49,10 +51,17 @@ type Config struct {
 	// zones are counted as fallbacks.
 	Zone           string
 	PreferSameZone bool
+	// MaxMetricTenants bounds the tenant label of the sent-bytes metric
+	// (tenants beyond it are recorded as metriclabel.Other); 0: the flag
+	// default.
+	MaxMetricTenants int
 	// Now is the clock of the circuit breakers (tests inject one).
 	Now func() time.Time
 	// DialOptions are appended to the client's own (tests).
 	DialOptions []grpc.DialOption
+	// Credentials secure the connections when GRPCClient.TLSEnabled; nil
+	// reads GRPCClient.TLS once, with dskit.
+	Credentials credentials.TransportCredentials
 }
 
 // Client is a pool of connections to segment-writers, keyed by address. It
@@ -104,12 +113,17 @@ func New(cfg Config, reg prometheus.Registerer, logger log.Logger) (*Client, err
 	if err := cfg.SegmentWriter.Validate(); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(reg)
+	tenants := metriclabel.Tenants(cmp.Or(cfg.MaxMetricTenants, config.Defaults().Distributor.InstanceLimits.MaxMetricTenants))
+	m, err := newMetrics(reg, tenants)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := transportCredentials(cfg)
 	if err != nil {
 		return nil, err
 	}
 	dial := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		// Failover is ours: gRPC must not retry on its own.
 		grpc.WithDisableRetry(),
 		grpc.WithConnectParams(grpc.ConnectParams{
@@ -360,7 +374,9 @@ func (c *Client) pushTo(ctx context.Context, req *segmentwriterv1.PushRequest, i
 	// probe does count.
 	cn.cb.done(gen, isBreakerFailure(err))
 	if err == nil {
-		c.metrics.sentBytes.WithLabelValues(strconv.FormatUint(uint64(req.Shard), 10), req.TenantId, in.Addr).Observe(float64(len(req.Profile)))
+		// The distributor validated the tenant before sending.
+		tenant := c.metrics.tenants.Accepted(req.TenantId)
+		c.metrics.sentBytes.WithLabelValues(strconv.FormatUint(uint64(req.Shard), 10), tenant, in.Addr).Observe(float64(len(req.Profile)))
 	}
 	return err
 }
@@ -496,5 +512,6 @@ func (e contextError) GRPCStatus() *status.Status { return status.FromContextErr
 
 // ConfigFrom picks the client's settings out of the config file.
 func ConfigFrom(c *config.Config) Config {
-	return Config{SegmentWriter: c.SegmentWriter, Zone: c.Distributor.Zone, PreferSameZone: c.Distributor.PreferSameZone}
+	return Config{SegmentWriter: c.SegmentWriter, Zone: c.Distributor.Zone, PreferSameZone: c.Distributor.PreferSameZone,
+		MaxMetricTenants: c.Distributor.InstanceLimits.MaxMetricTenants}
 }

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/metriclabel"
 	"github.com/pyrodist/pyrodist/internal/placement"
 )
 
@@ -503,5 +504,39 @@ func TestPushAfterClose(t *testing.T) {
 	}
 	if w.calls() != 0 || len(c.Addresses()) != 0 {
 		t.Fatal("a closed client dialed")
+	}
+}
+
+// The sent-bytes tenant label is capped: tenants past the cap, and invalid
+// ones, are recorded as metriclabel.Other.
+func TestSentBytesTenantsAreBounded(t *testing.T) {
+	w := startWriter(t, codes.OK)
+	cfg := testConfig()
+	cfg.MaxMetricTenants = 2
+	c := newClient(t, cfg)
+	for _, tenant := range []string{"a", "b", "c", "d", "not/valid", "a"} {
+		req := request()
+		req.TenantId = tenant
+		if err := c.Push(context.Background(), req, instances("", w)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch := make(chan prometheus.Metric, 100)
+	c.metrics.sentBytes.Collect(ch)
+	close(ch)
+	got := map[string]bool{}
+	for m := range ch {
+		var pb dto.Metric
+		if err := m.Write(&pb); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range pb.GetLabel() {
+			if l.GetName() == "tenant" {
+				got[l.GetValue()] = true
+			}
+		}
+	}
+	if len(got) != 3 || !got["a"] || !got["b"] || !got[metriclabel.Other] {
+		t.Fatalf("tenant values %v, want a, b and %s", got, metriclabel.Other)
 	}
 }

@@ -139,16 +139,14 @@ func TestPushWritersAtAttemptTimeoutNoDuplicates(t *testing.T) {
 	errs := make([]error, clients)
 	var wg sync.WaitGroup
 	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			req := request()
 			req.ProfileId = make([]byte, 16)
 			binary.BigEndian.PutUint64(req.ProfileId[8:], uint64(i))
 			// Each client starts its candidates at another writer.
 			cands := instances("", ws[i%3], ws[(i+1)%3], ws[(i+2)%3])
 			errs[i] = c.Push(context.Background(), req, cands)
-		}()
+		})
 	}
 	wg.Wait()
 	stored := map[string]int{}

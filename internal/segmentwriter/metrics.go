@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
+
+	"github.com/pyrodist/pyrodist/internal/metriclabel"
 )
 
 type metrics struct {
@@ -14,10 +16,13 @@ type metrics struct {
 	zoneFallback prometheus.Counter
 	rejected     *prometheus.CounterVec
 	abandoned    *prometheus.CounterVec
+	// tenants bounds sentBytes' tenant label, which clients choose.
+	tenants *metriclabel.Set
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, tenants *metriclabel.Set) (*metrics, error) {
 	m := &metrics{
+		tenants: tenants,
 		// Pyroscope's name, labels and buckets.
 		sentBytes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                            "pyroscope_segment_writer_client_sent_bytes",

@@ -10,42 +10,73 @@ const godeltaprofPrefix = "godeltaprof_"
 
 // RelabelDefaults applies Pyroscope's default ingestion relabeling rules to a
 // sorted label set and returns a sorted set (defaultRelabelRules in
-// pkg/validation/relabeling.go at 3fe6a45):
-//   - __name__=godeltaprof_X becomes __name__=X with __name_replaced__ holding
-//     the old name and __delta__="false" (the profile is already a delta);
-//   - __name__=wall with __type__=cpu becomes __name__=process_cpu (Pyroscope
-//     also sets __name_replaced__="wall": docs/compatibility.md#not-yet-reproduced).
+// pkg/validation/relabeling.go at 3fe6a45). They are five Prometheus
+// "replace" rules run in order, each seeing the previous one's result, so a
+// rule's effect can feed the next (godeltaprof_wall with __type__=cpu ends as
+// process_cpu with __name_replaced__="wall"):
+//  1. __name__ matching godeltaprof_.* sets __name_replaced__ to __name__;
+//  2. __name_replaced__ matching godeltaprof_.* (set by 1, or sent by the
+//     client) sets __delta__="false": the profile is already a delta;
+//  3. __name__ matching godeltaprof_(.*) becomes its suffix; an empty suffix
+//     deletes __name__, as a replace with an empty result does;
+//  4. __name__="wall" with __type__="cpu" sets __name_replaced__="wall";
+//  5. the same condition sets __name__="process_cpu".
 //
-// Neither rule drops a profile. ls is not modified; the result shares the
-// unchanged pairs.
+// Prometheus anchors the regexps and lets "." match any character, so a
+// prefix test is the same match. Neither rule drops a profile. ls is not
+// modified; the result shares the unchanged pairs.
 func RelabelDefaults(ls []*typesv1.LabelPair) []*typesv1.LabelPair {
-	name := Get(ls, LabelName)
-	switch {
-	case strings.HasPrefix(name, godeltaprofPrefix):
-		out := make([]*typesv1.LabelPair, 0, len(ls)+2)
-		for _, p := range ls {
-			switch p.Name {
-			case LabelName, LabelDelta, LabelNameReplace:
-				continue
-			}
+	r := relabeler{ls: ls}
+	if name := Get(r.ls, LabelName); strings.HasPrefix(name, godeltaprofPrefix) {
+		r.set(LabelNameReplace, name)
+	}
+	if strings.HasPrefix(Get(r.ls, LabelNameReplace), godeltaprofPrefix) {
+		r.set(LabelDelta, "false")
+	}
+	if name := Get(r.ls, LabelName); strings.HasPrefix(name, godeltaprofPrefix) {
+		r.set(LabelName, strings.TrimPrefix(name, godeltaprofPrefix))
+	}
+	// The two source labels are joined with "/", so only this exact pair
+	// gives "wall/cpu" (a value holding "/" would add a second one).
+	if Get(r.ls, LabelName) == "wall" && Get(r.ls, LabelType) == "cpu" {
+		r.set(LabelNameReplace, "wall")
+		r.set(LabelName, "process_cpu")
+	}
+	if r.copied {
+		SortLabels(r.ls)
+	}
+	return r.ls
+}
+
+// relabeler edits a label set copy-on-write, as a Prometheus labels.Builder
+// does: setting a name replaces every pair of that name, setting "" deletes.
+type relabeler struct {
+	ls     []*typesv1.LabelPair
+	copied bool
+}
+
+func (r *relabeler) set(name, value string) {
+	if Get(r.ls, name) == value && (value != "" || count(r.ls, name) == 0) && count(r.ls, name) <= 1 {
+		return // unchanged
+	}
+	out := make([]*typesv1.LabelPair, 0, len(r.ls)+1)
+	for _, p := range r.ls {
+		if p.Name != name {
 			out = append(out, p)
 		}
-		out = append(out,
-			&typesv1.LabelPair{Name: LabelName, Value: strings.TrimPrefix(name, godeltaprofPrefix)},
-			&typesv1.LabelPair{Name: LabelNameReplace, Value: name},
-			&typesv1.LabelPair{Name: LabelDelta, Value: "false"},
-		)
-		SortLabels(out)
-		return out
-	case name == "wall" && Get(ls, LabelType) == "cpu":
-		out := make([]*typesv1.LabelPair, len(ls))
-		for i, p := range ls {
-			if p.Name == LabelName {
-				p = &typesv1.LabelPair{Name: LabelName, Value: "process_cpu"}
-			}
-			out[i] = p
-		}
-		return out
 	}
-	return ls
+	if value != "" {
+		out = append(out, &typesv1.LabelPair{Name: name, Value: value})
+	}
+	r.ls, r.copied = out, true
+}
+
+func count(ls []*typesv1.LabelPair, name string) int {
+	n := 0
+	for _, p := range ls {
+		if p.Name == name {
+			n++
+		}
+	}
+	return n
 }

@@ -277,7 +277,7 @@ func TestChartOperatorPod(t *testing.T) {
 		{
 			name: "cluster-wide",
 			wantArgs: []string{"--distributor-image=ghcr.io/pyrodist/pyrodist:0.1.0", "--leader-elect=true",
-				"--metrics-bind-address=:8443", "--metrics-secure=true"},
+				"--metrics-bind-address=:8443", "--metrics-secure=true", "--allow-privileged-pods=false"},
 			noArgs:   []string{"--watch-namespaces"},
 			bindings: map[string]string{"ClusterRoleBinding": ""},
 		},
@@ -286,6 +286,13 @@ func TestChartOperatorPod(t *testing.T) {
 			sets:     []string{"watchNamespaces={team-a,team-b}"},
 			wantArgs: []string{"--watch-namespaces=team-a,team-b"},
 			bindings: map[string]string{"RoleBinding/team-a": "team-a", "RoleBinding/team-b": "team-b"},
+		},
+		{
+			name:     "privileged distributor pods allowed",
+			sets:     []string{"allowPrivilegedPods=true"},
+			wantArgs: []string{"--allow-privileged-pods=true"},
+			noArgs:   []string{"--allow-privileged-pods=false"},
+			bindings: map[string]string{"ClusterRoleBinding": ""},
 		},
 		{
 			name:     "own distributor image, no metrics",
@@ -349,7 +356,7 @@ func TestChartOperatorPod(t *testing.T) {
 }
 
 func TestChartSchemaRejectsBadValues(t *testing.T) {
-	for _, set := range []string{"logLevel=verbose", "watchNamespaces={Bad_NS}", "metrics.port=0", "image.digest=latest", "unknownKey=1"} {
+	for _, set := range []string{"logLevel=verbose", "watchNamespaces={Bad_NS}", "metrics.port=0", "image.digest=latest", "unknownKey=1", "allowPrivilegedPods=yes"} {
 		out, err := helmCmd(t, "template", chartRelease, chartDir(), "--set", set)
 		if err == nil {
 			t.Errorf("--set %s rendered; want a schema error", set)

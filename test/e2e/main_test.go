@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pyrodist/pyrodist/test/localcluster"
+	"github.com/pyrodist/pyrodist/test/testutil/poll"
 )
 
 var (
@@ -80,20 +81,7 @@ func cluster(t *testing.T) *localcluster.Cluster {
 // eventually polls f until it returns nil or timeout passes, then fails with f's last error.
 func eventually(t *testing.T, timeout time.Duration, what string, f func(ctx context.Context) error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var last error
-	for {
-		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-		last = f(cctx)
-		ccancel()
-		if last == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not within %s: %v", what, timeout, last)
-		case <-time.After(250 * time.Millisecond):
-		}
+	if err := poll.Until(context.Background(), timeout, 10*time.Second, 250*time.Millisecond, f); err != nil {
+		t.Fatalf("%s: not within %s: %v", what, timeout, err)
 	}
 }

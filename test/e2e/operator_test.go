@@ -206,20 +206,14 @@ func TestOperator(t *testing.T) {
 	// reports the scaled zone fully ready it has seen (and applied over) the
 	// HPA's count, which must still stand.
 	eventually(t, 60*time.Second, "operator status reports the scaled zone", func(ctx context.Context) error {
-		u, err := c.Dynamic.Resource(pydGVR).Namespace(sampleNS).Get(ctx, sampleName, metav1.GetOptions{})
+		z, err := sampleStatusEntry(ctx, c, "zones", "name", hot)
 		if err != nil {
 			return err
 		}
-		zs, _ := get(u.Object, "status", "zones").([]any)
-		for _, z := range zs {
-			if str(z, "name") == hot {
-				if r, _ := get(z, "readyReplicas").(int64); r != int64(scaled) {
-					return fmt.Errorf("status of zone %s: %v", hot, z)
-				}
-				return nil
-			}
+		if r, _ := get(z, "readyReplicas").(int64); r != int64(scaled) {
+			return fmt.Errorf("status of zone %s: %v", hot, z)
 		}
-		return fmt.Errorf("no status for zone %s in %v", hot, zs)
+		return nil
 	})
 	d, err := c.Client.AppsV1().Deployments(sampleNS).Get(ctx, sampleName+"-"+hot, metav1.GetOptions{})
 	if err != nil {
@@ -427,20 +421,30 @@ func podReady(p *corev1.Pod) bool {
 }
 
 func conditionTrue(ctx context.Context, c *localcluster.Cluster, typ string) error {
-	u, err := c.Dynamic.Resource(pydGVR).Namespace(sampleNS).Get(ctx, sampleName, metav1.GetOptions{})
+	cond, err := sampleStatusEntry(ctx, c, "conditions", "type", typ)
 	if err != nil {
 		return err
 	}
-	conds, _ := get(u.Object, "status", "conditions").([]any)
-	for _, cond := range conds {
-		if str(cond, "type") == typ {
-			if str(cond, "status") == "True" {
-				return nil
-			}
-			return fmt.Errorf("%s=%s: %s", typ, str(cond, "status"), str(cond, "message"))
+	if str(cond, "status") != "True" {
+		return fmt.Errorf("%s=%s: %s", typ, str(cond, "status"), str(cond, "message"))
+	}
+	return nil
+}
+
+// sampleStatusEntry reads the sample CR and returns the entry of its
+// status.<list> whose field key is value.
+func sampleStatusEntry(ctx context.Context, c *localcluster.Cluster, list, key, value string) (any, error) {
+	u, err := c.Dynamic.Resource(pydGVR).Namespace(sampleNS).Get(ctx, sampleName, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	entries, _ := get(u.Object, "status", list).([]any)
+	for _, e := range entries {
+		if str(e, key) == value {
+			return e, nil
 		}
 	}
-	return fmt.Errorf("no %s condition in %v", typ, conds)
+	return nil, fmt.Errorf("no status.%s entry with %s %s in %v", list, key, value, entries)
 }
 
 // snapshot records, for the objects a helm upgrade could touch, what would

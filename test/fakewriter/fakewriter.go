@@ -6,6 +6,8 @@
 // segmentwriter.v1.SegmentWriterService/Push with the writer's checks, and
 // records every profile it acknowledged (with an ack delay: every profile
 // it stored, acked or not; see /control/ack-delay).
+// Its gRPC server accepts keepalive pings as Pyroscope's writer does: one
+// a second, also between calls.
 //
 // Push checks: tenant_id set, profile_id exactly 16 bytes, and the profile
 // (raw or gzip pprof) parses with github.com/google/pprof/profile and passes
@@ -55,6 +57,13 @@
 //
 // GET /ready is 200 once the instance is ACTIVE in the ring; /metrics serves
 // Prometheus metrics.
+//
+// # TLS
+//
+// With -server.grpc-tls-cert-path and -server.grpc-tls-key-path the gRPC
+// port serves TLS only; -server.grpc-tls-client-auth and -ca-path ask for
+// client certificates (Pyroscope's flags). Gossip takes dskit's
+// -memberlist.tls-* flags, as Pyroscope's writer does.
 package fakewriter
 
 import (
@@ -89,10 +98,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	segmentwriterv1 "github.com/grafana/pyroscope/api/gen/proto/go/segmentwriter/v1"
 
+	"github.com/pyrodist/pyrodist/internal/config"
 	"github.com/pyrodist/pyrodist/internal/membership"
 )
 
@@ -113,6 +124,14 @@ type Config struct {
 	HTTPListenPort    int
 	Memberlist        memberlist.KVConfig
 	Lifecycler        ring.LifecyclerConfig
+	// The gRPC server's keepalive enforcement, as dskit's server sets it:
+	// clients that ping more often, or without a call in flight when that
+	// is not allowed, get GOAWAY "too_many_pings".
+	GRPCServerMinTimeBetweenPings      time.Duration
+	GRPCServerPingWithoutStreamAllowed bool
+	// GRPCTLS serves the gRPC port over TLS (Pyroscope's
+	// -server.grpc-tls-* flags); read once, at New.
+	GRPCTLS config.ServerTLS
 
 	// Initial fault injection; the HTTP control endpoints change it later.
 	Latency  time.Duration
@@ -139,7 +158,11 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	f.IntVar(&c.GRPCListenPort, "server.grpc-listen-port", 9095, "gRPC server listen port.")
 	f.StringVar(&c.HTTPListenAddress, "server.http-listen-address", "", "HTTP server listen address.")
 	f.IntVar(&c.HTTPListenPort, "server.http-listen-port", 4040, "HTTP server listen port.")
+	// Pyroscope lowers dskit's 10s to 1s.
+	f.DurationVar(&c.GRPCServerMinTimeBetweenPings, "server.grpc.keepalive.min-time-between-pings", time.Second, "Minimum time a client should wait between keepalive pings.")
+	f.BoolVar(&c.GRPCServerPingWithoutStreamAllowed, "server.grpc.keepalive.ping-without-stream-allowed", true, "Allow keepalive pings when no call is in flight.")
 	c.Memberlist.RegisterFlags(f)
+	c.GRPCTLS.RegisterFlagsWithPrefix("server.grpc", "gRPC", f)
 	c.Lifecycler.RegisterFlagsWithPrefix("segment-writer.", f, logger)
 	f.DurationVar(&c.Latency, "fakewriter.latency", 0, "Delay every Push by this much before taking it.")
 	f.DurationVar(&c.AckDelay, "fakewriter.ack-delay", 0, "Store every Push on receipt and ack it this much later, as a real writer acks after its segment flush.")
@@ -295,7 +318,18 @@ func New(cfg Config, logger log.Logger) (*Writer, error) {
 
 	w.health = health.NewServer()
 	w.health.SetServingStatus(HealthService, healthpb.HealthCheckResponse_NOT_SERVING)
-	w.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(maxRecvMsgSize))
+	// Without a policy grpc-go allows a ping every 5 minutes and none
+	// without a call, so the distributor's keepalive would cost it its
+	// connections to the simulator but not to a real writer.
+	grpcOpts, err := grpcTLS(cfg.GRPCTLS)
+	if err != nil {
+		w.closeListeners()
+		return nil, err
+	}
+	w.grpcSrv = grpc.NewServer(append(grpcOpts, grpc.MaxRecvMsgSize(maxRecvMsgSize), grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+		MinTime:             cfg.GRPCServerMinTimeBetweenPings,
+		PermitWithoutStream: cfg.GRPCServerPingWithoutStreamAllowed,
+	}))...)
 	segmentwriterv1.RegisterSegmentWriterServiceServer(w.grpcSrv, w)
 	healthpb.RegisterHealthServer(w.grpcSrv, w.health)
 
@@ -431,14 +465,8 @@ func (w *Writer) push(ctx context.Context, req *segmentwriterv1.PushRequest) (*s
 	if w.stopping.Load() {
 		return nil, status.Error(codes.Unavailable, "service is unavailable")
 	}
-	if d := time.Duration(w.latency.Load()); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, status.FromContextError(ctx.Err()).Err()
-		}
+	if err := wait(ctx, time.Duration(w.latency.Load())); err != nil {
+		return nil, err
 	}
 	if code, ok := w.takeFail(); ok {
 		return nil, status.Error(code, "injected failure")
@@ -475,16 +503,26 @@ func (w *Writer) push(ctx context.Context, req *segmentwriterv1.PushRequest) (*s
 	}
 	// A real writer has the profile in its segment now and answers once the
 	// segment is flushed; a caller that stops waiting does not undo that.
-	if d := time.Duration(w.ackDelay.Load()); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, status.FromContextError(ctx.Err()).Err()
-		}
+	if err := wait(ctx, time.Duration(w.ackDelay.Load())); err != nil {
+		return nil, err
 	}
 	return &segmentwriterv1.PushResponse{}, nil
+}
+
+// wait waits d (not at all if d <= 0), or fails with the status of a
+// call whose context ends first.
+func wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 func (w *Writer) store(rec Record) error {

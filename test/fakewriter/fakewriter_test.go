@@ -142,29 +142,28 @@ func TestFaultInjection(t *testing.T) {
 	post(t, base+"/control/fail?code=NoSuchCode", http.StatusBadRequest)
 
 	// Latency longer than the caller's deadline surfaces as DeadlineExceeded.
+	// pushTimesOut pushes with a deadline shorter than the delay set, then
+	// wants n records.
+	pushTimesOut := func(what string, n int, why string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		if _, err := client.Push(ctx, request("t", "s", 1, id[:], cpu.Gzipped)); status.Code(err) != codes.DeadlineExceeded {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := len(w.Records()); got != n {
+			t.Fatalf("%d records, want %d: %s", got, n, why)
+		}
+	}
 	post(t, base+"/control/latency?duration=10s", http.StatusNoContent)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if _, err := client.Push(ctx, request("t", "s", 1, id[:], cpu.Gzipped)); status.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("slow push: %v", err)
-	}
+	pushTimesOut("slow push", 2, "a push the caller gave up on during latency is not stored")
 	post(t, base+"/control/latency?duration=0s", http.StatusNoContent)
-	if n := len(w.Records()); n != 2 {
-		t.Fatalf("%d records, want 2: a push the caller gave up on during latency is not stored", n)
-	}
 
 	// An ack delay stores first, as a real writer does before its flush: a
 	// caller that gives up still has its profile stored; one that waits
 	// gets the ack.
 	post(t, base+"/control/ack-delay?duration=10s", http.StatusNoContent)
-	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if _, err := client.Push(ctx, request("t", "s", 1, id[:], cpu.Gzipped)); status.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("push behind an ack delay: %v", err)
-	}
-	if n := len(w.Records()); n != 3 {
-		t.Fatalf("%d records, want 3: the push given up on is stored", n)
-	}
+	pushTimesOut("push behind an ack delay", 3, "the push given up on is stored")
 	post(t, base+"/control/ack-delay?duration=50ms", http.StatusNoContent)
 	if _, err := client.Push(context.Background(), request("t", "s", 1, id[:], cpu.Gzipped)); err != nil {
 		t.Fatalf("push behind a short ack delay: %v", err)

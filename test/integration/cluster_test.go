@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pyrodist/pyrodist/test/testutil/logtail"
 )
 
 // proc is one child process (a fake writer or a distributor).
@@ -47,7 +49,7 @@ func startProc(t *testing.T, dir, name, bin string, args ...string) *proc {
 		p.signal(syscall.SIGKILL)
 		<-p.done
 		if t.Failed() {
-			t.Logf("---- %s log (tail) ----\n%s", name, tail(p.logPath, 40))
+			t.Logf("---- %s log (tail) ----\n%s", name, logtail.Lines(p.logPath, 40))
 		}
 	})
 	return p
@@ -79,18 +81,6 @@ func (p *proc) wait(t *testing.T, d time.Duration) {
 	}
 }
 
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // freePort asks the kernel for a free port on ip. Another process could
 // take it before ours binds; on 127.0.0.x with our own IPs that is rare.
 func freePort(t *testing.T, ip string) int {
@@ -114,7 +104,7 @@ func waitHTTP(t *testing.T, p *proc, url string, d time.Duration, ok func(body s
 	var last string
 	for time.Now().Before(deadline) {
 		if p != nil && p.exited() {
-			t.Fatalf("%s exited while waiting for %s: %v\n%s", p.name, url, p.err, tail(p.logPath, 30))
+			t.Fatalf("%s exited while waiting for %s: %v\n%s", p.name, url, p.err, logtail.Lines(p.logPath, 30))
 		}
 		res, err := httpClient.Get(url)
 		if err == nil {

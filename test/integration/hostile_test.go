@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -9,7 +8,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,6 +24,8 @@ import (
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+
+	"github.com/pyrodist/pyrodist/test/testutil/slowclient"
 )
 
 // The hostile-input campaign: one distributor with a 64 MiB in-flight
@@ -267,6 +267,13 @@ func heapProfile() []byte {
 // declared bytes and send one byte every 100 ms until the server answers.
 func trickleMany(base, path, contentType string, n, declared int) map[string]int {
 	addr := strings.TrimPrefix(base, "http://")
+	return tally(n, func() string {
+		return slowclient.Trickle(addr, path, contentType, declared, 100*time.Millisecond, 60*time.Second)
+	})
+}
+
+// tally makes n attempts at once and counts their answers.
+func tally(n int, attempt func() string) map[string]int {
 	var mu sync.Mutex
 	got := map[string]int{}
 	var wg sync.WaitGroup
@@ -274,50 +281,14 @@ func trickleMany(base, path, contentType string, n, declared int) map[string]int
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			line := trickleOne(addr, path, contentType, declared)
+			answer := attempt()
 			mu.Lock()
-			got[line]++
+			got[answer]++
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
 	return got
-}
-
-func trickleOne(addr, path, contentType string, declared int) string {
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		return "dial: " + err.Error()
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", path, contentType, declared)
-	answered := make(chan string, 1)
-	go func() {
-		line, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil && line == "" {
-			line = "connection closed"
-		}
-		answered <- strings.TrimPrefix(strings.TrimSpace(line), "HTTP/1.1 ")
-	}()
-	deadline := time.After(60 * time.Second)
-	for sent := 0; sent < declared; sent++ {
-		select {
-		case line := <-answered:
-			return line
-		case <-deadline:
-			return "no answer within 60 s"
-		case <-time.After(100 * time.Millisecond):
-		}
-		if _, err := c.Write([]byte{0}); err != nil {
-			break
-		}
-	}
-	select {
-	case line := <-answered:
-		return line
-	case <-time.After(10 * time.Second):
-		return "no answer"
-	}
 }
 
 // slowGRPCStreams opens n h2c gRPC calls whose message trickles in.
@@ -326,40 +297,29 @@ func slowGRPCStreams(base string, n int) map[string]int {
 	p.SetUnencryptedHTTP2(true)
 	client := &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 60 * time.Second}
 	defer client.CloseIdleConnections()
-	var mu sync.Mutex
-	got := map[string]int{}
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
+	return tally(n, func() string {
+		pr, pw := io.Pipe()
 		go func() {
-			defer wg.Done()
-			pr, pw := io.Pipe()
-			go func() {
-				_, _ = pw.Write([]byte{0, 0, 0x10, 0, 0}) // a frame announcing 1 MB
-				for range 600 {
-					time.Sleep(100 * time.Millisecond)
-					if _, err := pw.Write([]byte{0}); err != nil {
-						return
-					}
+			_, _ = pw.Write([]byte{0, 0, 0x10, 0, 0}) // a frame announcing 1 MB
+			for range 600 {
+				time.Sleep(100 * time.Millisecond)
+				if _, err := pw.Write([]byte{0}); err != nil {
+					return
 				}
-				pw.Close()
-			}()
-			req, _ := http.NewRequest(http.MethodPost, base+pushv1connect.PusherServicePushProcedure, pr)
-			req.Header.Set("Content-Type", "application/grpc")
-			answer := "transport error"
-			if resp, err := client.Do(req); err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				answer = "grpc-status " + resp.Trailer.Get("Grpc-Status")
 			}
-			_ = pw.CloseWithError(io.ErrClosedPipe)
-			mu.Lock()
-			got[answer]++
-			mu.Unlock()
+			pw.Close()
 		}()
-	}
-	wg.Wait()
-	return got
+		req, _ := http.NewRequest(http.MethodPost, base+pushv1connect.PusherServicePushProcedure, pr)
+		req.Header.Set("Content-Type", "application/grpc")
+		answer := "transport error"
+		if resp, err := client.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			answer = "grpc-status " + resp.Trailer.Get("Grpc-Status")
+		}
+		_ = pw.CloseWithError(io.ErrClosedPipe)
+		return answer
+	})
 }
 
 var (
@@ -385,42 +345,31 @@ func gzipBomb(t *testing.T, base string, grpc bool, n int) map[string]int {
 	p.SetHTTP1(true)
 	client := &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 60 * time.Second}
 	defer client.CloseIdleConnections()
-	var mu sync.Mutex
-	got := map[string]int{}
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var req *http.Request
+	return tally(n, func() string {
+		var req *http.Request
+		if grpc {
+			frame := make([]byte, 5, 5+len(bomb))
+			frame[0] = 1 // compressed
+			binary.BigEndian.PutUint32(frame[1:], uint32(len(bomb)))
+			req, _ = http.NewRequest(http.MethodPost, base+pushv1connect.PusherServicePushProcedure, bytes.NewReader(append(frame, bomb...)))
+			req.Header.Set("Content-Type", "application/grpc")
+			req.Header.Set("Grpc-Encoding", "gzip")
+		} else {
+			req, _ = http.NewRequest(http.MethodPost, base+pushv1connect.PusherServicePushProcedure, bytes.NewReader(bomb))
+			req.Header.Set("Content-Type", "application/proto")
+			req.Header.Set("Content-Encoding", "gzip")
+		}
+		answer := "transport error"
+		if resp, err := client.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			answer = resp.Status
 			if grpc {
-				frame := make([]byte, 5, 5+len(bomb))
-				frame[0] = 1 // compressed
-				binary.BigEndian.PutUint32(frame[1:], uint32(len(bomb)))
-				req, _ = http.NewRequest(http.MethodPost, base+pushv1connect.PusherServicePushProcedure, bytes.NewReader(append(frame, bomb...)))
-				req.Header.Set("Content-Type", "application/grpc")
-				req.Header.Set("Grpc-Encoding", "gzip")
-			} else {
-				req, _ = http.NewRequest(http.MethodPost, base+pushv1connect.PusherServicePushProcedure, bytes.NewReader(bomb))
-				req.Header.Set("Content-Type", "application/proto")
-				req.Header.Set("Content-Encoding", "gzip")
+				answer = "grpc-status " + resp.Trailer.Get("Grpc-Status")
 			}
-			answer := "transport error"
-			if resp, err := client.Do(req); err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				answer = resp.Status
-				if grpc {
-					answer = "grpc-status " + resp.Trailer.Get("Grpc-Status")
-				}
-			}
-			mu.Lock()
-			got[answer]++
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return got
+		}
+		return answer
+	})
 }
 
 // hugeIngest streams a chunked /ingest body of size bytes.
@@ -466,28 +415,16 @@ func emptySamples(t *testing.T, base string, n int) map[string]int {
 	_, _ = zw.Write(raw.Bytes())
 	_ = zw.Close()
 	c := pushv1connect.NewPusherServiceClient(&http.Client{Timeout: 60 * time.Second}, base)
-	var mu sync.Mutex
-	got := map[string]int{}
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			id := make([]byte, 8)
-			_, _ = rand.Read(id)
-			_, err := c.Push(context.Background(), connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
-				Labels:  []*typesv1.LabelPair{{Name: "__name__", Value: "process_cpu"}, {Name: "service_name", Value: fmt.Sprintf("empty-%x", id)}},
-				Samples: []*pushv1.RawSample{{RawProfile: gz.Bytes()}},
-			}}}))
-			answer := "ok"
-			if err != nil {
-				answer = connect.CodeOf(err).String()
-			}
-			mu.Lock()
-			got[answer]++
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return got
+	return tally(n, func() string {
+		id := make([]byte, 8)
+		_, _ = rand.Read(id)
+		_, err := c.Push(context.Background(), connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
+			Labels:  []*typesv1.LabelPair{{Name: "__name__", Value: "process_cpu"}, {Name: "service_name", Value: fmt.Sprintf("empty-%x", id)}},
+			Samples: []*pushv1.RawSample{{RawProfile: gz.Bytes()}},
+		}}}))
+		if err != nil {
+			return connect.CodeOf(err).String()
+		}
+		return "ok"
+	})
 }

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pyrodist/pyrodist/test/testutil/logtail"
+	"github.com/pyrodist/pyrodist/test/testutil/poll"
 )
 
 // Process is one program started by the harness. Its PID is recorded in
@@ -30,7 +33,7 @@ type Process struct {
 func (p *Process) Exited() <-chan struct{} { return p.exited }
 
 // LogTail returns the last n lines of the process's log, for error messages.
-func (p *Process) LogTail(n int) string { return tail(p.LogPath, n) }
+func (p *Process) LogTail(n int) string { return logtail.Lines(p.LogPath, n) }
 
 // StartProcess starts a program with its output in <dir>/logs/<name>.log.
 // Detached processes run in their own session and outlive this program (the
@@ -186,45 +189,30 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
+// errExited ends waitFor's polling: the process it waits on is gone.
+var errExited = errors.New("process exited")
+
 // waitFor polls check until it succeeds, the process dies, timeout passes or ctx ends.
 func waitFor(ctx context.Context, timeout time.Duration, p *Process, what string, check func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last error
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		last = check(cctx)
-		cancel()
-		if last == nil {
-			return nil
-		}
-		if p != nil {
-			select {
-			case <-p.exited:
-				return fmt.Errorf("%s exited before it was ready; log tail:\n%s", p.Name, p.LogTail(30))
-			default:
-			}
+	err := poll.Until(ctx, timeout, 3*time.Second, 200*time.Millisecond, func(ctx context.Context) error {
+		err := check(ctx)
+		if err == nil || p == nil {
+			return err
 		}
 		select {
-		case <-ctx.Done():
-			tailMsg := ""
-			if p != nil {
-				tailMsg = "; log tail:\n" + p.LogTail(30)
-			}
-			return fmt.Errorf("%s not ready: %v (last error: %v)%s", what, ctx.Err(), last, tailMsg)
-		case <-time.After(200 * time.Millisecond):
+		case <-p.exited:
+			return poll.Stop(errExited)
+		default:
+			return err
 		}
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errExited):
+		return fmt.Errorf("%s exited before it was ready; log tail:\n%s", p.Name, p.LogTail(30))
+	case p != nil:
+		return fmt.Errorf("%s not ready: %w; log tail:\n%s", what, err, p.LogTail(30))
 	}
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return fmt.Errorf("%s not ready: %w", what, err)
 }

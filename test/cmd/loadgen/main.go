@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/pyrodist/pyrodist/test/corpus"
+	"github.com/pyrodist/pyrodist/test/loadresult"
 )
 
 type config struct {
@@ -112,50 +113,7 @@ func main() {
 	}
 }
 
-// result is the JSON the bench script reads.
-type result struct {
-	Protocol     string           `json:"protocol"`
-	Mode         string           `json:"mode"`
-	Workers      int              `json:"workers,omitempty"`
-	TargetRate   float64          `json:"target_rate,omitempty"`
-	Batch        int              `json:"batch"`
-	Profiles     string           `json:"profiles"`
-	Tenants      int              `json:"tenants"`
-	Services     int              `json:"services"`
-	DurationS    float64          `json:"duration_s"`
-	Requests     int64            `json:"requests"`
-	OK           int64            `json:"ok_profiles"`
-	Skipped      int64            `json:"skipped,omitempty"`
-	Errors       map[string]int64 `json:"errors"`
-	ReqPerS      float64          `json:"requests_per_s"`
-	ProfilesPerS float64          `json:"profiles_per_s"`
-	RawMB        float64          `json:"raw_mb"`
-	RawMBPerS    float64          `json:"raw_mb_per_s"`
-	WireMBPerS   float64          `json:"wire_mb_per_s"`
-	LatencyMs    latencyMs        `json:"latency_ms"`
-	// ByProfile splits the latencies by corpus profile (requests carrying one profile).
-	ByProfile map[string]latencyMs `json:"latency_ms_by_profile,omitempty"`
-	Server    *serverCost          `json:"server,omitempty"`
-	Watched   map[string]watched   `json:"watched,omitempty"`
-}
-
-type latencyMs struct {
-	Count int     `json:"count"`
-	P50   float64 `json:"p50"`
-	P90   float64 `json:"p90"`
-	P99   float64 `json:"p99"`
-	P999  float64 `json:"p999"`
-	Max   float64 `json:"max"`
-}
-
-type serverCost struct {
-	CPUSeconds  float64 `json:"cpu_seconds"`
-	MBPerCPUSec float64 `json:"mb_per_cpu_second"`
-	CPUSecPerGB float64 `json:"cpu_seconds_per_gb"`
-	Cores       float64 `json:"cores_used"`
-}
-
-func execute(ctx context.Context, c config) (*result, error) {
+func execute(ctx context.Context, c config) (*loadresult.Result, error) {
 	switch c.mode {
 	case "closed":
 		if c.workers < 1 {
@@ -213,7 +171,7 @@ func execute(ctx context.Context, c config) (*result, error) {
 		watch = startWatcher(c.watchURL, strings.Split(c.watchNames, ","), c.watchEvery)
 	}
 	s := run(ctx, t, wl, c.options)
-	var seen map[string]watched
+	var seen map[string]loadresult.Watched
 	if watch != nil {
 		seen = watch.finish()
 	}
@@ -227,14 +185,14 @@ func execute(ctx context.Context, c config) (*result, error) {
 
 	secs := s.elapsed.Seconds()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	summary := func(l []time.Duration) latencyMs {
+	summary := func(l []time.Duration) loadresult.Latency {
 		l = sorted(l)
-		return latencyMs{
+		return loadresult.Latency{
 			P50: ms(percentile(l, 0.50)), P90: ms(percentile(l, 0.90)), P99: ms(percentile(l, 0.99)),
 			P999: ms(percentile(l, 0.999)), Max: ms(percentile(l, 1)), Count: len(l),
 		}
 	}
-	res := &result{
+	res := &loadresult.Result{
 		Protocol: c.protocol, Mode: c.mode, Batch: c.batch, Profiles: c.mix,
 		Tenants: c.tenants, Services: c.services, DurationS: secs,
 		Requests: s.requests, OK: s.profiles, Skipped: s.skipped, Errors: s.errors,
@@ -247,7 +205,7 @@ func execute(ctx context.Context, c config) (*result, error) {
 		Watched:      seen,
 	}
 	if len(s.byProfile) > 0 {
-		res.ByProfile = map[string]latencyMs{}
+		res.ByProfile = map[string]loadresult.Latency{}
 		for i, l := range s.byProfile {
 			res.ByProfile[wl.profiles[i].Name] = summary(l)
 		}
@@ -259,7 +217,7 @@ func execute(ctx context.Context, c config) (*result, error) {
 	}
 	if c.serverPID != 0 || c.serverMetrics != "" {
 		used := cpu1 - cpu0
-		sc := &serverCost{CPUSeconds: used, Cores: used / secs}
+		sc := &loadresult.ServerCost{CPUSeconds: used, Cores: used / secs}
 		if used > 0 {
 			sc.MBPerCPUSec = res.RawMB / used
 		}
@@ -302,7 +260,7 @@ func rateFrom(path string, factor float64) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var prev result
+	var prev loadresult.Result
 	if err := json.Unmarshal(b, &prev); err != nil {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
@@ -382,7 +340,7 @@ func parseCPUMetric(r io.Reader) (float64, error) {
 	return 0, fmt.Errorf("no process_cpu_seconds_total in the metrics")
 }
 
-func printText(w io.Writer, r *result) {
+func printText(w io.Writer, r *loadresult.Result) {
 	switch r.Mode {
 	case "closed":
 		fmt.Fprintf(w, "%s, closed loop, %d workers, %.1fs, batch %d, profiles %s, %d tenants, %d services\n",

@@ -9,13 +9,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// watched is the highest and the last value a metric had during a run.
-type watched struct {
-	Max  float64 `json:"max"`
-	Last float64 `json:"last"`
-}
+	"github.com/pyrodist/pyrodist/test/loadresult"
+)
 
 // watcher scrapes a /metrics URL every interval and keeps, for each named
 // metric, the max and the last of its value summed over label sets: e.g. the
@@ -24,13 +20,13 @@ type watcher struct {
 	url   string
 	names []string
 	mu    sync.Mutex
-	seen  map[string]*watched
+	seen  map[string]*loadresult.Watched
 	stop  chan struct{}
 	done  chan struct{}
 }
 
 func startWatcher(url string, names []string, interval time.Duration) *watcher {
-	w := &watcher{url: url, names: names, seen: map[string]*watched{}, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &watcher{url: url, names: names, seen: map[string]*loadresult.Watched{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		t := time.NewTicker(interval)
@@ -48,12 +44,12 @@ func startWatcher(url string, names []string, interval time.Duration) *watcher {
 	return w
 }
 
-func (w *watcher) finish() map[string]watched {
+func (w *watcher) finish() map[string]loadresult.Watched {
 	close(w.stop)
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := map[string]watched{}
+	out := map[string]loadresult.Watched{}
 	for k, v := range w.seen {
 		out[k] = *v
 	}
@@ -82,7 +78,7 @@ func (w *watcher) scrape() {
 	for name, v := range vals {
 		s := w.seen[name]
 		if s == nil {
-			s = &watched{Max: v}
+			s = &loadresult.Watched{Max: v}
 			w.seen[name] = s
 		}
 		s.Max = max(s.Max, v)

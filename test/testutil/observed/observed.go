@@ -24,7 +24,10 @@ type Request struct {
 
 // Out is one profile Pyroscope sent to its segment-writer, rendered as text.
 type Out struct {
-	Labels        []string `json:"labels"`
+	Labels []string `json:"labels"`
+	// Shard is the placement's shard id (1..N) for a ring of one writer
+	// with 4 tokens, the ring the corpus was recorded with.
+	Shard         uint32   `json:"shard"`
 	SampleTypes   []string `json:"sample_types"`
 	Period        string   `json:"period"`
 	Time          string   `json:"time"`
@@ -47,6 +50,10 @@ var (
 	requestsJSON []byte
 	//go:embed testdata/pyroscope-outcomes.json
 	outcomesJSON []byte
+	//go:embed testdata/jfr/requests.json
+	jfrRequestsJSON []byte
+	//go:embed testdata/jfr/pyroscope-outcomes.json
+	jfrOutcomesJSON []byte
 )
 
 type corpus struct {
@@ -54,24 +61,38 @@ type corpus struct {
 	outcomes map[string]Outcome
 }
 
-var load = sync.OnceValue(func() corpus {
+func parse(name string, requests, outcomes []byte) corpus {
 	var c corpus
 	var outs []Outcome
-	if err := json.Unmarshal(requestsJSON, &c.requests); err != nil {
-		panic(fmt.Sprintf("observed: requests.json: %v", err)) // a build defect, not input
+	if err := json.Unmarshal(requests, &c.requests); err != nil {
+		panic(fmt.Sprintf("observed: %s requests.json: %v", name, err)) // a build defect, not input
 	}
-	if err := json.Unmarshal(outcomesJSON, &outs); err != nil {
-		panic(fmt.Sprintf("observed: pyroscope-outcomes.json: %v", err))
+	if err := json.Unmarshal(outcomes, &outs); err != nil {
+		panic(fmt.Sprintf("observed: %s pyroscope-outcomes.json: %v", name, err))
 	}
 	c.outcomes = make(map[string]Outcome, len(outs))
 	for _, o := range outs {
 		c.outcomes[o.Case] = o
 	}
 	return c
-})
+}
+
+var (
+	load    = sync.OnceValue(func() corpus { return parse("pprof", requestsJSON, outcomesJSON) })
+	loadJFR = sync.OnceValue(func() corpus { return parse("jfr", jfrRequestsJSON, jfrOutcomesJSON) })
+)
 
 // Requests returns the recorded requests in file order. Do not modify them.
 func Requests() []Request { return load().requests }
 
 // Outcomes returns Pyroscope's outcomes by case name. Do not modify them.
 func Outcomes() map[string]Outcome { return load().outcomes }
+
+// JFRRequests returns the recorded /ingest?format=jfr requests (their
+// from/until were "now" when sent, 10 s apart: shift them before replaying).
+// Do not modify them.
+func JFRRequests() []Request { return loadJFR().requests }
+
+// JFROutcomes returns Pyroscope's outcomes of JFRRequests by case name. Do
+// not modify them.
+func JFROutcomes() map[string]Outcome { return loadJFR().outcomes }
