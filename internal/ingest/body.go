@@ -55,6 +55,8 @@ type body struct {
 	// asConnect turns the errors into *connect.Error, which connect passes
 	// to the client unchanged (push.v1).
 	asConnect bool
+	// refused: a read failed for the budget; the handler answers 429.
+	refused bool
 }
 
 func (s *Server) newBody(w http.ResponseWriter, r *http.Request, ch *inflight.Charge, copies int, asConnect bool) *body {
@@ -101,13 +103,39 @@ func (b *body) Read(p []byte) (int, error) {
 		if b.asConnect {
 			err = connect.NewError(connect.CodeDeadlineExceeded, err)
 		}
-	case inflight.IsExhausted(err) && b.asConnect:
-		err = connect.NewError(connect.CodeResourceExhausted, err)
+	case inflight.IsExhausted(err):
+		b.refused = true
+		if b.asConnect {
+			err = connect.NewError(connect.CodeResourceExhausted, err)
+		}
 	}
 	return n, err
 }
 
-func (b *body) Close() error { return b.closer.Close() }
+// Close drains a refused body first: connect closes the body right after it
+// wrote its answer, and net/http would then cut the connection under a
+// client that is still sending.
+func (b *body) Close() error {
+	b.drain()
+	return b.closer.Close()
+}
+
+// refusedDrain bounds what is read and thrown away of a body refused for
+// the budget, so that its client, still sending, reads the 429 instead of a
+// connection reset (HTTP/1.1 servers close a connection whose body was left
+// unread). Discarding holds no memory; past this the connection is closed.
+const refusedDrain = 4 << 20
+
+// drain reads the rest of a body refused for the budget, uncharged and at
+// the minimum rate, up to refusedDrain bytes.
+func (b *body) drain() {
+	if !b.refused {
+		return
+	}
+	b.refused = false
+	b.charged.C = nil
+	_, _ = io.CopyN(io.Discard, b, refusedDrain)
+}
 
 // pushBody reads push.v1 bodies through the budget and at the minimum rate.
 // A body that does not fit is refused with resource_exhausted in the shape
@@ -121,7 +149,9 @@ func (s *Server) pushBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ch := s.opts.Budget.Charge()
 		defer ch.Release()
-		r.Body = s.newBody(w, r, ch, pushBodyCopies, true)
+		b := s.newBody(w, r, ch, pushBodyCopies, true)
+		r.Body = b
 		next.ServeHTTP(w, r)
+		b.drain()
 	})
 }

@@ -79,7 +79,9 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	// charge ends before Push, which charges the converted profile itself.
 	ch := s.opts.Budget.Charge()
 	defer ch.Release()
-	var body io.ReadCloser = s.newBody(w, r, ch, ingestBodyCopies, false)
+	charged := s.newBody(w, r, ch, ingestBodyCopies, false)
+	defer charged.drain()
+	var body io.ReadCloser = charged
 	if limit > 0 {
 		body = http.MaxBytesReader(w, body, limit)
 	}
