@@ -415,6 +415,7 @@ func (r *report) write() {
 	r.compare(fl)
 	r.stages()
 	r.loadRuns(fl)
+	r.protocols()
 	r.others()
 	if r.heap != "" {
 		r.p("## What the distributor holds in memory under overload")
@@ -690,10 +691,57 @@ func errorsText(l *loadresult.Result) string {
 
 // others lists the remaining benchmarks (per-package hot-path benchmarks on
 // their own test data, floor references) with absolute figures.
+// protocolPairs are the ingest paths other than push.v1 pprof, each run
+// next to a floor of its own on the same input.
+var protocolPairs = []struct{ path, floor, ours, floorIs string }{
+	{"OTLP export (decode, convert, pipeline)", "BenchmarkOTLP/floor", "BenchmarkOTLP/ours", "protobuf decode + pprof encode"},
+	{"JFR on /ingest (scan, convert, pipeline)", "BenchmarkJFR/floor", "BenchmarkJFR/ours", "jfr-parser's own pprof conversion"},
+	{"trie on /ingest (conversion)", "BenchmarkFormats/trie/floor", "BenchmarkFormats/trie/convert", "decode into a flat list of stacks"},
+	{"tree on /ingest (conversion)", "BenchmarkFormats/tree/floor", "BenchmarkFormats/tree/convert", "decode into a flat list of stacks"},
+	{"speedscope, sampled (conversion)", "BenchmarkFormats/speedscope-sampled/floor", "BenchmarkFormats/speedscope-sampled/convert", "json.Unmarshal of the document"},
+	{"speedscope, evented (conversion)", "BenchmarkFormats/speedscope-evented/floor", "BenchmarkFormats/speedscope-evented/convert", "json.Unmarshal of the document"},
+}
+
+// protocols reports the other ingest paths against their own floors, in
+// MB of input per CPU-second.
+func (r *report) protocols() {
+	var rows []string
+	for _, pp := range protocolPairs {
+		fl, okF := r.metric(pp.floor, "MB/cpu-s")
+		ours, okO := r.metric(pp.ours, "MB/cpu-s")
+		if !okF || !okO || ours == 0 {
+			continue
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %.1f | %.1f (%s) | **%.2f** |", pp.path, ours, fl, pp.floorIs, fl/ours))
+	}
+	if len(rows) == 0 {
+		return
+	}
+	r.p("## Other ingest protocols, each against its own floor")
+	r.p("")
+	r.p("MB of input per CPU-second; cost ratio = floor ÷ ours, medians of the runs.")
+	r.p("")
+	r.p("| path | ours MB/CPU-s | floor MB/CPU-s | cost ratio |")
+	r.p("|---|---|---|---|")
+	for _, row := range rows {
+		r.p("%s", row)
+	}
+	r.p("")
+}
+
+func isProtocolPair(name string) bool {
+	for _, pp := range protocolPairs {
+		if name == pp.floor || name == pp.ours {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *report) others() {
 	var names []string
 	for n := range r.b {
-		if !strings.HasPrefix(n, "BenchmarkCompare/") && !strings.HasPrefix(n, "BenchmarkStages/") {
+		if !strings.HasPrefix(n, "BenchmarkCompare/") && !strings.HasPrefix(n, "BenchmarkStages/") && !isProtocolPair(n) {
 			names = append(names, n)
 		}
 	}

@@ -199,3 +199,29 @@ func TestMemoryRows(t *testing.T) {
 		t.Errorf("%d headline heap rows, want 2 (the overload runs)", n)
 	}
 }
+
+// The other ingest paths are reported against their own floors; a pair
+// with a side missing is left out.
+func TestProtocolRows(t *testing.T) {
+	b := mustParseBench(t,
+		floorLine("mix", 30),
+		"BenchmarkOTLP/floor-2 10 100 ns/op 40.00 MB/cpu-s",
+		"BenchmarkOTLP/ours-2 10 100 ns/op 10.00 MB/cpu-s",
+		"BenchmarkJFR/floor-2 10 100 ns/op 45.00 MB/cpu-s",
+		"BenchmarkJFR/ours-2 10 100 ns/op 30.00 MB/cpu-s",
+		"BenchmarkFormats/trie/floor-2 10 100 ns/op 20.00 MB/cpu-s",
+	)
+	var out bytes.Buffer
+	(&report{w: &out, b: b}).protocols()
+	for _, want := range []string{
+		"| OTLP export (decode, convert, pipeline) | 10.0 | 40.0 (protobuf decode + pprof encode) | **4.00** |",
+		"| JFR on /ingest (scan, convert, pipeline) | 30.0 | 45.0 (jfr-parser's own pprof conversion) | **1.50** |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "trie") {
+		t.Errorf("a pair without its measured side was reported:\n%s", out.String())
+	}
+}
