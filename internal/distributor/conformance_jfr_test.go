@@ -4,19 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/pprof/profile"
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
 
 	"github.com/pyrodist/pyrodist/internal/ingest/jfr"
@@ -35,39 +32,6 @@ var observedRing = placement.NewRing([]placement.Instance{{ID: "segment-writer",
 func observedShard(p *Profile) uint32 {
 	shard, _ := observedRing.Place(placement.NewKey(p.Tenant, p.Service, p.Fingerprint), placement.Policy{DatasetShards: 1}, "", nil)
 	return shard
-}
-
-// jfrSamples renders samples as the JFR outcomes do: "root;...;leaf |
-// k=v,... => [values]", sorted, stacks over 8 frames cut to the first 3,
-// "...(n frames)..." for a stack of n, and the last 3.
-func jfrSamples(p *profile.Profile) []string {
-	var out []string
-	for _, s := range p.Sample {
-		var frames []string
-		for i := len(s.Location) - 1; i >= 0; i-- {
-			loc := s.Location[i]
-			for j := len(loc.Line) - 1; j >= 0; j-- {
-				frames = append(frames, loc.Line[j].Function.Name)
-			}
-		}
-		if n := len(frames); n > 8 {
-			frames = slices.Concat(frames[:3], []string{fmt.Sprintf("...(%d frames)...", n)}, frames[n-3:])
-		}
-		var labels []string
-		for k, vs := range s.Label {
-			for _, v := range vs {
-				labels = append(labels, k+"="+v)
-			}
-		}
-		sort.Strings(labels)
-		vals := make([]string, len(s.Value))
-		for i, v := range s.Value {
-			vals[i] = strconv.FormatInt(v, 10)
-		}
-		out = append(out, fmt.Sprintf("%s | %s => [%s]", strings.Join(frames, ";"), strings.Join(labels, ","), strings.Join(vals, " ")))
-	}
-	sort.Strings(out)
-	return out
 }
 
 // jfrRequestParts is an observed JFR request as the ingest layer reads it:
@@ -191,7 +155,7 @@ func TestObservedJFRCorpus(t *testing.T) {
 				if o.CheckValid != "ok" {
 					t.Errorf("Pyroscope's profile failed CheckValid (%s); ours passes", o.CheckValid)
 				}
-				if s := jfrSamples(p); !slices.Equal(s, o.Samples) {
+				if s := observed.JFRSamples(p); !slices.Equal(s, o.Samples) {
 					t.Errorf("%d samples, want %d", len(s), len(o.Samples))
 					for i := range min(len(s), len(o.Samples)) {
 						if s[i] != o.Samples[i] {

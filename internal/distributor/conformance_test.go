@@ -194,7 +194,7 @@ func TestObservedCorpus(t *testing.T) {
 				if got := timeClass(p.TimeNanos, now); got != o.Time {
 					t.Errorf("time %s, want %s", got, o.Time)
 				}
-				if got := formatSamples(p); !slices.Equal(got, o.Samples) {
+				if got := observed.Samples(p); !slices.Equal(got, o.Samples) {
 					t.Errorf("samples\n got %q\nwant %q", got, o.Samples)
 				}
 			}

@@ -3,8 +3,6 @@ package distributor
 import (
 	"context"
 	"fmt"
-	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,38 +49,6 @@ func newTestDistributor(t testing.TB, l *config.Limits, s Sender) *Distributor {
 		t.Fatal(err)
 	}
 	return d
-}
-
-// formatSamples renders samples as the observed corpus does:
-// "root;...;leaf | k=v,k=v => [v1 v2]", sorted.
-func formatSamples(p *profile.Profile) []string {
-	var out []string
-	for _, s := range p.Sample {
-		var frames []string
-		for i := len(s.Location) - 1; i >= 0; i-- {
-			loc := s.Location[i]
-			for j := len(loc.Line) - 1; j >= 0; j-- {
-				frames = append(frames, loc.Line[j].Function.Name)
-			}
-		}
-		if len(frames) > 8 {
-			frames = append(append(append([]string{}, frames[:3]...), fmt.Sprint(len(frames))), frames[len(frames)-3:]...)
-		}
-		var labels []string
-		for k, vs := range s.Label {
-			for _, v := range vs {
-				labels = append(labels, k+"="+v)
-			}
-		}
-		sort.Strings(labels)
-		vals := make([]string, len(s.Value))
-		for i, v := range s.Value {
-			vals[i] = fmt.Sprint(v)
-		}
-		out = append(out, fmt.Sprintf("%s | %s => [%s]", strings.Join(frames, ";"), strings.Join(labels, ","), strings.Join(vals, " ")))
-	}
-	sort.Strings(out)
-	return out
 }
 
 func sampleTypes(p *profile.Profile) []string {

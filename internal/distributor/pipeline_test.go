@@ -21,6 +21,7 @@ import (
 	"github.com/pyrodist/pyrodist/internal/config"
 	"github.com/pyrodist/pyrodist/internal/inflight"
 	"github.com/pyrodist/pyrodist/test/corpus"
+	"github.com/pyrodist/pyrodist/test/testutil/observed"
 	"github.com/pyrodist/pyrodist/test/testutil/pprofcheck"
 )
 
@@ -184,7 +185,7 @@ func TestUnchangedProfileIsForwarded(t *testing.T) {
 	}
 	out := pprofcheck.Parse(t, rec.got[0].Pprof)
 	if len(out.Sample) != 1 || out.Sample[0].Value[0] != 12 {
-		t.Fatalf("duplicates not summed: %v", formatSamples(out))
+		t.Fatalf("duplicates not summed: %v", observed.Samples(out))
 	}
 }
 

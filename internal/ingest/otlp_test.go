@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-kit/log"
-	"github.com/google/pprof/profile"
 	segmentwriterv1 "github.com/grafana/pyroscope/api/gen/proto/go/segmentwriter/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	collectorv1 "go.opentelemetry.io/proto/otlp/collector/profiles/v1development"
@@ -106,37 +104,6 @@ func restamp(t *testing.T, rq observed.OTLPRequest, now time.Time) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// observedSamples renders samples as the observed files do:
-// "root;...;leaf | k=v,... => [v...]", sorted.
-func observedSamples(p *profile.Profile) []string {
-	var out []string
-	for _, s := range p.Sample {
-		var frames []string
-		for i := len(s.Location) - 1; i >= 0; i-- {
-			for j := len(s.Location[i].Line) - 1; j >= 0; j-- {
-				frames = append(frames, s.Location[i].Line[j].Function.Name)
-			}
-		}
-		if len(frames) > 8 {
-			frames = append(append(append([]string{}, frames[:3]...), fmt.Sprint(len(frames))), frames[len(frames)-3:]...)
-		}
-		var labels []string
-		for k, vs := range s.Label {
-			for _, v := range vs {
-				labels = append(labels, k+"="+v)
-			}
-		}
-		sort.Strings(labels)
-		vals := make([]string, len(s.Value))
-		for i, v := range s.Value {
-			vals[i] = fmt.Sprint(v)
-		}
-		out = append(out, fmt.Sprintf("%s | %s => [%s]", strings.Join(frames, ";"), strings.Join(labels, ","), strings.Join(vals, " ")))
-	}
-	sort.Strings(out)
-	return out
 }
 
 func grpcConn(t testing.TB, url string) *grpc.ClientConn {
@@ -242,7 +209,7 @@ func TestOTLPObservedExports(t *testing.T) {
 				if o.Time != "recent" || time.Duration(now.UnixNano()-p.TimeNanos).Abs() > time.Minute {
 					t.Errorf("time %d, want recent (%s)", p.TimeNanos, o.Time)
 				}
-				if s := observedSamples(p); !slices.Equal(s, o.Samples) {
+				if s := observed.Samples(p); !slices.Equal(s, o.Samples) {
 					t.Errorf("samples\n got %q\nwant %q", s, o.Samples)
 				}
 			}
