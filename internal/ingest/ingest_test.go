@@ -54,7 +54,13 @@ func stacks(p *profile.Profile) []string {
 
 func post(t *testing.T, url, contentType string, body []byte, header http.Header) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	return send(t, http.MethodPost, url, contentType, body, header)
+}
+
+// send makes one request; its body is closed when the test ends.
+func send(t *testing.T, method, url, contentType string, body []byte, header http.Header) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,18 +367,7 @@ func TestIngestStatusCodes(t *testing.T) {
 			if method == "" {
 				method = http.MethodPost
 			}
-			req, _ := http.NewRequest(method, ts.url+"/ingest?"+tc.query, bytes.NewReader(tc.body))
-			if tc.contentType != "" {
-				req.Header.Set("Content-Type", tc.contentType)
-			}
-			for k, v := range tc.header {
-				req.Header[k] = v
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
+			resp := send(t, method, ts.url+"/ingest?"+tc.query, tc.contentType, tc.body, tc.header)
 			if resp.StatusCode != tc.wantStatus {
 				body, _ := io.ReadAll(resp.Body)
 				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tc.wantStatus)

@@ -390,18 +390,7 @@ func TestOTLPRequestErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := startServer(t, tc.opts)
-			req, _ := http.NewRequest(tc.method, ts.url+otlpHTTPPath, bytes.NewReader(tc.body))
-			if tc.ct != "" {
-				req.Header.Set("Content-Type", tc.ct)
-			}
-			for k, v := range tc.header {
-				req.Header[k] = v
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
+			resp := send(t, tc.method, ts.url+otlpHTTPPath, tc.ct, tc.body, tc.header)
 			if resp.StatusCode != tc.status {
 				data, _ := io.ReadAll(resp.Body)
 				t.Fatalf("status %d (%s), want %d", resp.StatusCode, data, tc.status)
