@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/pyrodist/pyrodist/internal/distributor"
 	"github.com/pyrodist/pyrodist/internal/ingest"
 	"github.com/pyrodist/pyrodist/internal/membership"
+	"github.com/pyrodist/pyrodist/internal/metriclabel"
 	"github.com/pyrodist/pyrodist/internal/overrides"
 	"github.com/pyrodist/pyrodist/internal/segmentwriter"
 )
@@ -60,8 +62,11 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 	if err != nil {
 		return nil, err
 	}
+	// One set of tenant label values for every per-tenant metric.
+	tenants := metriclabel.Tenants(cmp.Or(cfg.Distributor.InstanceLimits.MaxMetricTenants, config.Defaults().Distributor.InstanceLimits.MaxMetricTenants))
 	writerCfg := segmentwriter.ConfigFrom(cfg)
 	writerCfg.Credentials = tlsp.writers
+	writerCfg.Tenants = tenants
 	writers, err := segmentwriter.New(writerCfg, reg, logger)
 	if err != nil {
 		return nil, fmt.Errorf("segment-writer client: %w", err)
@@ -90,7 +95,9 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 	if err != nil {
 		return nil, err
 	}
-	pipeline, err := distributor.New(distributor.ConfigFrom(cfg), limits, router, distRing.HealthyDistributors, reg, logger)
+	pipelineCfg := distributor.ConfigFrom(cfg)
+	pipelineCfg.Tenants = tenants
+	pipeline, err := distributor.New(pipelineCfg, limits, router, distRing.HealthyDistributors, reg, logger)
 	if err != nil {
 		return nil, err
 	}

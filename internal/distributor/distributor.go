@@ -41,6 +41,9 @@ type Config struct {
 	// MaxInflightBytes bounds what all requests hold at once; 0 derives it
 	// from the memory limit (a quarter of it).
 	MaxInflightBytes int64
+	// Tenants bounds the tenant label values of the metrics, shared with the
+	// segment-writer client; nil makes one of MaxMetricTenants.
+	Tenants *metriclabel.Set
 	// MaxMetricTenants and MaxMetricProfileNames bound the tenant and type
 	// label values of the metrics; 0: the flag defaults.
 	MaxMetricTenants      int
@@ -80,8 +83,11 @@ func New(cfg Config, limits TenantLimits, sender Sender, healthyDistributors fun
 		f = inflight.New(cfg.MaxInflightBytes)
 	}
 	def := config.Defaults().Distributor.InstanceLimits
-	m, err := newMetrics(reg, f,
-		metriclabel.Tenants(cmp.Or(cfg.MaxMetricTenants, def.MaxMetricTenants)),
+	tenants := cfg.Tenants
+	if tenants == nil {
+		tenants = metriclabel.Tenants(cmp.Or(cfg.MaxMetricTenants, def.MaxMetricTenants))
+	}
+	m, err := newMetrics(reg, f, tenants,
 		metriclabel.ProfileNames(cmp.Or(cfg.MaxMetricProfileNames, def.MaxMetricProfileNames)))
 	if err != nil {
 		return nil, err

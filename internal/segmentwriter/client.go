@@ -51,9 +51,10 @@ type Config struct {
 	// zones are counted as fallbacks.
 	Zone           string
 	PreferSameZone bool
-	// MaxMetricTenants bounds the tenant label of the sent-bytes metric
-	// (tenants beyond it are recorded as metriclabel.Other); 0: the flag
-	// default.
+	// Tenants bounds the tenant label of the sent-bytes metric; the
+	// pipeline's set, so a tenant has its own series in both or in neither.
+	// nil makes one of MaxMetricTenants (0: the flag default).
+	Tenants          *metriclabel.Set
 	MaxMetricTenants int
 	// Now is the clock of the circuit breakers (tests inject one).
 	Now func() time.Time
@@ -113,7 +114,10 @@ func New(cfg Config, reg prometheus.Registerer, logger log.Logger) (*Client, err
 	if err := cfg.SegmentWriter.Validate(); err != nil {
 		return nil, err
 	}
-	tenants := metriclabel.Tenants(cmp.Or(cfg.MaxMetricTenants, config.Defaults().Distributor.InstanceLimits.MaxMetricTenants))
+	tenants := cfg.Tenants
+	if tenants == nil {
+		tenants = metriclabel.Tenants(cmp.Or(cfg.MaxMetricTenants, config.Defaults().Distributor.InstanceLimits.MaxMetricTenants))
+	}
 	m, err := newMetrics(reg, tenants)
 	if err != nil {
 		return nil, err
