@@ -89,6 +89,21 @@ type Options struct {
 
 	// EnablePprof serves /debug/pprof; off, those paths are 404.
 	EnablePprof bool
+
+	// Routes are further services on the same port (one listener for
+	// every API, docs/compatibility.md), each measured like the built-in
+	// routes under its Name.
+	Routes []Route
+}
+
+// Route is one extra handler served by the Server.
+type Route struct {
+	// Pattern is an http.ServeMux pattern, e.g. "GET /ring/health" or a
+	// Connect service path prefix.
+	Pattern string
+	// Name labels the route in the request metrics.
+	Name    string
+	Handler http.Handler
 }
 
 // Server is the distributor's HTTP server. As a service it listens on
@@ -220,6 +235,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle(hpath, s.instrument("grpc_health_v1_Health", health))
 	if s.opts.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
+	}
+	for _, r := range s.opts.Routes {
+		mux.Handle(r.Pattern, s.instrument(r.Name, r.Handler))
 	}
 	if s.opts.EnablePprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -243,3 +243,41 @@ func TestPushErrorsReachClient(t *testing.T) {
 		t.Fatalf("message = %q", ce.Message())
 	}
 }
+
+// Extra routes share the port and are measured under their own name.
+func TestExtraRoutesServedAndMeasured(t *testing.T) {
+	var reg *prometheus.Registry
+	ts := startServer(t, func(o *Options) {
+		reg = prometheus.NewRegistry()
+		o.Registerer, o.Gatherer = reg, reg
+		o.Routes = []Route{{Pattern: "GET /extra/hello", Name: "extra_hello", Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte("hello"))
+		})}}
+	})
+	resp, err := http.Get(ts.url + "/extra/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "hello" {
+		t.Fatalf("GET /extra/hello: %d %q", resp.StatusCode, body)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "route" && l.GetValue() == "extra_hello" {
+					found = true
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no request metric carries route=extra_hello")
+	}
+}
