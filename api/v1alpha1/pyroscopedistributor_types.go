@@ -149,6 +149,10 @@ type PyroscopeDistributorSpec struct {
 	// +optional
 	PodTemplate PodTemplateExtras `json:"podTemplate,omitzero"`
 
+	// Rollout tunes the zone-by-zone rollout of pod template changes.
+	// +optional
+	Rollout RolloutSpec `json:"rollout,omitzero"`
+
 	// Paused stops the operator from changing any child object of this
 	// PyroscopeDistributor (status is still reported). Use it for manual
 	// intervention; unpausing applies the spec again.
@@ -462,6 +466,10 @@ type PyroscopeDistributorStatus struct {
 	// Service, or None.
 	// +optional
 	TrafficDistribution string `json:"trafficDistribution,omitempty"`
+
+	// Rollout is the state of the zone-by-zone rollout of the current version.
+	// +optional
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
 }
 
 // ZoneStatus is the state of one zone.
@@ -493,6 +501,8 @@ type ZoneStatus struct {
 	// for; unset when the zone is not autoscaled.
 	// +optional
 	HPADesiredReplicas *int32 `json:"hpaDesiredReplicas,omitempty"`
+
+	ZoneRolloutStatus `json:",inline"`
 }
 
 // PyroscopeDistributor runs a zone-aware Pyroscope v2 distributor tier: one
@@ -505,6 +515,7 @@ type ZoneStatus struct {
 // +kubebuilder:printcolumn:name="Zones",type=integer,JSONPath=`.status.zoneCount`
 // +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`
 // +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.replicas`
+// +kubebuilder:printcolumn:name="Rolling",type=string,JSONPath=`.status.rollout.zone`
 // +kubebuilder:printcolumn:name="Traffic",type=string,JSONPath=`.status.trafficDistribution`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 52",message="metadata.name must be a DNS-1035 label of at most 52 characters (lowercase letters, digits, '-', starting with a letter): it names Services such as <name>-memberlist"
