@@ -88,12 +88,12 @@ func TestPlanRollout(t *testing.T) {
 		hold:    []string{"c"},
 		started: "b", phase: v1.RolloutRolling, zone: "b", requeue: DefaultZoneTimeout,
 	}, {
-		name:   "timeout halts, later zones keep their version",
-		live:   map[string]LiveZone{"a": on(target, true), "b": on(target, false), "c": on(old, true)},
-		spec:   v1.RolloutSpec{ZoneTimeout: &metav1.Duration{Duration: 5 * time.Minute}},
-		prev:   prev(target, v1.RolloutRolling, "b", ago(5*time.Minute)),
-		hold:   []string{"c"},
-		phase:  v1.RolloutHalted, zone: "b", halted: true,
+		name:  "timeout halts, later zones keep their version",
+		live:  map[string]LiveZone{"a": on(target, true), "b": on(target, false), "c": on(old, true)},
+		spec:  v1.RolloutSpec{ZoneTimeout: &metav1.Duration{Duration: 5 * time.Minute}},
+		prev:  prev(target, v1.RolloutRolling, "b", ago(5*time.Minute)),
+		hold:  []string{"c"},
+		phase: v1.RolloutHalted, zone: "b", halted: true,
 		inMessage: []string{"zone b did not become available within 5m0s", "c keep their version"},
 	}, {
 		name:  "a halted rollout stays halted",
