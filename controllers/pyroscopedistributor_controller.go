@@ -63,6 +63,8 @@ type PyroscopeDistributorReconciler struct {
 	Facts manifests.ClusterFacts
 	// MaxConcurrentReconciles bounds parallel reconciles (default 1).
 	MaxConcurrentReconciles int
+
+	rollouts rolloutMemory // rollout.go
 }
 
 // +kubebuilder:rbac:groups=profiling.pyrodist.dev,resources=pyroscopedistributors,verbs=get;list;watch
@@ -81,6 +83,7 @@ func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl
 		if apierrors.IsNotFound(err) {
 			// Children go with their owner through garbage collection.
 			readyGauge.DeleteLabelValues(req.Namespace, req.Name)
+			r.rollouts.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -96,6 +99,7 @@ func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl
 			return ctrl.Result{}, err
 		}
 		computeStatus(pd, obs, nil, "")
+		zoneVersions(pd, obs)
 		meta.SetStatusCondition(&pd.Status.Conditions, metav1.Condition{
 			Type: v1alpha1.ConditionProgressing, Status: metav1.ConditionFalse, Reason: ReasonPaused,
 			Message: "spec.paused is true: children are left as they are.", ObservedGeneration: pd.Generation,
@@ -122,14 +126,24 @@ func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl
 		// series that keeps only the first one's note.
 		r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, EventSpecWarning, "Build", "%s", strings.Join(desired.Warnings, "; "))
 	}
+	plan, err := r.planRollout(ctx, pd, desired)
+	if err != nil {
+		return r.fail(ctx, pd, before, observed{}, ReasonApplyFailed, err)
+	}
 	obs, err := r.sync(ctx, pd, desired)
 	if err != nil {
 		r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, EventApplyFailed, "Apply", "%v", err)
 		return r.fail(ctx, pd, before, obs, ReasonApplyFailed, err)
 	}
+	r.rolloutEvents(pd, desired, plan)
 	computeStatus(pd, obs, nil, "")
+	rolloutStatus(pd, before.Conditions, obs, plan)
 	pd.Status.ObservedGeneration = pd.Generation
-	return ctrl.Result{}, r.writeStatus(ctx, pd, before)
+	if err := r.writeStatus(ctx, pd, before); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.rollouts.put(pd)
+	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
 }
 
 // fail records a failed reconcile in status (without moving
@@ -142,6 +156,7 @@ func (r *PyroscopeDistributorReconciler) fail(ctx context.Context, pd *v1alpha1.
 		}
 	}
 	computeStatus(pd, obs, err, reason)
+	zoneVersions(pd, obs)
 	if serr := r.writeStatus(ctx, pd, before); serr != nil {
 		return ctrl.Result{}, errors.Join(err, serr)
 	}
