@@ -373,6 +373,7 @@ func TestUpdatesFollowTheSpec(t *testing.T) {
 			return nil
 		})
 	})
+	rolloutPhase(t, key, v1alpha1.RolloutComplete, "") // the simulated zones are rolled one by one
 	expectEvents(t, ns, "web", EventZoneAdded, EventZoneRemoved, EventConfigRolled)
 	assertNoWritesOnResync(t, key)
 }
