@@ -197,10 +197,13 @@ func kept(order []string, pending map[string]bool) string {
 			zones = append(zones, z)
 		}
 	}
-	if len(zones) == 0 {
-		return "the rollout is halted"
+	switch len(zones) {
+	case 0:
+		return "no other zone waits for it"
+	case 1:
+		return zones[0] + " keeps its version"
 	}
-	return "the rollout is halted: " + strings.Join(zones, ", ") + " keep their version"
+	return strings.Join(zones, ", ") + " keep their version"
 }
 
 // HoldZone makes zone's Deployment keep the live pod template instead of the

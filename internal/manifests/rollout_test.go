@@ -94,7 +94,7 @@ func TestPlanRollout(t *testing.T) {
 		prev:  prev(target, v1.RolloutRolling, "b", ago(5*time.Minute)),
 		hold:  []string{"c"},
 		phase: v1.RolloutHalted, zone: "b", halted: true,
-		inMessage: []string{"zone b did not become available within 5m0s", "c keep their version"},
+		inMessage: []string{"zone b did not become available within 5m0s", "; c keeps its version"},
 	}, {
 		name:  "a halted rollout stays halted",
 		live:  map[string]LiveZone{"a": on(target, true), "b": on(target, false), "c": on(old, true)},
