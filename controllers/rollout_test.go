@@ -364,3 +364,81 @@ func containsAll(s string, subs ...string) bool {
 	}
 	return true
 }
+
+// Upgrading from an operator that mounted one mutable <name>-config (and put
+// no version on pod templates) is a rollout like any other: zone by zone,
+// and the old ConfigMap stays until the last zone no longer needs it.
+func TestUpgradeFromUnversionedConfigRollsZoneByZone(t *testing.T) {
+	ns := newNamespace(t)
+	sim := simulateGatedDeployments(t, ns)
+	const name = "up"
+	key := types.NamespacedName{Namespace: ns, Name: name}
+	zones := []string{"zone-a", "zone-b", "zone-c"}
+	mustCreate(t, newPD(ns, name, zones...))
+	pd := reconciled(t, key)
+	for _, z := range zones {
+		sim.release(t, name+"-"+z)
+	}
+	rolloutPhase(t, key, v1alpha1.RolloutComplete, "")
+
+	// What the former operator left: a labelled, owned <name>-config and
+	// pod templates mounting it, without a version.
+	updatePD(t, key, func(pd *v1alpha1.PyroscopeDistributor) { pd.Spec.Paused = true })
+	eventually(t, waitFor, func() error {
+		if c := condition(get(t, ns, name, &v1alpha1.PyroscopeDistributor{}), v1alpha1.ConditionProgressing); c == nil || c.Reason != ReasonPaused {
+			return fmt.Errorf("not paused yet: %+v", c)
+		}
+		return nil
+	})
+	legacy := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-config", Labels: manifests.OwnerLabels(name),
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(pd, v1alpha1.GroupVersion.WithKind("PyroscopeDistributor"))}},
+		Data: map[string]string{manifests.ConfigFileName: "{}\n", manifests.OverridesFile: "overrides: {}\n"},
+	}
+	mustCreate(t, legacy)
+	// The former operator applied its Deployments with the same field
+	// manager, so the new apply replaces its volume rather than adding to it.
+	built, err := manifests.Build(pd, testReconciler.Facts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	former := &applier{c: k8sClient, scheme: testScheme}
+	for _, z := range zones {
+		d := built.Zone(z).Deployment.DeepCopy()
+		delete(d.Spec.Template.Annotations, manifests.AnnotationVersion)
+		for i, v := range d.Spec.Template.Spec.Volumes {
+			if v.Projected != nil {
+				d.Spec.Template.Spec.Volumes[i].VolumeSource = corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+					LocalObjectReference: corev1.LocalObjectReference{Name: legacy.Name}}}
+			}
+		}
+		obj, err := former.prepare(pd, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := former.apply(testCtx, obj, FieldManager); err != nil {
+			t.Fatal(err)
+		}
+		sim.release(t, d.Name)
+	}
+
+	updatePD(t, key, func(pd *v1alpha1.PyroscopeDistributor) { pd.Spec.Paused = false })
+	for i, z := range zones {
+		eventually(t, waitFor, func() error {
+			if v := zoneVersionsNow(t, ns, name, z)[z]; v == "" {
+				return fmt.Errorf("zone %s not rolled yet", z)
+			}
+			return nil
+		})
+		reconcileNow(t, key)
+		for _, later := range zones[i+1:] {
+			if got := manifests.ConfigMapsOf(&zoneDeployment(t, ns, name, later).Spec.Template); len(got) != 1 || got[0] != legacy.Name {
+				t.Fatalf("zone %s left the former config (%v) before zone %s was available", later, got, z)
+			}
+		}
+		get(t, ns, legacy.Name, &corev1.ConfigMap{}) // still mounted by later zones' pods
+		sim.release(t, name+"-"+z)
+	}
+	rolloutPhase(t, key, v1alpha1.RolloutComplete, "")
+	eventually(t, waitFor, func() error { return absent(ns, legacy.Name, &corev1.ConfigMap{}) })
+}
