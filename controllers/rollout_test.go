@@ -152,29 +152,40 @@ func rolloutPhase(t *testing.T, key types.NamespacedName, phase v1alpha1.Rollout
 	return pd
 }
 
+var rolloutZones = []string{"zone-a", "zone-b", "zone-c"}
+
+// createRolledOut creates PyroscopeDistributor name in three zones in a new
+// namespace whose Deployments the returned simulator runs, makes every zone
+// available, and waits for the rollout to be complete. First creation is
+// not a rollout: every zone starts at once, on one version.
+func createRolledOut(t *testing.T, name string) (string, *deploymentSim, *v1alpha1.PyroscopeDistributor) {
+	t.Helper()
+	ns := newNamespace(t)
+	sim := simulateGatedDeployments(t, ns)
+	key := types.NamespacedName{Namespace: ns, Name: name}
+	mustCreate(t, newPD(ns, name, rolloutZones...))
+	reconciled(t, key)
+	v := zoneVersionsNow(t, ns, name, rolloutZones...)
+	if v["zone-a"] == "" || v["zone-a"] != v["zone-b"] || v["zone-a"] != v["zone-c"] {
+		t.Fatalf("zones created on different versions: %v", v)
+	}
+	for _, z := range rolloutZones {
+		sim.release(t, name+"-"+z)
+	}
+	return ns, sim, rolloutPhase(t, key, v1alpha1.RolloutComplete, "")
+}
+
 // A pod template change rolls one zone at a time in spec order; a zone
 // that does not become available in time halts the rollout; reverting the
 // spec brings back the very ConfigMap an earlier version mounted; versions
 // no zone mounts go once a rollout is complete.
 func TestZoneByZoneRollout(t *testing.T) {
-	ns := newNamespace(t)
-	sim := simulateGatedDeployments(t, ns)
 	const name = "roll"
-	key := types.NamespacedName{Namespace: ns, Name: name}
-	zones := []string{"zone-a", "zone-b", "zone-c"}
-	mustCreate(t, newPD(ns, name, zones...))
-	reconciled(t, key)
-
-	// First creation is not a rollout: every zone at once, on one version.
-	v1 := zoneVersionsNow(t, ns, name, zones...)
-	if v1["zone-a"] == "" || v1["zone-a"] != v1["zone-b"] || v1["zone-a"] != v1["zone-c"] {
-		t.Fatalf("zones created on different versions: %v", v1)
-	}
+	ns, sim, pd := createRolledOut(t, name)
+	key := client.ObjectKeyFromObject(pd)
+	v1 := zoneVersionsNow(t, ns, name, rolloutZones...)
 	cm1 := mountedConfig(t, ns, name, "zone-a")
-	for _, z := range zones {
-		sim.release(t, name+"-"+z)
-	}
-	pd := rolloutPhase(t, key, v1alpha1.RolloutComplete, "")
+	zones := rolloutZones
 	if pd.Status.Rollout.Version != v1["zone-a"] || pd.Status.Zones[0].Version != v1["zone-a"] || pd.Status.Zones[0].ConfigMap != cm1.Name {
 		t.Fatalf("status rollout %+v zones %+v, want version %s config %s", pd.Status.Rollout, pd.Status.Zones, v1["zone-a"], cm1.Name)
 	}
@@ -369,17 +380,10 @@ func containsAll(s string, subs ...string) bool {
 // no version on pod templates) is a rollout like any other: zone by zone,
 // and the old ConfigMap stays until the last zone no longer needs it.
 func TestUpgradeFromUnversionedConfigRollsZoneByZone(t *testing.T) {
-	ns := newNamespace(t)
-	sim := simulateGatedDeployments(t, ns)
 	const name = "up"
-	key := types.NamespacedName{Namespace: ns, Name: name}
-	zones := []string{"zone-a", "zone-b", "zone-c"}
-	mustCreate(t, newPD(ns, name, zones...))
-	pd := reconciled(t, key)
-	for _, z := range zones {
-		sim.release(t, name+"-"+z)
-	}
-	rolloutPhase(t, key, v1alpha1.RolloutComplete, "")
+	ns, sim, pd := createRolledOut(t, name)
+	key := client.ObjectKeyFromObject(pd)
+	zones := rolloutZones
 
 	// What the former operator left: a labelled, owned <name>-config and
 	// pod templates mounting it, without a version.
