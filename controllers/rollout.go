@@ -50,6 +50,11 @@ func (r *PyroscopeDistributorReconciler) planRollout(ctx context.Context, pd *v1
 	for zone := range plan.Hold {
 		desired.HoldZone(zone, &live[zone].Spec.Template)
 	}
+	// Garbage: until the rollout settles (every zone on the target with
+	// status.replicas == updatedReplicas, so no older ReplicaSet has pods
+	// left, which spares the operator any ReplicaSet access) every owned
+	// ConfigMap stays, whatever old pods mount. Then the config versions no
+	// zone's Deployment mounts are pruned with the other unwanted children.
 	desired.KeepAllConfigMaps = !plan.Settled
 	desired.KeepConfigMaps = map[string]bool{}
 	for _, d := range live {
