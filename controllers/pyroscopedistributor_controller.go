@@ -78,6 +78,7 @@ type PyroscopeDistributorReconciler struct {
 
 // Reconcile brings one PyroscopeDistributor's children to its spec.
 func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	defer r.rollouts.lock(req.NamespacedName)()
 	pd := &v1alpha1.PyroscopeDistributor{}
 	if err := r.Client.Get(ctx, req.NamespacedName, pd); err != nil {
 		if apierrors.IsNotFound(err) {

@@ -102,9 +102,30 @@ func (r *PyroscopeDistributorReconciler) planFrom(ctx context.Context, reader cl
 // just rolled and is still starting for a zone nobody rolled. The operator
 // is the only writer of status.rollout, so what it wrote last is the truth;
 // after a restart the first read of the object is.
+//
+// Reconciles of one object run one at a time (lock): the controller's work
+// queue already ensures it, and a direct call (a test's resync) must not
+// plan from a step another reconcile is still taking.
 type rolloutMemory struct {
-	mu sync.Mutex
-	m  map[types.NamespacedName]rememberedRollout
+	mu    sync.Mutex
+	m     map[types.NamespacedName]rememberedRollout
+	locks map[types.NamespacedName]*sync.Mutex
+}
+
+// lock holds key's reconcile lock until the returned function is called.
+func (m *rolloutMemory) lock(key types.NamespacedName) func() {
+	m.mu.Lock()
+	if m.locks == nil {
+		m.locks = map[types.NamespacedName]*sync.Mutex{}
+	}
+	l := m.locks[key]
+	if l == nil {
+		l = &sync.Mutex{}
+		m.locks[key] = l
+	}
+	m.mu.Unlock()
+	l.Lock()
+	return l.Unlock
 }
 
 type rememberedRollout struct {
@@ -140,6 +161,7 @@ func (m *rolloutMemory) forget(key types.NamespacedName) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.m, key)
+	delete(m.locks, key)
 }
 
 // rolloutEvents records what this step of the rollout did, once: each
