@@ -140,10 +140,12 @@ func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl
 	computeStatus(pd, obs, nil, "")
 	rolloutStatus(pd, before.Conditions, obs, plan)
 	pd.Status.ObservedGeneration = pd.Generation
+	// The step is taken (the children are applied) whether or not its status
+	// is written: the next plan starts from it.
+	r.rollouts.put(pd)
 	if err := r.writeStatus(ctx, pd, before); err != nil {
 		return ctrl.Result{}, err
 	}
-	r.rollouts.put(pd)
 	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
 }
 
