@@ -1,0 +1,352 @@
+package debuginfo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/grafana/dskit/services"
+	debuginfov1alpha1 "github.com/grafana/pyroscope/api/gen/proto/go/debuginfo/v1alpha1"
+	"github.com/grafana/pyroscope/api/gen/proto/go/debuginfo/v1alpha1/debuginfov1alpha1connect"
+	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	"github.com/thanos-io/objstore/providers/filesystem"
+
+	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/inflight"
+	"github.com/pyrodist/pyrodist/internal/ingest"
+)
+
+type noPusher struct{}
+
+func (noPusher) Push(context.Context, string, *pushv1.PushRequest) error { return nil }
+
+type defaultLimits struct{}
+
+func (defaultLimits) ForTenant(string) *config.Limits {
+	l := config.Defaults().Limits
+	return &l
+}
+
+// served is the ingest server with the debuginfo routes, on 127.0.0.1.
+type served struct {
+	url    string
+	client *http.Client // h2c, as eBPF agents' gRPC and Connect clients speak
+	dir    string       // the filesystem bucket's root
+}
+
+// serve starts the distributor's HTTP server (multitenancy on) with the
+// service over a filesystem bucket; mod adjusts the service's options.
+func serve(t *testing.T, mod func(*Options)) *served {
+	t.Helper()
+	dir := t.TempDir()
+	bucket, err := filesystem.NewBucket(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := newTestService(t, bucket, mod)
+	srv, err := ingest.New(ingest.Options{
+		Pusher:              noPusher{},
+		Limits:              defaultLimits{},
+		MultitenancyEnabled: true,
+		ListenAddress:       "127.0.0.1:0",
+		GracefulTimeout:     5 * time.Second,
+		ReadTimeout:         30 * time.Second,
+		WriteTimeout:        30 * time.Second,
+		Routes:              svc.Routes(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := services.StartAndAwaitRunning(context.Background(), srv); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), srv) })
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	client := &http.Client{Transport: &http.Transport{Protocols: &p}}
+	t.Cleanup(client.CloseIdleConnections)
+	return &served{url: "http://" + srv.Addr(), client: client, dir: dir}
+}
+
+func (s *served) rpc(opts ...connect.ClientOption) debuginfov1alpha1connect.DebuginfoServiceClient {
+	return debuginfov1alpha1connect.NewDebuginfoServiceClient(s.client, s.url, opts...)
+}
+
+// upload posts body for id as tenant; size -1 sends it without a length.
+func (s *served) upload(t *testing.T, tenant, id string, body io.Reader, size int64) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.url+UploadPathPrefix+id, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = size
+	if size < 0 {
+		req.Body = io.NopCloser(body) // no length known to the transport
+	}
+	if tenant != "" {
+		req.Header.Set(ingest.OrgIDHeader, tenant)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	text, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(text))
+}
+
+func initiate(t *testing.T, c debuginfov1alpha1connect.DebuginfoServiceClient, tenant, id string) *debuginfov1alpha1.ShouldInitiateUploadResponse {
+	t.Helper()
+	file := fileOf(id)
+	file.GoBuildId = "go-build-id"
+	resp, err := c.ShouldInitiateUpload(context.Background(), withTenant(&debuginfov1alpha1.ShouldInitiateUploadRequest{File: file}, tenant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Msg
+}
+
+func list(t *testing.T, c debuginfov1alpha1connect.DebuginfoServiceClient, tenant string) []*debuginfov1alpha1.ObjectMetadata {
+	t.Helper()
+	resp, err := c.ListDebuginfo(context.Background(), withTenant(&debuginfov1alpha1.ListDebuginfoRequest{}, tenant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Msg.Object
+}
+
+// An upload through the server lands at Pyroscope's paths with Pyroscope's
+// metadata; tenants are kept apart; list and delete work.
+func TestUploadLandsWherePyroscopePutsIt(t *testing.T) {
+	s := serve(t, nil)
+	ctx := context.Background()
+	c := s.rpc()
+	payload := []byte("\x7fELF symbols")
+
+	if got := initiate(t, c, "tenant-a", testID); !got.ShouldInitiateUpload || got.Reason != ReasonFirstTimeSeen {
+		t.Fatalf("first ShouldInitiateUpload: %v", got)
+	}
+	// The same over gRPC, as the eBPF profilers call it: now in progress.
+	if got := initiate(t, s.rpc(connect.WithGRPC()), "tenant-a", testID); got.ShouldInitiateUpload || got.Reason != ReasonUploadInProgress {
+		t.Fatalf("repeated ShouldInitiateUpload over gRPC: %v", got)
+	}
+	if code, text := s.upload(t, "tenant-a", testID, bytes.NewReader(payload), int64(len(payload))); code != http.StatusOK {
+		t.Fatalf("upload: %d %q", code, text)
+	}
+	if _, err := c.UploadFinished(ctx, withTenant(&debuginfov1alpha1.UploadFinishedRequest{GnuBuildId: testID}, "tenant-a")); err != nil {
+		t.Fatal(err)
+	}
+
+	exe, err := os.ReadFile(filepath.Join(s.dir, "debug-info", "tenant-a", testID, "exe"))
+	if err != nil || !bytes.Equal(exe, payload) {
+		t.Fatalf("debug-info/tenant-a/%s/exe: %q, %v", testID, exe, err)
+	}
+	// protojson may space its output differently from binary to binary;
+	// compacted, it is the bytes Pyroscope writes.
+	md, err := os.ReadFile(filepath.Join(s.dir, "debug-info", "tenant-a", testID, "metadata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, md); err != nil {
+		t.Fatalf("metadata is not JSON: %q: %v", md, err)
+	}
+	want := `{"file":{"gnuBuildId":"` + testID + `","goBuildId":"go-build-id","name":"app","type":"TYPE_EXECUTABLE_FULL"},` +
+		`"state":"STATE_UPLOADED","startedAt":"2026-12-04T18:00:00Z","finishedAt":"2026-12-04T18:00:00Z","sizeBytes":"12"}`
+	if compact.String() != want {
+		t.Fatalf("metadata:\n got %s\nwant %s", compact.String(), want)
+	}
+	if got := initiate(t, c, "tenant-a", testID); got.ShouldInitiateUpload || got.Reason != ReasonDebuginfoAlreadyExists {
+		t.Fatalf("ShouldInitiateUpload after the upload: %v", got)
+	}
+
+	// Another tenant has its own build IDs.
+	if got := initiate(t, c, "tenant-b", testID); !got.ShouldInitiateUpload {
+		t.Fatalf("tenant-b sees tenant-a's upload: %v", got)
+	}
+	const otherID = "abcdef01"
+	if code, text := s.upload(t, "tenant-b", otherID, strings.NewReader("x"), 1); code != http.StatusPreconditionFailed {
+		t.Fatalf("upload never initiated: %d %q", code, text)
+	}
+	a, b := list(t, c, "tenant-a"), list(t, c, "tenant-b")
+	if len(a) != 1 || a[0].State != debuginfov1alpha1.ObjectMetadata_STATE_UPLOADED || a[0].SizeBytes != int64(len(payload)) {
+		t.Fatalf("tenant-a's list: %v", a)
+	}
+	if len(b) != 1 || b[0].State != debuginfov1alpha1.ObjectMetadata_STATE_UPLOADING || b[0].File.GnuBuildId != testID {
+		t.Fatalf("tenant-b's list: %v", b)
+	}
+
+	if _, err := c.DeleteDebuginfo(ctx, withTenant(&debuginfov1alpha1.DeleteDebuginfoRequest{GnuBuildId: testID}, "tenant-a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, "debug-info", "tenant-a", testID, "exe")); !os.IsNotExist(err) {
+		t.Fatalf("exe after delete: %v", err)
+	}
+	if a := list(t, c, "tenant-a"); len(a) != 0 {
+		t.Fatalf("tenant-a's list after delete: %v", a)
+	}
+	if b := list(t, c, "tenant-b"); len(b) != 1 {
+		t.Fatalf("tenant-b's list after tenant-a's delete: %v", b)
+	}
+	// Deleting what is gone is not an error.
+	if _, err := c.DeleteDebuginfo(ctx, withTenant(&debuginfov1alpha1.DeleteDebuginfoRequest{GnuBuildId: testID}, "tenant-a")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Requests the service refuses, with Pyroscope's status codes.
+func TestUploadRefusals(t *testing.T) {
+	const limit = 1 << 10
+	s := serve(t, func(o *Options) { o.Config.MaxUploadSize = limit })
+	c := s.rpc()
+	if got := initiate(t, c, "t1", testID); !got.ShouldInitiateUpload {
+		t.Fatalf("ShouldInitiateUpload: %v", got)
+	}
+	big := bytes.Repeat([]byte{1}, 2*limit)
+	exe := filepath.Join(s.dir, "debug-info", "t1", testID, "exe")
+
+	for _, tc := range []struct {
+		name   string
+		tenant string
+		id     string
+		body   io.Reader
+		size   int64
+		code   int
+		text   string
+	}{
+		{name: "oversize, declared", tenant: "t1", id: testID, body: bytes.NewReader(big), size: int64(len(big)), code: http.StatusInternalServerError, text: tooLarge(limit)},
+		{name: "oversize, streamed without a length", tenant: "t1", id: testID, body: bytes.NewReader(big), size: -1, code: http.StatusInternalServerError, text: tooLarge(limit)},
+		{name: "no tenant", id: testID, body: strings.NewReader("x"), size: 1, code: http.StatusUnauthorized, text: "no org id"},
+		{name: "invalid build ID", tenant: "t1", id: "xyz", body: strings.NewReader("x"), size: 1, code: http.StatusBadRequest, text: `invalid gnu_build_id: invalid gnuBuildID "xyz"`},
+		{name: "not initiated", tenant: "t1", id: "abcd", body: strings.NewReader("x"), size: 1, code: http.StatusPreconditionFailed, text: "no pending upload for this build ID"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, text := s.upload(t, tc.tenant, tc.id, tc.body, tc.size)
+			if code != tc.code || text != tc.text {
+				t.Fatalf("answer %d %q, want %d %q", code, text, tc.code, tc.text)
+			}
+			if _, err := os.Stat(exe); !os.IsNotExist(err) {
+				t.Fatalf("a refused upload left %s: %v", exe, err)
+			}
+		})
+	}
+	// Nothing was stored, so the upload cannot be marked finished.
+	_, err := c.UploadFinished(context.Background(), withTenant(&debuginfov1alpha1.UploadFinishedRequest{GnuBuildId: testID}, "t1"))
+	if connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Fatalf("UploadFinished after refused uploads: %v", err)
+	}
+	// Only POST uploads.
+	resp, err := s.client.Get(s.url + UploadPathPrefix + testID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("GET upload path: %d", resp.StatusCode)
+	}
+	// The calls need a tenant too.
+	_, err = c.ListDebuginfo(context.Background(), connect.NewRequest(&debuginfov1alpha1.ListDebuginfoRequest{}))
+	if connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Fatalf("ListDebuginfo without a tenant: %v", err)
+	}
+}
+
+// Without a storage backend agents are told uploads are disabled and the
+// other calls say why they cannot be served.
+func TestNoBucketDisables(t *testing.T) {
+	s := serve(t, func(o *Options) { o.Bucket = nil })
+	c := s.rpc()
+	if got := initiate(t, c, "t1", testID); got.ShouldInitiateUpload || got.Reason != ReasonDisabled {
+		t.Fatalf("ShouldInitiateUpload: %v", got)
+	}
+	_, err := c.ListDebuginfo(context.Background(), withTenant(&debuginfov1alpha1.ListDebuginfoRequest{}, "t1"))
+	if connect.CodeOf(err) != connect.CodeUnimplemented || !strings.Contains(err.Error(), "no storage backend") {
+		t.Fatalf("ListDebuginfo: %v", err)
+	}
+	_, err = c.UploadFinished(context.Background(), withTenant(&debuginfov1alpha1.UploadFinishedRequest{GnuBuildId: testID}, "t1"))
+	if connect.CodeOf(err) != connect.CodeUnimplemented {
+		t.Fatalf("UploadFinished: %v", err)
+	}
+	if code, text := s.upload(t, "t1", testID, strings.NewReader("x"), 1); code != http.StatusNotImplemented || text != errDisabled.Error() {
+		t.Fatalf("upload: %d %q", code, text)
+	}
+}
+
+// An upload holds the bucket client's buffer of the in-flight budget, not
+// its own size, for as long as it runs; past the budget it is refused.
+func TestUploadChargesBudget(t *testing.T) {
+	budget := inflight.New(1 << 20)
+	s := serve(t, func(o *Options) {
+		o.Budget = budget
+		o.UploadBuffer = 512 << 10
+	})
+	c := s.rpc()
+	initiate(t, c, "t1", testID)
+	// 4 MiB through a 1 MiB budget: charged 512 KiB, the buffer.
+	if code, text := s.upload(t, "t1", testID, bytes.NewReader(make([]byte, 4<<20)), 4<<20); code != http.StatusOK {
+		t.Fatalf("upload: %d %q", code, text)
+	}
+	if budget.InUse() != 0 {
+		t.Fatalf("budget held after the upload: %d", budget.InUse())
+	}
+	// With the budget taken, an upload is refused at once.
+	held := budget.Charge()
+	if err := held.Reserve(768 << 10); err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	code, text := s.upload(t, "t1", testID, bytes.NewReader(make([]byte, 4<<20)), 4<<20)
+	if code != http.StatusTooManyRequests || !strings.Contains(text, "in flight") {
+		t.Fatalf("upload past the budget: %d %q", code, text)
+	}
+	// A small upload is charged its size, and fits.
+	if code, text := s.upload(t, "t1", testID, bytes.NewReader(make([]byte, 100<<10)), 100<<10); code != http.StatusOK {
+		t.Fatalf("small upload: %d %q", code, text)
+	}
+}
+
+// zeros is an endless reader of zero bytes that allocates nothing.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// An upload streams to the bucket: 64 MiB through the server allocate a
+// small fraction of that (io.ReadAll would allocate more than the whole).
+func TestUploadStreamsInBoundedMemory(t *testing.T) {
+	const size = 64 << 20
+	s := serve(t, nil)
+	initiate(t, s.rpc(), "t1", testID)
+	// A connection made and warmed up before measuring.
+	if code, text := s.upload(t, "t1", "abcd", strings.NewReader("x"), 1); code != http.StatusPreconditionFailed {
+		t.Fatalf("warm-up: %d %q", code, text)
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	code, text := s.upload(t, "t1", testID, io.LimitReader(zeros{}, size), size)
+	runtime.ReadMemStats(&after)
+	if code != http.StatusOK {
+		t.Fatalf("upload: %d %q", code, text)
+	}
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("a %d MiB upload allocated %.1f MiB (client, server and bucket together)", size>>20, float64(allocated)/(1<<20))
+	if allocated > 16<<20 {
+		t.Fatalf("a %d MiB upload allocated %d bytes: it is buffered, not streamed", size>>20, allocated)
+	}
+	st, err := os.Stat(filepath.Join(s.dir, "debug-info", "t1", testID, "exe"))
+	if err != nil || st.Size() != size {
+		t.Fatalf("stored object: %v, %v", st, err)
+	}
+}
