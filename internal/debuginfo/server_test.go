@@ -44,8 +44,9 @@ type served struct {
 }
 
 // serve starts the distributor's HTTP server (multitenancy on) with the
-// service over a filesystem bucket; mod adjusts the service's options.
-func serve(t *testing.T, mod func(*Options)) *served {
+// service over a filesystem bucket; mod adjusts the service's options,
+// server the server's.
+func serve(t *testing.T, mod func(*Options), server ...func(*ingest.Options)) *served {
 	t.Helper()
 	dir := t.TempDir()
 	bucket, err := filesystem.NewBucket(dir)
@@ -53,7 +54,7 @@ func serve(t *testing.T, mod func(*Options)) *served {
 		t.Fatal(err)
 	}
 	svc := newTestService(t, bucket, mod)
-	srv, err := ingest.New(ingest.Options{
+	opts := ingest.Options{
 		Pusher:              noPusher{},
 		Limits:              defaultLimits{},
 		MultitenancyEnabled: true,
@@ -62,7 +63,11 @@ func serve(t *testing.T, mod func(*Options)) *served {
 		ReadTimeout:         30 * time.Second,
 		WriteTimeout:        30 * time.Second,
 		Routes:              svc.Routes(),
-	})
+	}
+	for _, m := range server {
+		m(&opts)
+	}
+	srv, err := ingest.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,6 +316,67 @@ func TestUploadChargesBudget(t *testing.T) {
 	// A small upload is charged its size, and fits.
 	if code, text := s.upload(t, "t1", testID, bytes.NewReader(make([]byte, 100<<10)), 100<<10); code != http.StatusOK {
 		t.Fatalf("small upload: %d %q", code, text)
+	}
+}
+
+// slowBody sends its bytes in parts with a pause before each.
+type slowBody struct {
+	parts [][]byte
+	pause time.Duration
+}
+
+func (b *slowBody) Read(p []byte) (int, error) {
+	if len(b.parts) == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(b.pause)
+	n := copy(p, b.parts[0])
+	b.parts[0] = b.parts[0][n:]
+	if len(b.parts[0]) == 0 {
+		b.parts = b.parts[1:]
+	}
+	return n, nil
+}
+
+// An upload may take longer than the server's read and write timeouts:
+// debug-info.upload-timeout replaces them for it, as in Pyroscope. Without
+// it the server's timeout ends the upload.
+func TestUploadOutlastsServerTimeouts(t *testing.T) {
+	const serverTimeout = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+		ok      bool
+	}{
+		{name: "upload timeout", timeout: time.Minute, ok: true},
+		{name: "server timeouts only", timeout: 0, ok: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := serve(t, func(o *Options) { o.Config.UploadTimeout = tc.timeout }, func(o *ingest.Options) {
+				o.ReadTimeout, o.WriteTimeout = serverTimeout, serverTimeout
+			})
+			initiate(t, s.rpc(), "t1", testID)
+			// Four parts, each after a pause of half the server's timeout.
+			body := &slowBody{pause: serverTimeout / 2, parts: [][]byte{[]byte("aa"), []byte("bb"), []byte("cc"), []byte("dd")}}
+			req, err := http.NewRequest(http.MethodPost, s.url+UploadPathPrefix+testID, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.ContentLength = 8
+			req.Header.Set(ingest.OrgIDHeader, "t1")
+			resp, err := s.client.Do(req)
+			ok := err == nil && resp.StatusCode == http.StatusOK
+			if err == nil {
+				resp.Body.Close()
+			}
+			if ok != tc.ok {
+				t.Fatalf("upload slower than the server's timeouts: ok=%v (%v), want ok=%v", ok, err, tc.ok)
+			}
+			exe, err := os.ReadFile(filepath.Join(s.dir, "debug-info", "t1", testID, "exe"))
+			if tc.ok && (err != nil || string(exe) != "aabbccdd") {
+				t.Fatalf("stored %q, %v", exe, err)
+			}
+		})
 	}
 }
 
