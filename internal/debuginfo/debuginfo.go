@@ -14,10 +14,12 @@ import (
 	"net/http"
 	"path"
 	"regexp"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 	"github.com/grafana/pyroscope/api/gen/proto/go/debuginfo/v1alpha1/debuginfov1alpha1connect"
 	"github.com/thanos-io/objstore"
 
@@ -89,6 +91,9 @@ func New(opts Options) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.cfg.Enabled && s.bucket == nil {
+		level.Info(s.logger).Log("msg", "debuginfo uploads are off: no storage backend is configured")
+	}
 	return s, nil
 }
 
@@ -130,14 +135,7 @@ var routeChars = regexp.MustCompile(`[^a-zA-Z0-9]+`)
 // routeName labels a path in the request metrics as the push route is
 // labelled ("push_v1_PusherService_Push").
 func routeName(p string) string {
-	n := routeChars.ReplaceAllString(p, "_")
-	for len(n) > 0 && n[0] == '_' {
-		n = n[1:]
-	}
-	for len(n) > 0 && n[len(n)-1] == '_' {
-		n = n[:len(n)-1]
-	}
-	return n
+	return strings.Trim(routeChars.ReplaceAllString(p, "_"), "_")
 }
 
 // errDisabled answers every call but ShouldInitiateUpload when there is no
