@@ -345,11 +345,14 @@ func TestUploadOutlastsServerTimeouts(t *testing.T) {
 	const serverTimeout = 300 * time.Millisecond
 	for _, tc := range []struct {
 		name    string
+		http1   bool
 		timeout time.Duration
 		ok      bool
 	}{
-		{name: "upload timeout", timeout: time.Minute, ok: true},
-		{name: "server timeouts only", timeout: 0, ok: false},
+		{name: "upload timeout, h2c", timeout: time.Minute, ok: true},
+		{name: "upload timeout, HTTP/1.1", http1: true, timeout: time.Minute, ok: true},
+		{name: "server timeouts only, h2c", timeout: 0, ok: false},
+		{name: "server timeouts only, HTTP/1.1", http1: true, timeout: 0, ok: false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := serve(t, func(o *Options) { o.Config.UploadTimeout = tc.timeout }, func(o *ingest.Options) {
@@ -364,7 +367,12 @@ func TestUploadOutlastsServerTimeouts(t *testing.T) {
 			}
 			req.ContentLength = 8
 			req.Header.Set(ingest.OrgIDHeader, "t1")
-			resp, err := s.client.Do(req)
+			client := s.client
+			if tc.http1 {
+				client = &http.Client{Transport: &http.Transport{}}
+				defer client.CloseIdleConnections()
+			}
+			resp, err := client.Do(req)
 			ok := err == nil && resp.StatusCode == http.StatusOK
 			if err == nil {
 				resp.Body.Close()
