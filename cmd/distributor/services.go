@@ -26,6 +26,7 @@ import (
 	"github.com/pyrodist/pyrodist/internal/metriclabel"
 	"github.com/pyrodist/pyrodist/internal/overrides"
 	"github.com/pyrodist/pyrodist/internal/segmentwriter"
+	"github.com/pyrodist/pyrodist/internal/storage"
 )
 
 // The distributor's long-lived parts. Each starts after what it depends on
@@ -39,6 +40,7 @@ const (
 	svcWriterRing      = "segment-writer-ring"
 	svcDistributorRing = "distributor-ring"
 	svcOverrides       = "overrides"
+	svcStorage         = "storage"
 	svcServer          = "server"
 )
 
@@ -46,7 +48,7 @@ var dependencies = map[string][]string{
 	svcTransportCheck:  {svcMemberlist},
 	svcWriterRing:      {svcMemberlist, svcWriterClient},
 	svcDistributorRing: {svcMemberlist},
-	svcServer:          {svcWriterClient, svcWriterRing, svcDistributorRing, svcOverrides, svcTransportCheck},
+	svcServer:          {svcWriterClient, svcWriterRing, svcDistributorRing, svcOverrides, svcTransportCheck, svcStorage},
 }
 
 // app is the distributor's service graph.
@@ -93,6 +95,9 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		return nil, err
 	}
 	limits := overrides.New(cfg.Limits, cfg.RuntimeConfig, logger)
+	// Parts that use the bucket take store.Bucket() (nil without a backend)
+	// and depend on svcStorage, so it is closed after they stop.
+	store := storage.New(cfg.Storage, storage.Options{}, logger, reg)
 	router, err := distributor.NewRouter(writerRing, writers, distributor.RouterConfigFrom(cfg))
 	if err != nil {
 		return nil, err
@@ -162,6 +167,7 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		svcWriterRing:      writerRing,
 		svcDistributorRing: distRing,
 		svcOverrides:       limits,
+		svcStorage:         store,
 		svcServer:          a.server,
 	}
 	maps.Copy(parts, tlsp.services)
