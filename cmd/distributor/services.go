@@ -111,7 +111,7 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 	// Debuginfo uploads share the port (docs/compatibility.md#debuginfo-uploads).
 	symbols, err := debuginfo.New(debuginfo.Options{
 		Config: cfg.DebugInfo,
-		Bucket: nil, // TODO(storage): the storage module's Bucket()
+		Bucket: store.Bucket(), // nil without a backend: uploads are off
 		Tenant: func(h http.Header) (string, error) { return ingest.ResolveTenant(cfg.MultitenancyEnabled, h) },
 		Budget: pipeline.Budget(),
 		Logger: logger,
