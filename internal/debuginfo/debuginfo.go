@@ -50,7 +50,9 @@ type Options struct {
 
 // DefaultUploadBuffer is what one upload is assumed to hold in memory
 // while it streams: objstore's S3 client buffers up to a part of 64 MiB
-// (its default part_size), GCS a 16 MiB chunk, the filesystem nothing.
+// (its default part_size) for an upload of known size, GCS a 16 MiB
+// chunk, the filesystem nothing. It is also how much of an S3 upload of
+// unknown length is read ahead to learn its size (sizeForS3).
 const DefaultUploadBuffer = 64 << 20
 
 // Service is the debuginfo service. Safe for concurrent use.

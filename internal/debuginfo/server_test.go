@@ -18,6 +18,7 @@ import (
 	debuginfov1alpha1 "github.com/grafana/pyroscope/api/gen/proto/go/debuginfo/v1alpha1"
 	"github.com/grafana/pyroscope/api/gen/proto/go/debuginfo/v1alpha1/debuginfov1alpha1connect"
 	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
+	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
 
 	"github.com/pyrodist/pyrodist/internal/config"
@@ -422,5 +423,71 @@ func TestUploadStreamsInBoundedMemory(t *testing.T) {
 	st, err := os.Stat(filepath.Join(s.dir, "debug-info", "t1", testID, "exe"))
 	if err != nil || st.Size() != size {
 		t.Fatalf("stored object: %v, %v", st, err)
+	}
+}
+
+// s3Like is a bucket that says it is S3 and notes the size objstore's S3
+// client would read from each executable's reader (-1: unknown).
+type s3Like struct {
+	objstore.Bucket
+	sizes []int64
+}
+
+func (b *s3Like) Provider() objstore.ObjProvider { return objstore.S3 }
+
+func (b *s3Like) Upload(ctx context.Context, name string, r io.Reader, opts ...objstore.ObjectUploadOption) error {
+	if strings.HasSuffix(name, "/exe") {
+		n, err := objstore.TryToGetSize(r)
+		if err != nil {
+			n = -1
+		}
+		b.sizes = append(b.sizes, n)
+	}
+	return b.Bucket.Upload(ctx, name, r, opts...)
+}
+
+// An S3 upload without a declared length would make the S3 client allocate
+// a 528 MiB part: one that fits in the upload buffer is read first and
+// uploaded with its size; a longer one is charged that part, and refused
+// when the budget cannot take it.
+func TestS3UploadOfUnknownLength(t *testing.T) {
+	const buffer = 64 << 10
+	for _, tc := range []struct {
+		name   string
+		size   int
+		budget *inflight.Budget
+		code   int
+		seen   int64 // the size the bucket client sees
+	}{
+		{name: "fits the buffer", size: buffer, budget: inflight.New(1 << 20), code: http.StatusOK, seen: buffer},
+		{name: "longer, budget too small", size: buffer + 1, budget: inflight.New(1 << 20), code: http.StatusTooManyRequests},
+		{name: "longer, no budget", size: 3 * buffer, code: http.StatusOK, seen: -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bucket := &s3Like{Bucket: objstore.NewInMemBucket()}
+			s := serve(t, func(o *Options) { o.Bucket, o.Budget, o.UploadBuffer = bucket, tc.budget, buffer })
+			initiate(t, s.rpc(), "t1", testID)
+			payload := bytes.Repeat([]byte{7}, tc.size)
+			if code, text := s.upload(t, "t1", testID, bytes.NewReader(payload), -1); code != tc.code {
+				t.Fatalf("upload: %d %q, want %d", code, text, tc.code)
+			}
+			if tc.budget != nil && tc.budget.InUse() != 0 {
+				t.Fatalf("budget held after the upload: %d", tc.budget.InUse())
+			}
+			stored, err := bucket.Get(context.Background(), ObjectPath("t1", testID))
+			if tc.code != http.StatusOK {
+				if !bucket.IsObjNotFoundErr(err) || len(bucket.sizes) != 0 {
+					t.Fatalf("a refused upload reached the bucket: %v, sizes %v", err, bucket.sizes)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(stored)
+			if !bytes.Equal(got, payload) || len(bucket.sizes) != 1 || bucket.sizes[0] != tc.seen {
+				t.Fatalf("stored %d bytes (want %d), sizes seen %v (want %d)", len(got), len(payload), bucket.sizes, tc.seen)
+			}
+		})
 	}
 }

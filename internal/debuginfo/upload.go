@@ -1,6 +1,7 @@
 package debuginfo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,9 @@ import (
 
 	"github.com/go-kit/log/level"
 	debuginfov1alpha1 "github.com/grafana/pyroscope/api/gen/proto/go/debuginfo/v1alpha1"
+	"github.com/thanos-io/objstore"
+
+	"github.com/pyrodist/pyrodist/internal/inflight"
 )
 
 // writeMargin is how much longer than the upload timeout the answer may
@@ -71,8 +75,9 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// The bytes pass through; what stays in memory is the bucket client's
-	// buffer, charged for as long as the upload runs.
+	// The bytes pass through (an S3 upload of unknown length aside, see
+	// sizeForS3); what stays in memory is the bucket client's buffer,
+	// charged for as long as the upload runs.
 	ch := s.budget.Charge()
 	defer ch.Release()
 	if err := ch.Reserve(s.uploadCharge(r.ContentLength)); err != nil {
@@ -83,15 +88,25 @@ func (s *Service) upload(w http.ResponseWriter, r *http.Request) {
 	if limit > 0 {
 		body.r = http.MaxBytesReader(w, r.Body, limit)
 	}
-	if err := s.bucket.Upload(ctx, ObjectPath(tenant, id), body); err != nil {
+	var src io.Reader = body
+	if body.size < 0 && s.bucket.Provider() == objstore.S3 {
+		src, err = s.sizeForS3(body, ch)
+	}
+	if err == nil {
+		err = s.bucket.Upload(ctx, ObjectPath(tenant, id), src)
+	}
+	if err != nil {
 		s.removePartial(ctx, tenant, id)
 		var over *http.MaxBytesError
-		if errors.As(body.err, &over) {
+		switch {
+		case errors.As(body.err, &over):
 			http.Error(w, tooLarge(limit), http.StatusInternalServerError)
-			return
+		case inflight.IsExhausted(err):
+			http.Error(w, err.Error(), http.StatusTooManyRequests)
+		default:
+			logger.Log("msg", "failed to upload debuginfo", "tenant", tenant, "gnu_build_id", id, "err", err)
+			http.Error(w, "upload failed", http.StatusInternalServerError)
 		}
-		logger.Log("msg", "failed to upload debuginfo", "tenant", tenant, "gnu_build_id", id, "err", err)
-		http.Error(w, "upload failed", http.StatusInternalServerError)
 		return
 	}
 	level.Debug(s.logger).Log("msg", "debuginfo upload completed", "tenant", tenant, "gnu_build_id", id)
@@ -116,6 +131,30 @@ func (s *Service) uploadCharge(size int64) int {
 		size = s.buffer
 	}
 	return int(size)
+}
+
+// s3UnknownSizePart is what objstore's S3 client (minio-go v7) allocates
+// up front for an upload of unknown length: one part of a 5 TiB object cut
+// in 10,000, rounded up to 16 MiB.
+const s3UnknownSizePart = 528 << 20
+
+// sizeForS3 spares an S3 upload without a declared length that part: the
+// body is read into memory up to the upload buffer (which the upload's
+// charge already covers); one that ends there is uploaded with its size
+// known. A longer one goes on at the unknown length, charged the part.
+func (s *Service) sizeForS3(body *uploadBody, ch *inflight.Charge) (io.Reader, error) {
+	var head bytes.Buffer
+	n, err := head.ReadFrom(io.LimitReader(body, s.buffer+1))
+	if err != nil {
+		return nil, err
+	}
+	if n <= s.buffer {
+		return bytes.NewReader(head.Bytes()), nil // objstore.TryToGetSize knows its size
+	}
+	if err := ch.Reserve(s3UnknownSizePart); err != nil {
+		return nil, err
+	}
+	return io.MultiReader(bytes.NewReader(head.Bytes()), body), nil
 }
 
 // removePartial deletes what a failed upload left (the filesystem backend
