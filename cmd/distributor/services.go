@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/debuginfo"
 	"github.com/pyrodist/pyrodist/internal/distributor"
 	"github.com/pyrodist/pyrodist/internal/ingest"
 	"github.com/pyrodist/pyrodist/internal/membership"
@@ -106,6 +108,17 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 	if err != nil {
 		return nil, err
 	}
+	// Debuginfo uploads share the port (docs/compatibility.md#debuginfo-uploads).
+	symbols, err := debuginfo.New(debuginfo.Options{
+		Config: cfg.DebugInfo,
+		Bucket: store.Bucket(), // nil without a backend: uploads are off
+		Tenant: func(h http.Header) (string, error) { return ingest.ResolveTenant(cfg.MultitenancyEnabled, h) },
+		Budget: pipeline.Budget(),
+		Logger: logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("debuginfo: %w", err)
+	}
 	a := &app{}
 	a.server, err = ingest.New(ingest.Options{
 		Pusher: pipeline,
@@ -137,6 +150,8 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		// Profiles of OTLP exports are pushed concurrently within these bounds.
 		OTLPExportConcurrency: cfg.Distributor.InstanceLimits.OTLPExportConcurrency,
 		OTLPMaxConcurrency:    cfg.Distributor.InstanceLimits.OTLPMaxConcurrency,
+
+		Routes: symbols.Routes(),
 	})
 	if err != nil {
 		return nil, err
