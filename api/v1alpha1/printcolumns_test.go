@@ -1,25 +1,15 @@
 package v1alpha1_test
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	"sigs.k8s.io/yaml"
 )
 
 // `kubectl get pyd` shows the Ready condition and its reason by default, so
 // a failed object stands out in a list.
 func TestPrinterColumnsShowReadyAndReason(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "crd", "bases", "profiling.pyrodist.dev_pyroscopedistributors.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var crd apiextensionsv1.CustomResourceDefinition
-	if err := yaml.UnmarshalStrict(raw, &crd); err != nil {
-		t.Fatal(err)
-	}
+	crd := generatedCRD(t)
 	want := map[string]string{
 		"Ready":  `.status.conditions[?(@.type=="Ready")].status`,
 		"Reason": `.status.conditions[?(@.type=="Ready")].reason`,
