@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/pyrodist/pyrodist/internal/manifests"
 )
 
 func TestUpToDate(t *testing.T) {
@@ -173,5 +175,22 @@ func TestUpToDateAtomicFields(t *testing.T) {
 				t.Fatalf("upToDate = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// Every kind the operator applies has its apply schema known, so atomic
+// values are recognised in each (an unknown kind would quietly fall back to
+// treating every map and list as granular).
+func TestSchemaOfEveryChildKind(t *testing.T) {
+	for _, list := range manifests.OwnedObjectLists() {
+		obj, err := itemOf(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := schemaOf(obj); n.s == nil {
+			t.Errorf("%T: no server-side apply schema", obj)
+		} else if a, ok := n.atom(); !ok || a.Map == nil {
+			t.Errorf("%T: schema root %+v is not a struct", obj, a)
+		}
 	}
 }

@@ -93,8 +93,11 @@ func computeStatus(pd *v1alpha1.PyroscopeDistributor, obs observed, reconcileErr
 			}
 			// Only a Service the EndpointSlice controller has reported on:
 			// before its first slice (or without that controller) we know
-			// nothing. A drained zone selects nothing by design.
-			if n, ok := obs.readyEndpoints[name]; ok && n == 0 && !z.Disabled && d.Status.ReadyReplicas > 0 {
+			// nothing. Only a rolled-out zone: while pods come and go the
+			// slices trail the Deployment's counts by a moment. A drained
+			// zone selects nothing by design.
+			if n, ok := obs.readyEndpoints[name]; ok && n == 0 && !z.Disabled &&
+				d.Status.ReadyReplicas > 0 && zoneRolledOut(d) {
 				noEndpoints = append(noEndpoints, fmt.Sprintf("%s (zone %s)", name, z.Name))
 			}
 		}
