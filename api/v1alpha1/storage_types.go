@@ -126,7 +126,7 @@ type S3StorageSpec struct {
 
 // S3SSESpec is S3 server-side encryption.
 //
-// +kubebuilder:validation:XValidation:rule="self.type != 'SSE-KMS' || (has(self.kmsKeyID) && self.kmsKeyID != '')",message="SSE-KMS needs kmsKeyID"
+// +kubebuilder:validation:XValidation:rule="self.type != 'SSE-KMS' || has(self.kmsKeyID)",message="SSE-KMS needs kmsKeyID"
 type S3SSESpec struct {
 	// Type is SSE-S3 or SSE-KMS.
 	// +kubebuilder:validation:Enum=SSE-S3;SSE-KMS
@@ -134,6 +134,7 @@ type S3SSESpec struct {
 
 	// KMSKeyID is the KMS key of SSE-KMS.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	KMSKeyID string `json:"kmsKeyID,omitempty"`
 }

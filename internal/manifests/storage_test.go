@@ -1,14 +1,22 @@
 package manifests
 
 import (
+	"context"
+	"fmt"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	v1 "github.com/pyrodist/pyrodist/api/v1alpha1"
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/test/testutil/envtestbin"
 )
 
 func withS3() *v1.PyroscopeDistributor {
@@ -230,5 +238,37 @@ func TestGoldenStorageS3(t *testing.T) {
 	}
 	if plain := mustBuild(t, base("zone-a", "zone-b")); plain.ConfigHash == d.ConfigHash {
 		t.Error("adding storage did not change the config hash (pods would not roll)")
+	}
+}
+
+// TestStoragePodsPassAPIServerValidation: the pods of every backend, with
+// their Secret-backed env, key file and claim, are accepted by a real
+// kube-apiserver in a namespace that enforces the restricted Pod Security
+// Standard.
+func TestStoragePodsPassAPIServerValidation(t *testing.T) {
+	c := envtestbin.Start(t, filepath.Join("..", ".."), &envtest.Environment{}, scheme.Scheme)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "profiling", Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}}
+	if err := c.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	key := &v1.SecretKeyRef{Name: "creds", Key: "k"}
+	for i, s := range []v1.StorageSpec{
+		*withS3().Spec.Storage,
+		{GCS: &v1.GCSStorageSpec{BucketName: "b", ServiceAccount: key}},
+		{Azure: &v1.AzureStorageSpec{AccountName: "a", ContainerName: "c", ConnectionString: key}},
+		{Swift: &v1.SwiftStorageSpec{AuthURL: "https://keystone/v3", ContainerName: "c", Password: key}},
+		{Filesystem: &v1.FilesystemStorageSpec{ClaimName: "shared", SubPath: "pyroscope"}},
+	} {
+		pd := base("zone-a")
+		pd.Spec.Storage = &s
+		for _, z := range mustBuild(t, pd).Zones {
+			tmpl := z.Deployment.Spec.Template
+			pod := &corev1.Pod{ObjectMeta: *tmpl.ObjectMeta.DeepCopy(), Spec: *tmpl.Spec.DeepCopy()}
+			pod.Namespace, pod.Name = "profiling", fmt.Sprintf("storage-%d", i)
+			if err := c.Create(ctx, pod, client.DryRunAll); err != nil {
+				t.Errorf("%+v: the pod is refused: %v", s, err)
+			}
+		}
 	}
 }
