@@ -123,6 +123,9 @@ func (s *Service) starting(ctx context.Context) error {
 		level.Info(s.logger).Log("msg", "no object storage configured (storage.backend is empty)")
 		return nil
 	}
+	if s.cfg.DeprecatedPrefix != "" {
+		level.Warn(s.logger).Log("msg", "storage.storage_prefix is deprecated; use storage.prefix")
+	}
 	if s.cfg.Backend == config.StorageFilesystem {
 		level.Warn(s.logger).Log("msg", "the filesystem storage backend is only useful when every Pyroscope component shares this directory", "dir", s.cfg.Filesystem.Dir)
 	}
