@@ -122,6 +122,11 @@ type PyroscopeDistributorSpec struct {
 	// +optional
 	TLS TLSSpec `json:"tls,omitzero"`
 
+	// Storage is the Pyroscope cluster's object storage, with credentials
+	// from Secrets the pods read. Unset: none (static placement rules, no debug info uploads).
+	// +optional
+	Storage *StorageSpec `json:"storage,omitempty"`
+
 	// Placement tunes which segment-writers receive a profile.
 	// +optional
 	// +kubebuilder:default={}

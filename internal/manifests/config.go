@@ -57,6 +57,9 @@ func distributorConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (config.
 	if err := applyTLS(&c, s.TLS); err != nil {
 		return c, err
 	}
+	if err := applyStorage(&c, s.Storage); err != nil {
+		return c, err
+	}
 
 	c.Distributor.PreferSameZone = s.Placement.PreferSameZone == nil || *s.Placement.PreferSameZone
 	c.MultitenancyEnabled = s.Multitenancy
@@ -175,6 +178,9 @@ func renderConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (*renderedCon
 	}
 	cy, err := marshalConfig(c)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkExpandable(cy, pd.Spec.Storage); err != nil {
 		return nil, err
 	}
 	oy, err := marshalOverrides(ov, c.Limits)

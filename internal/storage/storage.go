@@ -46,6 +46,10 @@ type Options struct {
 	CheckTimeout time.Duration
 	// Backoff paces the attempts after a failure (default 1s doubling to 1m).
 	Backoff backoff.Config
+	// StopWait bounds how long stop waits for an attempt under way (a
+	// Swift authentication cannot be cancelled) before it gives up on
+	// closing the bucket (default 5s).
+	StopWait time.Duration
 }
 
 // Service owns the bucket.
@@ -83,6 +87,9 @@ func New(cfg config.Storage, opts Options, logger log.Logger, reg prometheus.Reg
 	if opts.CheckTimeout <= 0 {
 		opts.CheckTimeout = 10 * time.Second
 	}
+	if opts.StopWait <= 0 {
+		opts.StopWait = 5 * time.Second
+	}
 	if opts.Backoff.MinBackoff <= 0 {
 		opts.Backoff = backoff.Config{MinBackoff: time.Second, MaxBackoff: time.Minute}
 	}
@@ -116,6 +123,9 @@ func (s *Service) starting(ctx context.Context) error {
 		level.Info(s.logger).Log("msg", "no object storage configured (storage.backend is empty)")
 		return nil
 	}
+	if s.cfg.DeprecatedPrefix != "" {
+		level.Warn(s.logger).Log("msg", "storage.storage_prefix is deprecated; use storage.prefix")
+	}
 	if s.cfg.Backend == config.StorageFilesystem {
 		level.Warn(s.logger).Log("msg", "the filesystem storage backend is only useful when every Pyroscope component shares this directory", "dir", s.cfg.Filesystem.Dir)
 	}
@@ -142,7 +152,14 @@ func (s *Service) stopping(error) error {
 		return nil
 	}
 	s.cancel()
-	<-s.done
+	select {
+	case <-s.done:
+	case <-time.After(s.opts.StopWait):
+		// The process is ending; an attempt that cannot be cancelled must
+		// not hold up the rest of the shutdown.
+		level.Warn(s.logger).Log("msg", "an object storage attempt is still running; stopping without waiting for it", "waited", s.opts.StopWait)
+		return nil
+	}
 	return s.bucket.close()
 }
 

@@ -209,3 +209,33 @@ func TestBuildRetried(t *testing.T) {
 		t.Errorf("%d build attempts", attempts)
 	}
 }
+
+// TestStopDoesNotWaitForABlockedBuild: a build that never returns (an
+// authentication that hangs) neither fails start nor holds up stop.
+func TestStopDoesNotWaitForABlockedBuild(t *testing.T) {
+	opts := fast
+	opts.StartWait, opts.StopWait = 50*time.Millisecond, 50*time.Millisecond
+	s := New(storageCfg(t, "backend", "filesystem", "dir", t.TempDir()), opts, log.NewNopLogger(), prometheus.NewRegistry())
+	unblock := make(chan struct{})
+	defer close(unblock)
+	s.build = func(context.Context, config.Storage, log.Logger) (objstore.Bucket, error) {
+		<-unblock
+		return nil, errors.New("unblocked")
+	}
+	if err := services.StartAndAwaitRunning(context.Background(), s); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if _, err := s.Bucket().Exists(context.Background(), "x"); !errors.Is(err, ErrNotReady) {
+		t.Errorf("while building: %v, want ErrNotReady", err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- services.StopAndAwaitTerminated(context.Background(), s) }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("stop waits for a build that never returns")
+	}
+}
