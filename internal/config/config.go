@@ -17,6 +17,8 @@ type Config struct {
 	// Limits are the defaults for every tenant; overrides.yaml changes them per tenant.
 	Limits        Limits        `yaml:"limits"`
 	RuntimeConfig RuntimeConfig `yaml:"runtime_config"`
+	// AdaptivePlacement is how often the placement rules are read.
+	AdaptivePlacement AdaptivePlacement `yaml:"adaptive_placement"`
 }
 
 // RegisterFlags registers every flag of the distributor with its default.
@@ -29,6 +31,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 		"Require an X-Scope-OrgID header on every request; when false every request belongs to tenant 'anonymous'.")
 	c.Limits.RegisterFlags(f)
 	c.RuntimeConfig.RegisterFlags(f)
+	c.AdaptivePlacement.RegisterFlags(f)
 }
 
 // Defaults returns a Config holding every flag default.
