@@ -7,7 +7,6 @@ package placementrules
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -45,6 +44,7 @@ type Poller struct {
 	interval time.Duration
 	logger   log.Logger
 	now      func() time.Time
+	maxBytes int64 // MaxObjectBytes; smaller in tests
 
 	current atomic.Pointer[rules.Rules]
 
@@ -69,6 +69,7 @@ func New(bucket objstore.BucketReader, interval time.Duration, reg prometheus.Re
 		interval: interval,
 		logger:   log.With(logger, "component", "placement-rules"),
 		now:      time.Now,
+		maxBytes: MaxObjectBytes,
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pyroscope_adaptive_sharding_rules_update_lag_seconds",
 			Help: "Seconds between the creation of the placement rules object and its latest read.",
@@ -155,12 +156,12 @@ func (p *Poller) read(ctx context.Context) (*rules.Rules, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, MaxObjectBytes+1))
+	b, err := io.ReadAll(io.LimitReader(rc, p.maxBytes+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > MaxObjectBytes {
-		return nil, errors.New("placement rules object larger than 64 MiB")
+	if int64(len(b)) > p.maxBytes {
+		return nil, fmt.Errorf("placement rules object larger than %d bytes", p.maxBytes)
 	}
 	return rules.Parse(b)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pyrodist/pyrodist/internal/config"
 	"github.com/pyrodist/pyrodist/internal/placement"
+	"github.com/pyrodist/pyrodist/test/testutil/rulesobject"
 )
 
 // msg builds a message from (field, value) pairs: a uint64 is a varint,
@@ -174,5 +175,33 @@ func TestPolicyDoesNotAllocate(t *testing.T) {
 		_ = r.Policy(tenant, miss, &l)
 	}); n != 0 {
 		t.Fatalf("%v allocations per lookup", n)
+	}
+}
+
+// The tests' writer of rules objects reads back as it was meant.
+func TestRulesObjectRoundTrip(t *testing.T) {
+	at := time.Unix(1800000000, 0)
+	r, err := Parse(rulesobject.Encode(at,
+		rulesobject.Dataset{Tenant: "a", Name: "x", TenantShards: 4, DatasetShards: 2},
+		rulesobject.Dataset{Tenant: "b", Name: "x", DatasetShards: 3, LoadBalancing: 2},
+		rulesobject.Dataset{Tenant: "a", Name: "y", DatasetShards: 5, LoadBalancing: 1},
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.CreatedAt().Equal(at) || r.Len() != 3 {
+		t.Fatalf("created %v, %d rules", r.CreatedAt(), r.Len())
+	}
+	for _, tc := range []struct {
+		tenant, dataset string
+		want            placement.Policy
+	}{
+		{"a", "x", placement.Policy{TenantShards: 4, DatasetShards: 2}},
+		{"b", "x", placement.Policy{DatasetShards: 3, Pick: placement.PickRoundRobin}},
+		{"a", "y", placement.Policy{DatasetShards: 5}},
+	} {
+		if got, ok := r.Lookup(tc.tenant, tc.dataset); !ok || got != tc.want {
+			t.Errorf("%s/%s: %+v %v, want %+v", tc.tenant, tc.dataset, got, ok, tc.want)
+		}
 	}
 }
