@@ -2,18 +2,26 @@ package distributor
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/grafana/dskit/services"
+	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+	"github.com/thanos-io/objstore/providers/filesystem"
+
 	"github.com/pyrodist/pyrodist/internal/config"
 	"github.com/pyrodist/pyrodist/internal/placement"
 	"github.com/pyrodist/pyrodist/internal/placement/rules"
+	"github.com/pyrodist/pyrodist/internal/placementrules"
 	"github.com/pyrodist/pyrodist/internal/segmentwriter"
+	"github.com/pyrodist/pyrodist/test/testutil/poll"
 	"github.com/pyrodist/pyrodist/test/testutil/rulesobject"
 )
 
@@ -159,4 +167,92 @@ func TestRouterFollowsRulesSwap(t *testing.T) {
 	if got := shards(); len(got) != 1 {
 		t.Fatalf("with another tenant's rule the dataset is on %d shards, want 1", len(got))
 	}
+}
+
+// Issue 18's done-when: with a filesystem bucket, writing a new rules
+// object moves a hot dataset to more shards within one poll interval.
+// Profiles of one dataset go through the whole pipeline (validate, split,
+// place, send) to a Router that reads the rules from the running poller.
+func TestNewRulesObjectSpreadsHotDataset(t *testing.T) {
+	bucket, err := filesystem.NewBucket(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const interval = 100 * time.Millisecond
+	poller, err := placementrules.New(bucket, interval, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := services.StartAndAwaitRunning(context.Background(), poller); err != nil {
+		t.Fatal(err)
+	}
+	defer services.StopAndAwaitTerminated(context.Background(), poller) //nolint:errcheck
+
+	ring := placement.NewRing(routeSixWriters(-1))
+	pusher := &routePusher{}
+	router, err := NewRouter(routeRing{ring}, pusher, RouterConfig{Rules: poller})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newTestDistributor(t, defaultLimits(), router)
+	raw := recentProfile(t, "cpu", time.Now())
+	// push sends one profile from each of 16 pods of the hot dataset and
+	// gives the shards they were sent with.
+	push := func(ctx context.Context) (map[uint32]bool, error) {
+		pusher.mu.Lock()
+		pusher.reqs = nil
+		pusher.mu.Unlock()
+		for i := range 16 {
+			labels := []*typesv1.LabelPair{{Name: "service_name", Value: "hot"}, {Name: "__name__", Value: "process_cpu"}, {Name: "pod", Value: fmt.Sprint("pod-", i)}}
+			if err := d.Push(ctx, "tenant-a", pushOne(labels, raw)); err != nil {
+				return nil, err
+			}
+		}
+		pusher.mu.Lock()
+		defer pusher.mu.Unlock()
+		shards := map[uint32]bool{}
+		for _, req := range pusher.reqs {
+			shards[req.Shard] = true
+		}
+		return shards, nil
+	}
+	before, err := push(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before) != 1 {
+		t.Fatalf("without rules the dataset is on %d shards, want 1", len(before))
+	}
+
+	obj := rulesobject.Encode(time.Now(), rulesobject.Dataset{Tenant: "tenant-a", Name: "hot", DatasetShards: 8, LoadBalancing: 1})
+	if err := bucket.Upload(context.Background(), placementrules.ObjectPath, bytes.NewReader(obj)); err != nil {
+		t.Fatal(err)
+	}
+	// The rule's dataset range: the 8 shards Pyroscope's placement gives the
+	// dataset at fingerprint offsets 0..7.
+	want := map[uint32]bool{}
+	for off := range uint64(8) {
+		shard, _ := ring.Place(placement.NewKey("tenant-a", "hot", off), placement.Policy{DatasetShards: 8}, "", nil)
+		want[shard] = true
+	}
+	var after map[uint32]bool
+	err = poll.Until(context.Background(), 10*time.Second, 5*time.Second, interval/4, func(ctx context.Context) error {
+		var err error
+		if after, err = push(ctx); err != nil {
+			return poll.Stop(err)
+		}
+		if len(after) < 2 {
+			return fmt.Errorf("the dataset is still on %d shard(s)", len(after))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := range after {
+		if !want[s] {
+			t.Errorf("shard %d is outside the rule's dataset shards %v", s, want)
+		}
+	}
+	t.Logf("hot dataset: shards %v before the rules object, %v after", before, after)
 }
