@@ -1,7 +1,6 @@
 package distributor
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -43,19 +42,10 @@ func mustRules(t testing.TB, b []byte) *rules.Rules {
 // fingerprint ones on the six-writer rings) give Pyroscope's shard and
 // candidates, with the zone preference off and on.
 func TestRouterMatchesPyroscopeRulesVectors(t *testing.T) {
-	f, err := os.Open("../placement/rules/testdata/placement-rules-vectors.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rings := map[string]*placement.Ring{
-		"six-writers-4-tokens":    placement.NewRing(routeSixWriters(-1)),
-		"six-writers-one-leaving": placement.NewRing(routeSixWriters(2)),
-	}
+	rings := routeVectorRings()
 	sets := map[string]*routeRules{}
 	checked := 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
+	for _, line := range routeVectorLines(t, "../placement/rules/testdata/placement-rules-vectors.jsonl") {
 		var v struct {
 			Ring   string `json:"ring"`
 			Rules  string `json:"rules"`
@@ -70,7 +60,7 @@ func TestRouterMatchesPyroscopeRulesVectors(t *testing.T) {
 			Shard      uint32     `json:"shard"`
 			Candidates []string   `json:"active_candidates"`
 		}
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+		if err := json.Unmarshal(line, &v); err != nil {
 			t.Fatal(err)
 		}
 		ring := rings[v.Ring]
