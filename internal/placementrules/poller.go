@@ -35,8 +35,11 @@ const MaxObjectBytes = 64 << 20
 // As Pyroscope's agent: a missing object means no rules (every dataset
 // gets its tenant's limits); a failed read, or an object that does not
 // decode, keeps the rules already held; an object older (by created_at)
-// than the rules held is ignored; and the service fails to start when the
-// first read fails for any reason but a missing object.
+// than the rules held is ignored. Unlike it, a failed first read does not
+// fail the start: ingestion must not depend on the object storage (which
+// may still be connecting, see internal/storage), so the distributor
+// starts with its tenants' limits and the next reads try again
+// (docs/compatibility.md#deliberate-differences).
 type Poller struct {
 	services.Service
 
@@ -106,10 +109,9 @@ func New(bucket objstore.BucketReader, interval time.Duration, reg prometheus.Re
 // bucket, which the rules' methods treat as no rules.
 func (p *Poller) Rules() *rules.Rules { return p.current.Load() }
 
+// starting makes the first read; its error is logged and counted by load.
 func (p *Poller) starting(ctx context.Context) error {
-	if err := p.load(ctx); err != nil {
-		return fmt.Errorf("loading placement rules: %w", err)
-	}
+	_ = p.load(ctx)
 	return nil
 }
 

@@ -147,19 +147,38 @@ func TestPollerRefusesOversizedObject(t *testing.T) {
 	}
 }
 
-// As Pyroscope's agent, the service does not start when the first read
-// fails for another reason than a missing object.
-func TestPollerStart(t *testing.T) {
+// Unlike Pyroscope's agent, a failed first read does not stop the start:
+// the distributor starts without rules and takes them once the bucket
+// answers.
+func TestPollerStartsWhileBucketFails(t *testing.T) {
 	bucket := &flakyBucket{Bucket: objstore.NewInMemBucket()}
 	bucket.fail(errors.New("access denied"))
-	p, err := New(bucket, time.Minute, nil, nil)
+	upload(t, bucket, rulesobject.Encode(time.Now(), hot(4)))
+	const interval = 20 * time.Millisecond
+	p, err := New(bucket, interval, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := services.StartAndAwaitRunning(context.Background(), p); err == nil || !strings.Contains(err.Error(), "access denied") {
+	if err := services.StartAndAwaitRunning(context.Background(), p); err != nil {
 		t.Fatalf("start with a failing bucket: %v", err)
 	}
+	defer services.StopAndAwaitTerminated(context.Background(), p) //nolint:errcheck
+	if p.Rules() != nil || promtest.ToFloat64(p.readErrors) < 1 {
+		t.Fatalf("rules %v after a failed first read, %v read errors", p.Rules(), promtest.ToFloat64(p.readErrors))
+	}
+	bucket.fail(nil)
+	err = poll.Until(context.Background(), 10*time.Second, time.Second, interval, func(context.Context) error {
+		if shards(p) != 4 {
+			return errors.New("rules not read yet")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
 
+func TestPollerWithoutBucket(t *testing.T) {
 	// Without a bucket there are never rules.
 	idle, err := New(nil, 0, nil, nil)
 	if err != nil {
@@ -172,7 +191,7 @@ func TestPollerStart(t *testing.T) {
 	if idle.Rules() != nil {
 		t.Fatal("rules without a bucket")
 	}
-	if _, err := New(bucket, 0, nil, nil); err == nil {
+	if _, err := New(objstore.NewInMemBucket(), 0, nil, nil); err == nil {
 		t.Fatal("a zero interval was accepted")
 	}
 }
