@@ -246,3 +246,31 @@ func TestNewRulesObjectSpreadsHotDataset(t *testing.T) {
 	}
 	t.Logf("hot dataset: shards %v before the rules object, %v after", before, after)
 }
+
+// BenchmarkRouterSend with rules in use, the profile's dataset ruled or
+// not: the lookup adds no allocation.
+func BenchmarkRouterSendWithRules(b *testing.B) {
+	var in []placement.Instance
+	for i := range 30 {
+		in = append(in, placement.Instance{ID: fmt.Sprintf("sw-%02d", i), Addr: fmt.Sprint(i), Zone: fmt.Sprint("zone-", i%3), Tokens: 4})
+	}
+	src := &routeRules{}
+	var ds []rulesobject.Dataset
+	for i := range 1000 {
+		ds = append(ds, rulesobject.Dataset{Tenant: "tenant-a", Name: fmt.Sprint("svc-", i), DatasetShards: 4})
+	}
+	ds = append(ds, rulesobject.Dataset{Tenant: "tenant-a", Name: "checkout", DatasetShards: 8})
+	src.p.Store(mustRules(b, rulesobject.Encode(time.Now(), ds...)))
+	r, _ := newTestRouter(routeRing{placement.NewRing(in)}, routePlacementLimits(0, 1, config.LoadBalancingDynamic), routeNop{}, RouterConfig{Zone: "zone-1", PreferSameZone: true, Rules: src})
+	for _, service := range []string{"checkout", "unruled"} {
+		b.Run(service, func(b *testing.B) {
+			p := routeProfile("tenant-a", [][2]string{{"__name__", "process_cpu"}, {"service_name", service}})
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := r.Send(context.Background(), p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
