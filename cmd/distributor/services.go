@@ -24,6 +24,7 @@ import (
 	"github.com/pyrodist/pyrodist/internal/metriclabel"
 	"github.com/pyrodist/pyrodist/internal/overrides"
 	"github.com/pyrodist/pyrodist/internal/segmentwriter"
+	"github.com/pyrodist/pyrodist/internal/storage"
 )
 
 // The distributor's long-lived parts. Each starts after what it depends on
@@ -37,6 +38,7 @@ const (
 	svcWriterRing      = "segment-writer-ring"
 	svcDistributorRing = "distributor-ring"
 	svcOverrides       = "overrides"
+	svcStorage         = "storage"
 	svcServer          = "server"
 )
 
@@ -44,7 +46,7 @@ var dependencies = map[string][]string{
 	svcTransportCheck:  {svcMemberlist},
 	svcWriterRing:      {svcMemberlist, svcWriterClient},
 	svcDistributorRing: {svcMemberlist},
-	svcServer:          {svcWriterClient, svcWriterRing, svcDistributorRing, svcOverrides, svcTransportCheck},
+	svcServer:          {svcWriterClient, svcWriterRing, svcDistributorRing, svcOverrides, svcTransportCheck, svcStorage},
 }
 
 // app is the distributor's service graph.
@@ -91,6 +93,9 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		return nil, err
 	}
 	limits := overrides.New(cfg.Limits, cfg.RuntimeConfig, logger)
+	// Parts that use the bucket take store.Bucket() (nil without a backend)
+	// and depend on svcStorage, so it is closed after they stop.
+	store := storage.New(cfg.Storage, storage.Options{}, logger, reg)
 	router, err := distributor.NewRouter(writerRing, writers, distributor.RouterConfigFrom(cfg))
 	if err != nil {
 		return nil, err
@@ -147,6 +152,7 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		svcWriterRing:      writerRing,
 		svcDistributorRing: distRing,
 		svcOverrides:       limits,
+		svcStorage:         store,
 		svcServer:          a.server,
 	}
 	maps.Copy(parts, tlsp.services)

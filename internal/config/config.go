@@ -19,6 +19,8 @@ type Config struct {
 	RuntimeConfig RuntimeConfig `yaml:"runtime_config"`
 	// AdaptivePlacement is how often the placement rules are read.
 	AdaptivePlacement AdaptivePlacement `yaml:"adaptive_placement"`
+	// Storage is the object store (Pyroscope's storage block); none by default.
+	Storage Storage `yaml:"storage"`
 }
 
 // RegisterFlags registers every flag of the distributor with its default.
@@ -32,6 +34,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Limits.RegisterFlags(f)
 	c.RuntimeConfig.RegisterFlags(f)
 	c.AdaptivePlacement.RegisterFlags(f)
+	c.Storage.RegisterFlags(f)
 }
 
 // Defaults returns a Config holding every flag default.
