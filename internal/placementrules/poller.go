@@ -123,9 +123,9 @@ func (p *Poller) iteration(ctx context.Context) error {
 }
 
 func (p *Poller) load(ctx context.Context) error {
-	// A read never outlasts the interval (at least a second), so a hung
-	// bucket neither stalls the start for ever nor stacks reads.
-	ctx, cancel := context.WithTimeout(ctx, max(p.interval, time.Second))
+	// A read never outlasts the interval (kept within 1-10 s), so a hung
+	// bucket neither holds the distributor's start long nor stacks reads.
+	ctx, cancel := context.WithTimeout(ctx, min(max(p.interval, time.Second), 10*time.Second))
 	defer cancel()
 	r, err := p.read(ctx)
 	switch {
