@@ -101,9 +101,6 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 	store := storage.New(cfg.Storage, storage.Options{}, logger, reg)
 	// The placement rules the metastore writes to the bucket; without a
 	// bucket there are none and every dataset gets its tenant's limits.
-	if err := cfg.AdaptivePlacement.Validate(); err != nil {
-		return nil, err
-	}
 	rules, err := placementrules.New(store.Bucket(), cfg.AdaptivePlacement.PlacementRulesUpdateInterval, reg, logger)
 	if err != nil {
 		return nil, err
