@@ -25,6 +25,7 @@ import (
 	"github.com/pyrodist/pyrodist/internal/membership"
 	"github.com/pyrodist/pyrodist/internal/metriclabel"
 	"github.com/pyrodist/pyrodist/internal/overrides"
+	"github.com/pyrodist/pyrodist/internal/placementrules"
 	"github.com/pyrodist/pyrodist/internal/segmentwriter"
 	"github.com/pyrodist/pyrodist/internal/storage"
 )
@@ -41,6 +42,7 @@ const (
 	svcDistributorRing = "distributor-ring"
 	svcOverrides       = "overrides"
 	svcStorage         = "storage"
+	svcPlacementRules  = "placement-rules"
 	svcServer          = "server"
 )
 
@@ -48,7 +50,8 @@ var dependencies = map[string][]string{
 	svcTransportCheck:  {svcMemberlist},
 	svcWriterRing:      {svcMemberlist, svcWriterClient},
 	svcDistributorRing: {svcMemberlist},
-	svcServer:          {svcWriterClient, svcWriterRing, svcDistributorRing, svcOverrides, svcTransportCheck, svcStorage},
+	svcPlacementRules:  {svcStorage},
+	svcServer:          {svcWriterClient, svcWriterRing, svcDistributorRing, svcOverrides, svcTransportCheck, svcStorage, svcPlacementRules},
 }
 
 // app is the distributor's service graph.
@@ -98,7 +101,15 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 	// Parts that use the bucket take store.Bucket() (nil without a backend)
 	// and depend on svcStorage, so it is closed after they stop.
 	store := storage.New(cfg.Storage, storage.Options{}, logger, reg)
-	router, err := distributor.NewRouter(writerRing, writers, distributor.RouterConfigFrom(cfg))
+	// The placement rules the metastore writes to the bucket; without a
+	// bucket there are none and every dataset gets its tenant's limits.
+	rules, err := placementrules.New(store.Bucket(), cfg.AdaptivePlacement.PlacementRulesUpdateInterval, reg, logger)
+	if err != nil {
+		return nil, err
+	}
+	routerCfg := distributor.RouterConfigFrom(cfg)
+	routerCfg.Rules = rules
+	router, err := distributor.NewRouter(writerRing, writers, routerCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +179,7 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		svcDistributorRing: distRing,
 		svcOverrides:       limits,
 		svcStorage:         store,
+		svcPlacementRules:  rules,
 		svcServer:          a.server,
 	}
 	maps.Copy(parts, tlsp.services)

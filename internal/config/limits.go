@@ -66,6 +66,6 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&l.IngestionRelabelingDefaultRulesPosition, "distributor.ingestion-relabeling-default-rules-position", "first", "Where the default ingestion relabeling rules run: 'first', 'last' or 'disabled'.")
 
 	f.IntVar(&l.PushMaxConcurrency, "distributor.push.max-concurrency", 256, "Profiles of one request processed at once; 0 means unbounded, 1 serial.")
-	f.IntVar(&l.IngestionTenantShardSize, "distributor.ingestion-tenant-shard-size", 0, "Accepted for compatibility with Pyroscope; the segment-writer path uses the adaptive placement limits.")
+	f.IntVar(&l.IngestionTenantShardSize, "distributor.ingestion-tenant-shard-size", 0, "Shards a tenant's data may spread over, for datasets without a placement rule, when larger than -adaptive-placement.tenant-shards (Pyroscope's shuffle-sharding size, applied to shards as its distributor does). 0 disables it.")
 	l.Placement.RegisterFlags(f)
 }

@@ -52,6 +52,9 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	if err := c.Storage.Validate(); err != nil {
 		return nil, err
 	}
+	if err := c.AdaptivePlacement.Validate(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
