@@ -23,6 +23,7 @@ import (
 	"github.com/pyrodist/pyrodist/internal/membership"
 	"github.com/pyrodist/pyrodist/internal/metriclabel"
 	"github.com/pyrodist/pyrodist/internal/overrides"
+	"github.com/pyrodist/pyrodist/internal/ringhealth"
 	"github.com/pyrodist/pyrodist/internal/segmentwriter"
 )
 
@@ -132,6 +133,11 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		// Profiles of OTLP exports are pushed concurrently within these bounds.
 		OTLPExportConcurrency: cfg.Distributor.InstanceLimits.OTLPExportConcurrency,
 		OTLPMaxConcurrency:    cfg.Distributor.InstanceLimits.OTLPMaxConcurrency,
+
+		Routes: []ingest.Route{{
+			Pattern: "GET " + ringhealth.Path, Name: "ring_writers",
+			Handler: writerRing.HealthHandler(cfg.Distributor.Zone, cfg.Distributor.PreferSameZone),
+		}},
 	})
 	if err != nil {
 		return nil, err
