@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
@@ -60,6 +61,8 @@ func CacheOptions(namespaces []string) cache.Options {
 		}
 		o.ByObject[obj] = cache.ByObject{Label: managed}
 	}
+	// The ring-health poller lists distributor pods; only those.
+	o.ByObject[&corev1.Pod{}] = cache.ByObject{Label: managed}
 	return o
 }
 

@@ -24,10 +24,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/pyrodist/pyrodist/api/v1alpha1"
 	"github.com/pyrodist/pyrodist/internal/manifests"
@@ -63,6 +65,9 @@ type PyroscopeDistributorReconciler struct {
 	Facts manifests.ClusterFacts
 	// MaxConcurrentReconciles bounds parallel reconciles (default 1).
 	MaxConcurrentReconciles int
+	// RingHealth, when set, polls the distributors' ring reports (run by
+	// the manager) for the WritersInZone condition.
+	RingHealth *RingHealthPoller
 }
 
 // +kubebuilder:rbac:groups=profiling.pyrodist.dev,resources=pyroscopedistributors,verbs=get;list;watch
@@ -153,6 +158,7 @@ func (r *PyroscopeDistributorReconciler) fail(ctx context.Context, pd *v1alpha1.
 // keeps the ready gauge in step.
 func (r *PyroscopeDistributorReconciler) writeStatus(ctx context.Context, pd *v1alpha1.PyroscopeDistributor,
 	before *v1alpha1.PyroscopeDistributorStatus) error {
+	r.ringStatus(pd, before)
 	ready := 0.0
 	if meta.IsStatusConditionTrue(pd.Status.Conditions, v1alpha1.ConditionReady) {
 		ready = 1
@@ -247,7 +253,7 @@ func (r *PyroscopeDistributorReconciler) sync(ctx context.Context, pd *v1alpha1.
 			}
 		}
 	}
-	return obs, nil
+	return obs, r.syncPodMonitor(ctx, a, pd)
 }
 
 // syncDeployment applies one zone's Deployment. An autoscaled zone (hpa set)
@@ -339,7 +345,14 @@ func (r *PyroscopeDistributorReconciler) SetupWithManager(mgr ctrl.Manager) erro
 	if r.MaxConcurrentReconciles < 1 {
 		r.MaxConcurrentReconciles = 1
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.RingHealth != nil {
+		if err := mgr.Add(r.RingHealth); err != nil {
+			return err
+		}
+		b = b.WatchesRawSource(source.Channel(r.RingHealth.Events(), &handler.EnqueueRequestForObject{}))
+	}
+	return b.
 		// Our own status writes change neither generation, labels nor
 		// annotations: they do not trigger another reconcile.
 		For(&v1alpha1.PyroscopeDistributor{}, builder.WithPredicates(predicate.Or(
