@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -86,6 +87,7 @@ func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl
 		if apierrors.IsNotFound(err) {
 			// Children go with their owner through garbage collection.
 			readyGauge.DeleteLabelValues(req.Namespace, req.Name)
+			writersGauge.DeletePartialMatch(prometheus.Labels{"namespace": req.Namespace, "name": req.Name})
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err

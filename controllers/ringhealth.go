@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -371,6 +372,7 @@ func (r *PyroscopeDistributorReconciler) ringStatus(pd *v1alpha1.PyroscopeDistri
 		return
 	}
 	key := client.ObjectKeyFromObject(pd)
+	writersGauge.DeletePartialMatch(prometheus.Labels{"namespace": pd.Namespace, "name": pd.Name})
 	var missing, unknown []string
 	enabled := 0
 	for i := range pd.Status.Zones {
@@ -386,6 +388,7 @@ func (r *PyroscopeDistributorReconciler) ringStatus(pd *v1alpha1.PyroscopeDistri
 			continue
 		}
 		zs.WritersActiveInZone, zs.WritersActive = ptrTo(got.ActiveInZone), ptrTo(got.Active)
+		writersGauge.WithLabelValues(pd.Namespace, pd.Name, zs.Name).Set(float64(got.ActiveInZone))
 		if got.ActiveInZone == 0 {
 			missing = append(missing, zs.Name)
 		}

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -147,6 +148,11 @@ func TestWritersInZoneFollowsRingReports(t *testing.T) {
 	for _, z := range pd.Status.Zones {
 		if z.Name == "zone-b" && (z.WritersActiveInZone == nil || *z.WritersActiveInZone != 0) {
 			t.Errorf("zone-b: writersActiveInZone %v, want 0", z.WritersActiveInZone)
+		}
+	}
+	for zone, want := range map[string]float64{"zone-a": 2, "zone-b": 0} {
+		if got := testutil.ToFloat64(writersGauge.WithLabelValues(ns, "ring", zone)); got != want {
+			t.Errorf("pyrodist_distributor_zone_writers_active{zone=%q} = %v, want %v", zone, got, want)
 		}
 	}
 

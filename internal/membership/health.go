@@ -26,14 +26,16 @@ func (w *WriterRing) HealthHandler(zone string, preferSameZone bool) http.Handle
 	})
 }
 
-// newZoneGauge is the ring size by zone and state: the dashboards' view of
-// what each zone's distributors can send to. Zones come from the writers'
-// own registrations (one per availability zone), so the label stays small.
+// newZoneGauge is the ring size by the writers' zone and state: the
+// dashboards' view of what each zone's distributors can send to. Zones come
+// from the writers' own registrations (one per availability zone), so the
+// label stays small. It is writer_zone, not zone: scrapers label every
+// series with the distributor's own zone (the operator's PodMonitor does).
 func newZoneGauge() *prometheus.GaugeVec {
 	return prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "pyrodist_segment_writer_ring_zone_instances",
-		Help: "Segment-writers in the placement view by zone and state (healthy: fresh heartbeat and state ACTIVE, LEAVING, PENDING or JOINING).",
-	}, []string{"zone", "state"})
+		Help: "Segment-writers in the placement view by their zone and state (healthy: fresh heartbeat and state ACTIVE, LEAVING, PENDING or JOINING).",
+	}, []string{"writer_zone", "state"})
 }
 
 // setZones replaces the gauge's series with the counts of instances, so a
