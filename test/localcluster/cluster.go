@@ -9,6 +9,7 @@
 package localcluster
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -114,6 +115,11 @@ type Options struct {
 	Detach bool
 	// Progress receives one line per step; nil discards.
 	Progress io.Writer
+	// PodCIDR is where kwok takes pod IPs from; default 10.244.0.0/16. A
+	// range in 127.0.0.0/8 lets processes on this machine listen on the
+	// pods' IPs, so a client that dials pod IPs (the operator's ring-health
+	// poller) reaches them.
+	PodCIDR string
 }
 
 // Cluster is a running control plane.
@@ -276,7 +282,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 		"--node-ip=127.0.0.1", "--node-port="+strconv.Itoa(kwokPort), "--server-address=127.0.0.1:"+strconv.Itoa(kwokPort),
 		"--tls-cert-file="+p("kwok-serving.crt"), "--tls-private-key-file="+p("kwok-serving.key"),
-		"--cidr="+podCIDR, "--node-lease-duration-seconds=40")
+		"--cidr="+cmp.Or(o.PodCIDR, podCIDR), "--node-lease-duration-seconds=40")
 	if err != nil {
 		return nil, err
 	}
