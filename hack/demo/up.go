@@ -153,6 +153,9 @@ func (d *demo) up() error {
 	if err := d.printRouting(ctx); err != nil {
 		return err
 	}
+	if err := d.printRingHealth(ctx); err != nil {
+		return err
+	}
 	return d.instructions()
 }
 
