@@ -3,9 +3,6 @@ package controllers
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -303,7 +300,7 @@ func (p *RingHealthPoller) read(ctx context.Context, tg zoneTarget) ZoneRing {
 		if i == maxTriesPerZone {
 			break
 		}
-		rep, err := p.get(ctx, scheme+"://"+net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(manifests.HTTPPort))+ringhealth.Path)
+		rep, err := p.get(ctx, scheme+"://"+net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(manifests.HTTPPort)))
 		if err != nil {
 			log.FromContext(ctx).V(1).Info("ring report unavailable", "namespace", pod.Namespace, "pod", pod.Name, "error", err.Error())
 			continue
@@ -332,34 +329,10 @@ func tlsFor(pd *v1alpha1.PyroscopeDistributor) (scheme string, ok bool) {
 	return "https", true
 }
 
-func (p *RingHealthPoller) get(ctx context.Context, url string) (*ringhealth.Report, error) {
+func (p *RingHealthPoller) get(ctx context.Context, base string) (*ringhealth.Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := p.HTTP.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, ringhealth.MaxReportBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	if len(body) > ringhealth.MaxReportBytes {
-		return nil, fmt.Errorf("GET %s: report larger than %d bytes", url, ringhealth.MaxReportBytes)
-	}
-	var rep ringhealth.Report
-	if err := json.Unmarshal(body, &rep); err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
-	}
-	return &rep, nil
+	return ringhealth.Get(ctx, p.HTTP, base)
 }
 
 func clamp32(n int) int32 { return int32(min(max(n, 0), 1<<31-1)) }

@@ -2,13 +2,11 @@ package controllers
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,42 +167,6 @@ func TestWritersInZoneFollowsRingReports(t *testing.T) {
 	expect(metav1.ConditionFalse, ReasonNoWritersInZone, "zone-b")
 	updatePD(t, key, func(pd *v1alpha1.PyroscopeDistributor) { pd.Spec.Zones[1].Disabled = true })
 	expect(metav1.ConditionTrue, ReasonWritersInEveryZone, "")
-}
-
-// The poller's GET refuses what it cannot trust: an error status, a body over
-// the bound, or no JSON report.
-func TestRingReportGet(t *testing.T) {
-	big := strings.Repeat(" ", ringhealth.MaxReportBytes) + `{"zone":"a"}`
-	for _, tc := range []struct {
-		name    string
-		status  int
-		body    string
-		wantErr string
-	}{
-		{"ok", 200, `{"zone":"a","activeInZone":1,"active":3}`, ""},
-		{"error status", 503, `{"zone":"a"}`, "503"},
-		{"too large", 200, big, "larger than"},
-		{"not json", 200, "<html>", "invalid character"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				w.WriteHeader(tc.status)
-				_, _ = io.WriteString(w, tc.body)
-			}))
-			defer srv.Close()
-			p := &RingHealthPoller{}
-			p.init()
-			rep, err := p.get(context.Background(), srv.URL+ringhealth.Path)
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Fatalf("get: %v", err)
-			case tc.wantErr == "" && (rep.Zone != "a" || rep.ActiveInZone != 1 || rep.Active != 3):
-				t.Errorf("report %+v", rep)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Errorf("error %v, want one containing %q", err, tc.wantErr)
-			}
-		})
-	}
 }
 
 // Port 4040 is read over TLS when it serves TLS, and not at all when it

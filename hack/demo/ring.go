@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"text/tabwriter"
@@ -20,7 +18,7 @@ import (
 func (d *demo) printRingHealth(ctx context.Context) error {
 	var reps []ringhealth.Report
 	for _, dist := range d.dists {
-		rep, err := fetchRingReport(ctx, dist.http())
+		rep, err := ringhealth.Get(ctx, http.DefaultClient, dist.http())
 		if err != nil {
 			return fmt.Errorf("distributor %s %s: %w", dist.zone, ringhealth.Path, err)
 		}
@@ -29,26 +27,6 @@ func (d *demo) printRingHealth(ctx context.Context) error {
 	d.step("ring health per zone, from each zone's distributor (GET %s)", ringhealth.Path)
 	fmt.Print(ringHealthText(reps))
 	return nil
-}
-
-func fetchRingReport(ctx context.Context, base string) (*ringhealth.Report, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+ringhealth.Path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s", resp.Status)
-	}
-	var rep ringhealth.Report
-	if err := json.NewDecoder(io.LimitReader(resp.Body, ringhealth.MaxReportBytes)).Decode(&rep); err != nil {
-		return nil, err
-	}
-	return &rep, nil
 }
 
 // ringHealthText is one row per distributor zone: its ACTIVE writers in its

@@ -6,6 +6,11 @@ package ringhealth
 
 import (
 	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"slices"
 
 	"github.com/pyrodist/pyrodist/internal/placement"
@@ -72,4 +77,36 @@ func FromRing(ring *placement.Ring, zone string, preferSameZone bool) Report {
 		rep.FallingBack = rep.ActiveInZone == 0
 	}
 	return rep
+}
+
+// Get reads the Report a distributor serves at base (scheme://host:port)
+// with hc, within ctx. It refuses an answer other than 200, one larger than
+// MaxReportBytes and one that is not a Report.
+func Get(ctx context.Context, hc *http.Client, base string) (*Report, error) {
+	url := base + Path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxReportBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if len(body) > MaxReportBytes {
+		return nil, fmt.Errorf("GET %s: report larger than %d bytes", url, MaxReportBytes)
+	}
+	var rep Report
+	if err := json.Unmarshal(body, &rep); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	return &rep, nil
 }

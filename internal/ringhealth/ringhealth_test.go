@@ -1,7 +1,12 @@
 package ringhealth_test
 
 import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/pyrodist/pyrodist/internal/placement"
@@ -50,5 +55,44 @@ func TestFromRing(t *testing.T) {
 	empty := ringhealth.FromRing(placement.NewRing(nil), "a", false)
 	if empty.Active != 0 || !empty.FallingBack || empty.Zones == nil || len(empty.Zones) != 0 {
 		t.Errorf("empty ring: %+v (zones must encode as [], not null)", empty)
+	}
+}
+
+// Get refuses what it cannot trust: an error status, a body over the bound,
+// or no JSON report.
+func TestGet(t *testing.T) {
+	big := strings.Repeat(" ", ringhealth.MaxReportBytes) + `{"zone":"a"}`
+	for _, tc := range []struct {
+		name    string
+		status  int
+		body    string
+		wantErr string
+	}{
+		{"ok", 200, `{"zone":"a","activeInZone":1,"active":3}`, ""},
+		{"error status", 503, `{"zone":"a"}`, "503"},
+		{"too large", 200, big, "larger than"},
+		{"not json", 200, "<html>", "invalid character"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var path string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				path = r.URL.Path
+				w.WriteHeader(tc.status)
+				_, _ = io.WriteString(w, tc.body)
+			}))
+			defer srv.Close()
+			rep, err := ringhealth.Get(context.Background(), srv.Client(), srv.URL)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("get: %v", err)
+			case tc.wantErr == "" && (rep.Zone != "a" || rep.ActiveInZone != 1 || rep.Active != 3):
+				t.Errorf("report %+v", rep)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("error %v, want one containing %q", err, tc.wantErr)
+			}
+			if path != ringhealth.Path {
+				t.Errorf("GET %s, want %s", path, ringhealth.Path)
+			}
+		})
 	}
 }

@@ -5,9 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -153,7 +151,7 @@ func TestRingHealth(t *testing.T) {
 	}
 	for z, base := range dists {
 		eventually(t, 60*time.Second, "distributor "+z+" sees both writers", func(ctx context.Context) error {
-			rep, err := ringReport(ctx, base)
+			rep, err := ringhealth.Get(ctx, http.DefaultClient, base)
 			if err != nil {
 				return err
 			}
@@ -282,23 +280,6 @@ func startDistributor(t *testing.T, c *localcluster.Cluster, bin, dir, ns string
 	if _, err := c.StartProcess("distributor-"+pod.Name, nil, filepath.Join(bin, "distributor"), args...); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func ringReport(ctx context.Context, base string) (*ringhealth.Report, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+ringhealth.Path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var rep ringhealth.Report
-	if err := json.NewDecoder(io.LimitReader(resp.Body, ringhealth.MaxReportBytes)).Decode(&rep); err != nil {
-		return nil, err
-	}
-	return &rep, nil
 }
 
 func httpOK(url string) func(context.Context) error {
