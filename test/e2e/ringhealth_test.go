@@ -121,7 +121,7 @@ func TestRingHealth(t *testing.T) {
 			t.Fatal(err)
 		}
 		writers[z] = p
-		eventually(t, 60*time.Second, id+" ready", httpOK("http://127.0.0.1:"+strconv.Itoa(ports[1])+"/ready"))
+		eventually(t, 60*time.Second, id+" ready", localcluster.HTTPOK(http.DefaultClient, "http://127.0.0.1:"+strconv.Itoa(ports[1])+"/ready"))
 	}
 
 	// A distributor per pod, on the pod's IP, with its Deployment's arguments
@@ -279,24 +279,6 @@ func startDistributor(t *testing.T, c *localcluster.Cluster, bin, dir, ns string
 		"-distributor.ring.instance-id="+pod.Name, "-distributor.ring.instance-addr="+ip)
 	if _, err := c.StartProcess("distributor-"+pod.Name, nil, filepath.Join(bin, "distributor"), args...); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func httpOK(url string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		return nil
 	}
 }
 

@@ -215,7 +215,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitFor(ctx, 60*time.Second, etcd, "etcd", httpOK(http.DefaultClient, etcdURL+"/health")); err != nil {
+	if err := waitFor(ctx, 60*time.Second, etcd, "etcd", HTTPOK(http.DefaultClient, etcdURL+"/health")); err != nil {
 		return nil, err
 	}
 
@@ -244,7 +244,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitFor(ctx, 120*time.Second, api, "kube-apiserver", httpOK(adminHTTP, c.APIServerURL+"/readyz")); err != nil {
+	if err := waitFor(ctx, 120*time.Second, api, "kube-apiserver", HTTPOK(adminHTTP, c.APIServerURL+"/readyz")); err != nil {
 		return nil, err
 	}
 	c.logf("kube-apiserver ready at %s", c.APIServerURL)
@@ -296,7 +296,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		{sched, fmt.Sprintf("https://127.0.0.1:%d/healthz", schedPort), insecure},
 		{kwok, fmt.Sprintf("http://127.0.0.1:%d/healthz", kwokPort), http.DefaultClient},
 	} {
-		if err := waitFor(ctx, 90*time.Second, w.p, w.p.Name, httpOK(w.c, w.url)); err != nil {
+		if err := waitFor(ctx, 90*time.Second, w.p, w.p.Name, HTTPOK(w.c, w.url)); err != nil {
 			return nil, err
 		}
 	}
@@ -337,7 +337,7 @@ func (c *Cluster) startMetricsServer(ctx context.Context, port int, insecure *ht
 		return err
 	}
 	// /readyz stays unready until a first scrape; /livez says the server is up.
-	if err := waitFor(ctx, 60*time.Second, ms, "metrics-server", httpOK(insecure, fmt.Sprintf("https://127.0.0.1:%d/livez", port))); err != nil {
+	if err := waitFor(ctx, 60*time.Second, ms, "metrics-server", HTTPOK(insecure, fmt.Sprintf("https://127.0.0.1:%d/livez", port))); err != nil {
 		return err
 	}
 	// The aggregator resolves an ExternalName Service to <externalName>:<port>;
@@ -556,7 +556,8 @@ func (c *Cluster) logf(format string, args ...any) {
 	fmt.Fprintf(c.progress, "[cluster %5.1fs] %s\n", time.Since(c.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
-func httpOK(client *http.Client, url string) func(context.Context) error {
+// HTTPOK is a check for poll.Until: GET url answers 200.
+func HTTPOK(client *http.Client, url string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
