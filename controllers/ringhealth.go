@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,6 +67,7 @@ type RingHealthPoller struct {
 	Concurrency int
 
 	once    sync.Once
+	polled  atomic.Bool // a first poll has completed
 	events  chan event.GenericEvent
 	mu      sync.Mutex
 	results map[types.NamespacedName]map[string]ZoneRing
@@ -219,6 +221,7 @@ func (p *RingHealthPoller) Poll(ctx context.Context) {
 		p.results[key] = fresh[key]
 	}
 	p.mu.Unlock()
+	p.polled.Store(true)
 	for _, pd := range changed {
 		select {
 		case p.events <- event.GenericEvent{Object: pd}:
@@ -344,6 +347,12 @@ func (r *PyroscopeDistributorReconciler) ringStatus(pd *v1alpha1.PyroscopeDistri
 	if r.RingHealth == nil {
 		return
 	}
+	if !r.RingHealth.polled.Load() {
+		// The operator just started: keep what status said until the first
+		// poll, rather than flap to Unknown and back.
+		keepRingStatus(pd, before)
+		return
+	}
 	key := client.ObjectKeyFromObject(pd)
 	writersGauge.DeletePartialMatch(prometheus.Labels{"namespace": pd.Namespace, "name": pd.Name})
 	var missing, unknown []string
@@ -393,5 +402,20 @@ func (r *PyroscopeDistributorReconciler) ringStatus(pd *v1alpha1.PyroscopeDistri
 		r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, EventNoWritersInZone, "RingHealth", "%s", cond.Message)
 	case cond.Status == metav1.ConditionTrue && was != nil && was.Status == metav1.ConditionFalse:
 		r.Recorder.Eventf(pd, nil, corev1.EventTypeNormal, EventWritersInZone, "RingHealth", "%s", cond.Message)
+	}
+}
+
+// keepRingStatus carries the ring part of status over from before.
+func keepRingStatus(pd *v1alpha1.PyroscopeDistributor, before *v1alpha1.PyroscopeDistributorStatus) {
+	if c := meta.FindStatusCondition(before.Conditions, v1alpha1.ConditionWritersInZone); c != nil {
+		meta.SetStatusCondition(&pd.Status.Conditions, *c)
+	}
+	for i := range pd.Status.Zones {
+		zs := &pd.Status.Zones[i]
+		for _, old := range before.Zones {
+			if old.Name == zs.Name {
+				zs.WritersActiveInZone, zs.WritersActive = old.WritersActiveInZone, old.WritersActive
+			}
+		}
 	}
 }

@@ -266,3 +266,29 @@ func mustGetPD(t *testing.T, key types.NamespacedName) *v1alpha1.PyroscopeDistri
 	}
 	return pd
 }
+
+// Until its first poll the poller knows nothing: the ring part of status
+// stays as it was (an operator restart does not flap WritersInZone).
+func TestRingStatusKeptUntilFirstPoll(t *testing.T) {
+	pd := &v1alpha1.PyroscopeDistributor{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "pd", Generation: 2}}
+	pd.Spec.Zones = []v1alpha1.Zone{{Name: "a"}}
+	before := v1alpha1.PyroscopeDistributorStatus{
+		Conditions: []metav1.Condition{{Type: v1alpha1.ConditionWritersInZone, Status: metav1.ConditionTrue,
+			Reason: ReasonWritersInEveryZone, ObservedGeneration: 1}},
+		Zones: []v1alpha1.ZoneStatus{{Name: "a", WritersActiveInZone: ptrTo[int32](2), WritersActive: ptrTo[int32](5)}},
+	}
+	pd.Status.Zones = []v1alpha1.ZoneStatus{{Name: "a"}} // as computeStatus rebuilds it
+	r := &PyroscopeDistributorReconciler{RingHealth: &RingHealthPoller{}}
+	r.ringStatus(pd, &before)
+	c := meta.FindStatusCondition(pd.Status.Conditions, v1alpha1.ConditionWritersInZone)
+	if c == nil || c.Status != metav1.ConditionTrue || *pd.Status.Zones[0].WritersActiveInZone != 2 || *pd.Status.Zones[0].WritersActive != 5 {
+		t.Errorf("before the first poll: condition %+v, zone %+v", c, pd.Status.Zones[0])
+	}
+
+	r.RingHealth.polled.Store(true)
+	r.ringStatus(pd, &before)
+	c = meta.FindStatusCondition(pd.Status.Conditions, v1alpha1.ConditionWritersInZone)
+	if c == nil || c.Status != metav1.ConditionUnknown || pd.Status.Zones[0].WritersActiveInZone != nil {
+		t.Errorf("after a poll without a report: condition %+v, zone %+v", c, pd.Status.Zones[0])
+	}
+}
