@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -32,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/pyrodist/pyrodist/api/v1alpha1"
 	"github.com/pyrodist/pyrodist/internal/manifests"
@@ -75,6 +77,9 @@ type PyroscopeDistributorReconciler struct {
 	Facts manifests.ClusterFacts
 	// MaxConcurrentReconciles bounds parallel reconciles (default 1).
 	MaxConcurrentReconciles int
+	// RingHealth, when set, polls the distributors' ring reports (run by
+	// the manager) for the WritersInZone condition.
+	RingHealth *RingHealthPoller
 }
 
 // +kubebuilder:rbac:groups=profiling.pyrodist.dev,resources=pyroscopedistributors,verbs=get;list;watch
@@ -94,6 +99,7 @@ func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl
 		if apierrors.IsNotFound(err) {
 			// Children go with their owner through garbage collection.
 			readyGauge.DeleteLabelValues(req.Namespace, req.Name)
+			writersGauge.DeletePartialMatch(prometheus.Labels{"namespace": req.Namespace, "name": req.Name})
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -166,6 +172,7 @@ func (r *PyroscopeDistributorReconciler) fail(ctx context.Context, pd *v1alpha1.
 // keeps the ready gauge in step.
 func (r *PyroscopeDistributorReconciler) writeStatus(ctx context.Context, pd *v1alpha1.PyroscopeDistributor,
 	before *v1alpha1.PyroscopeDistributorStatus) error {
+	r.ringStatus(pd, before)
 	ready := 0.0
 	if meta.IsStatusConditionTrue(pd.Status.Conditions, v1alpha1.ConditionReady) {
 		ready = 1
@@ -260,8 +267,10 @@ func (r *PyroscopeDistributorReconciler) sync(ctx context.Context, pd *v1alpha1.
 			}
 		}
 	}
-	obs.readyEndpoints, err = r.readyEndpoints(ctx, pd)
-	return obs, err
+	if obs.readyEndpoints, err = r.readyEndpoints(ctx, pd); err != nil {
+		return obs, err
+	}
+	return obs, r.syncPodMonitor(ctx, a, pd)
 }
 
 // readyEndpoints counts the ready endpoints of pd's Services over their
@@ -428,7 +437,14 @@ func (r *PyroscopeDistributorReconciler) SetupWithManager(mgr ctrl.Manager) erro
 	if r.MaxConcurrentReconciles < 1 {
 		r.MaxConcurrentReconciles = 1
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.RingHealth != nil {
+		if err := mgr.Add(r.RingHealth); err != nil {
+			return err
+		}
+		b = b.WatchesRawSource(source.Channel(r.RingHealth.Events(), &handler.EnqueueRequestForObject{}))
+	}
+	return b.
 		// Our own status writes change neither generation, labels nor
 		// annotations: they do not trigger another reconcile.
 		For(&v1alpha1.PyroscopeDistributor{}, builder.WithPredicates(predicate.Or(

@@ -154,6 +154,10 @@ type PyroscopeDistributorSpec struct {
 	// +optional
 	PodTemplate PodTemplateExtras `json:"podTemplate,omitzero"`
 
+	// Monitoring: a PodMonitor for Prometheus.
+	// +optional
+	Monitoring MonitoringSpec `json:"monitoring,omitzero"`
+
 	// Paused stops the operator from changing any child object of this
 	// PyroscopeDistributor (status is still reported). Use it for manual
 	// intervention; unpausing applies the spec again.
@@ -508,6 +512,17 @@ type ZoneStatus struct {
 	// for; unset when the zone is not autoscaled.
 	// +optional
 	HPADesiredReplicas *int32 `json:"hpaDesiredReplicas,omitempty"`
+
+	// WritersActiveInZone is the number of ACTIVE segment-writers in this
+	// zone, as a ready distributor of the zone last reported; unset until one
+	// has. 0 means the zone's distributors send to other zones.
+	// +optional
+	WritersActiveInZone *int32 `json:"writersActiveInZone,omitempty"`
+
+	// WritersActive is the number of ACTIVE segment-writers in every zone, as
+	// the same distributor reported.
+	// +optional
+	WritersActive *int32 `json:"writersActive,omitempty"`
 }
 
 // PyroscopeDistributor runs a zone-aware Pyroscope v2 distributor tier: one
@@ -522,6 +537,7 @@ type ZoneStatus struct {
 // +kubebuilder:printcolumn:name="Zones",type=integer,JSONPath=`.status.zoneCount`
 // +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.readyReplicas`,description="Ready pods over all zones"
 // +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.replicas`
+// +kubebuilder:printcolumn:name="Writers-In-Zone",type=string,JSONPath=`.status.conditions[?(@.type=="WritersInZone")].status`
 // +kubebuilder:printcolumn:name="Traffic",type=string,JSONPath=`.status.trafficDistribution`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 52",message="metadata.name must be a DNS-1035 label of at most 52 characters (lowercase letters, digits, '-', starting with a letter): it names Services such as <name>-memberlist"

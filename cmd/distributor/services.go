@@ -26,6 +26,7 @@ import (
 	"github.com/pyrodist/pyrodist/internal/metriclabel"
 	"github.com/pyrodist/pyrodist/internal/overrides"
 	"github.com/pyrodist/pyrodist/internal/placementrules"
+	"github.com/pyrodist/pyrodist/internal/ringhealth"
 	"github.com/pyrodist/pyrodist/internal/segmentwriter"
 	"github.com/pyrodist/pyrodist/internal/storage"
 )
@@ -162,7 +163,10 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		OTLPExportConcurrency: cfg.Distributor.InstanceLimits.OTLPExportConcurrency,
 		OTLPMaxConcurrency:    cfg.Distributor.InstanceLimits.OTLPMaxConcurrency,
 
-		Routes: symbols.Routes(),
+		Routes: append(symbols.Routes(), ingest.Route{
+			Pattern: "GET " + ringhealth.Path, Name: "ring_writers",
+			Handler: writerRing.HealthHandler(cfg.Distributor.Zone, cfg.Distributor.PreferSameZone),
+		}),
 	})
 	if err != nil {
 		return nil, err

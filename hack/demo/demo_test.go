@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/pprof/profile"
 	"sigs.k8s.io/yaml"
+
+	"github.com/pyrodist/pyrodist/internal/ringhealth"
 )
 
 func TestCPUProfileIsValidPprof(t *testing.T) {
@@ -74,4 +77,21 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestRingHealthText(t *testing.T) {
+	got := ringHealthText([]ringhealth.Report{
+		{Zone: "zone-a", ActiveInZone: 2, Active: 3, Zones: []ringhealth.Zone{
+			{Name: "zone-a", States: map[string]int{"ACTIVE": 2}}, {Name: "zone-b", States: map[string]int{"ACTIVE": 1, "LEAVING": 1}}}},
+		{Zone: "zone-c", Active: 3, FallingBack: true},
+	})
+	for _, want := range []string{
+		"ZONE    ACTIVE-IN-ZONE  ACTIVE  FALLING-BACK",
+		"zone-a  2               3       false         zone-a: ACTIVE=2, zone-b: ACTIVE=1 LEAVING=1",
+		"zone-c  0               3       true",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("ring health table lacks %q:\n%s", want, got)
+		}
+	}
 }

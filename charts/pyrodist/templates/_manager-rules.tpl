@@ -16,6 +16,14 @@
   - patch
   - watch
 - apiGroups:
+  - ""
+  resources:
+  - pods
+  verbs:
+  - get
+  - list
+  - watch
+- apiGroups:
   - apps
   resources:
   - deployments
@@ -50,6 +58,15 @@
   - events
   verbs:
   - create
+  - patch
+- apiGroups:
+  - monitoring.coreos.com
+  resources:
+  - podmonitors
+  verbs:
+  - create
+  - delete
+  - get
   - patch
 - apiGroups:
   - policy
