@@ -90,7 +90,7 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 	if err != nil {
 		return nil, err
 	}
-	limits := overrides.New(cfg.Limits, cfg.RuntimeConfig, logger)
+	limits := overrides.New(cfg.Limits, cfg.RuntimeConfig, logger, reg)
 	router, err := distributor.NewRouter(writerRing, writers, distributor.RouterConfigFrom(cfg))
 	if err != nil {
 		return nil, err

@@ -1,8 +1,14 @@
 package config
 
 import (
+	"encoding/json"
 	"flag"
+	"fmt"
 	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/pyrodist/pyrodist/internal/relabel"
 )
 
 // Limits are per-tenant limits, with Pyroscope's YAML keys, flags and
@@ -32,8 +38,15 @@ type Limits struct {
 	// EnforceLabelsOrder only matters on Pyroscope's ingester path; kept so
 	// Pyroscope overrides files load unchanged.
 	EnforceLabelsOrder bool `yaml:"enforce_labels_order"`
-	// IngestionRelabelingDefaultRulesPosition is first, last or disabled.
-	IngestionRelabelingDefaultRulesPosition string `yaml:"ingestion_relabeling_default_rules_position"`
+	// IngestionRelabelingRules run on every label set a profile's samples
+	// give, before or after Pyroscope's default rules as
+	// IngestionRelabelingDefaultRulesPosition (first, last or disabled) says;
+	// a drop discards that part of the profile.
+	IngestionRelabelingRules                relabel.Rules `yaml:"ingestion_relabeling_rules"`
+	IngestionRelabelingDefaultRulesPosition string        `yaml:"ingestion_relabeling_default_rules_position"`
+	// SampleTypeRelabelingRules keep or drop each sample type of a profile,
+	// matched on __type__ and __unit__ with the series labels.
+	SampleTypeRelabelingRules relabel.Rules `yaml:"sample_type_relabeling_rules"`
 
 	PushMaxConcurrency       int `yaml:"push_max_concurrency"`
 	IngestionTenantShardSize int `yaml:"ingestion_tenant_shard_size"`
@@ -64,8 +77,63 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&l.DisableLabelSanitization, "validation.disable-label-sanitization", true, "Accept any non-empty UTF-8 label name; when false only legacy names are accepted and dots become underscores.")
 	f.BoolVar(&l.EnforceLabelsOrder, "validation.enforce-labels-order", false, "Accepted for compatibility with Pyroscope; has no effect on the segment-writer path.")
 	f.StringVar(&l.IngestionRelabelingDefaultRulesPosition, "distributor.ingestion-relabeling-default-rules-position", "first", "Where the default ingestion relabeling rules run: 'first', 'last' or 'disabled'.")
+	f.Var(&rulesFlag{rules: &l.IngestionRelabelingRules}, "distributor.ingestion-relabeling-rules", "Ingestion relabel rules (a YAML or JSON list of Prometheus relabel_config), applied in order to every label set of a profile.")
+	f.Var(&rulesFlag{rules: &l.SampleTypeRelabelingRules, filter: true}, "distributor.sample-type-relabeling-rules", "Sample type relabel rules (a YAML or JSON list; only drop and keep), matched on __type__, __unit__ and the series labels.")
 
 	f.IntVar(&l.PushMaxConcurrency, "distributor.push.max-concurrency", 256, "Profiles of one request processed at once; 0 means unbounded, 1 serial.")
 	f.IntVar(&l.IngestionTenantShardSize, "distributor.ingestion-tenant-shard-size", 0, "Accepted for compatibility with Pyroscope; the segment-writer path uses the adaptive placement limits.")
 	l.Placement.RegisterFlags(f)
+}
+
+// Validate reports limits the pipeline cannot apply: an unknown position of
+// the default relabel rules, or a relabel rule Prometheus would refuse
+// (Limits.Validate and the rule types' Set in pkg/validation at 3fe6a45).
+func (l *Limits) Validate() error {
+	switch l.IngestionRelabelingDefaultRulesPosition {
+	case "", "first", "last", "disabled":
+	default:
+		return fmt.Errorf("invalid ingestion_relabeling_default_rules_position: %s", l.IngestionRelabelingDefaultRulesPosition)
+	}
+	if err := l.IngestionRelabelingRules.Validate(); err != nil {
+		return fmt.Errorf("ingestion_relabeling_rules: %w", err)
+	}
+	if err := l.SampleTypeRelabelingRules.ValidateFilter(); err != nil {
+		return fmt.Errorf("sample_type_relabeling_rules: %w", err)
+	}
+	return nil
+}
+
+// rulesFlag is a list of relabel rules given as one YAML (or JSON) flag value.
+type rulesFlag struct {
+	rules  *relabel.Rules
+	filter bool
+}
+
+func (f *rulesFlag) String() string {
+	if f.rules == nil || len(*f.rules) == 0 {
+		return "[]"
+	}
+	var v any
+	if b, err := yaml.Marshal(*f.rules); err == nil && yaml.Unmarshal(b, &v) == nil {
+		if j, err := json.Marshal(v); err == nil {
+			return string(j)
+		}
+	}
+	return "[...]"
+}
+
+func (f *rulesFlag) Set(s string) error {
+	var rs relabel.Rules
+	if err := yaml.Unmarshal([]byte(s), &rs); err != nil {
+		return err
+	}
+	validate := rs.Validate
+	if f.filter {
+		validate = rs.ValidateFilter
+	}
+	if err := validate(); err != nil {
+		return err
+	}
+	*f.rules = rs
+	return nil
 }

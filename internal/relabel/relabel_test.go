@@ -135,7 +135,7 @@ func TestUnmarshalDefaultsAndErrors(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct{ src, err string }{
-		{`[{action: replace}]`, "requires 'target_label'"},
+		{`[{action: uppercase}]`, "requires 'target_label'"},
 		{`[{action: hashmod, target_label: x}]`, "non-zero modulus"},
 		{`[{action: lowercase, target_label: x, replacement: y}]`, "can not be set"},
 		{`[{action: labeldrop, regex: x, source_labels: [a]}]`, "only 'regex'"},
@@ -162,6 +162,15 @@ func TestValidate(t *testing.T) {
 
 // A rule renders to YAML that parses back to the same rule, including an
 // empty replacement (which an omitted key would turn into "$1").
+// An empty rule is a replace without a target: valid, and it changes nothing.
+func TestEmptyRule(t *testing.T) {
+	rs := parseRules(t, `[{}]`)
+	in := labels("__name__", "cpu", "service_name", "svc")
+	if got, keep := rs.Process(in); !keep || render(got) != render(in) {
+		t.Errorf("got %s keep=%v", render(got), keep)
+	}
+}
+
 func TestMarshalRoundTrip(t *testing.T) {
 	rs := parseRules(t, `
 - {action: replace, source_labels: [a, b], separator: "/", regex: "x(.*)", target_label: c, replacement: ""}

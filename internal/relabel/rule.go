@@ -197,7 +197,11 @@ func (r *Rule) Validate() error {
 		return errors.New("relabel configuration for hashmod requires non-zero modulus")
 	}
 	switch r.Action {
-	case Replace, HashMod, Lowercase, Uppercase, KeepEqual, DropEqual:
+	case Replace:
+		// Pyroscope accepts a replace rule without target_label (an empty
+		// rule, {}, is valid there: pkg/validation/relabeling_test.go at
+		// 3fe6a45); it changes nothing, as its engine skips an invalid target.
+	case HashMod, Lowercase, Uppercase, KeepEqual, DropEqual:
 		if r.TargetLabel == "" {
 			return fmt.Errorf("relabel configuration for %s action requires 'target_label' value", r.Action)
 		}
