@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pyrodist/pyrodist/internal/relabel"
@@ -31,8 +32,8 @@ type Limits struct {
 	MaxProfileSymbolValueLength      int `yaml:"max_profile_symbol_value_length"`
 	MaxSessionsPerSeries             int `yaml:"max_sessions_per_series"`
 
-	RejectOlderThan time.Duration `yaml:"reject_older_than"`
-	RejectNewerThan time.Duration `yaml:"reject_newer_than"`
+	RejectOlderThan Duration `yaml:"reject_older_than"`
+	RejectNewerThan Duration `yaml:"reject_newer_than"`
 
 	DisableLabelSanitization bool `yaml:"disable_label_sanitization"`
 	// EnforceLabelsOrder only matters on Pyroscope's ingester path; kept so
@@ -71,8 +72,9 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxProfileSymbolValueLength, "validation.max-profile-symbol-value-length", 65535, "Maximum length of a profile string (function names, file names, labels); longer ones keep their last bytes. 0 to disable.")
 	f.IntVar(&l.MaxSessionsPerSeries, "validation.max-sessions-per-series", 0, "Maximum number of sessions (__session_id__ values) per series; 0 drops the label.")
 
-	f.DurationVar(&l.RejectOlderThan, "validation.reject-older-than", time.Hour, "Reject profiles whose timestamp is older than this. 0 to disable.")
-	f.DurationVar(&l.RejectNewerThan, "validation.reject-newer-than", 10*time.Minute, "Reject profiles whose timestamp is further in the future than this. 0 to disable.")
+	l.RejectOlderThan, l.RejectNewerThan = Duration(time.Hour), Duration(10*time.Minute)
+	f.Var(&l.RejectOlderThan, "validation.reject-older-than", "Reject profiles whose timestamp is older than this (e.g. 1h, 1d). 0 to disable.")
+	f.Var(&l.RejectNewerThan, "validation.reject-newer-than", "Reject profiles whose timestamp is further in the future than this (e.g. 10m). 0 to disable.")
 
 	f.BoolVar(&l.DisableLabelSanitization, "validation.disable-label-sanitization", true, "Accept any non-empty UTF-8 label name; when false only legacy names are accepted and dots become underscores.")
 	f.BoolVar(&l.EnforceLabelsOrder, "validation.enforce-labels-order", false, "Accepted for compatibility with Pyroscope; has no effect on the segment-writer path.")
@@ -137,3 +139,37 @@ func (f *rulesFlag) Set(s string) error {
 	*f.rules = rs
 	return nil
 }
+
+// Duration is a limit's duration as Pyroscope writes it (model.Duration of
+// prometheus/common, which Limits uses at 3fe6a45): "1d", "2w", "1h30m" and
+// a bare "0" are valid; Go's own form ("1.5h", "1h0m0s") is accepted too.
+// It renders in Pyroscope's form, so a rendered file loads in Pyroscope.
+type Duration time.Duration
+
+func (d Duration) String() string { return model.Duration(d).String() }
+
+func (d *Duration) Set(s string) error {
+	if v, err := model.ParseDuration(s); err == nil {
+		*d = Duration(v)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("not a duration: %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	if err := d.Set(s); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	return nil
+}
+
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }

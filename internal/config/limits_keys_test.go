@@ -112,3 +112,25 @@ limits:
 		t.Error("a replace rule for sample types was accepted")
 	}
 }
+
+// Durations load in Pyroscope's form (model.Duration) as well as Go's.
+func TestDurationForms(t *testing.T) {
+	for in, want := range map[string]string{"1d": "1d", "7d": "1w", "0": "0s", "90m": "1h30m", "1.5h": "1h30m", "1h0m0s": "1h"} {
+		var d Duration
+		if err := d.Set(in); err != nil || d.String() != want {
+			t.Errorf("%s: %v %v, want %s", in, d, err, want)
+		}
+	}
+	var d Duration
+	if err := d.Set("soon"); err == nil {
+		t.Error("'soon' parsed")
+	}
+	dir := t.TempDir()
+	c, err := load(t, "-config.file", writeFile(t, dir, "c.yaml", "limits:\n  reject_older_than: 1d\n  reject_newer_than: 0\n"), "-validation.reject-newer-than=2w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.RejectOlderThan.String() != "1d" || c.Limits.RejectNewerThan.String() != "2w" {
+		t.Errorf("windows %v %v", c.Limits.RejectOlderThan, c.Limits.RejectNewerThan)
+	}
+}
