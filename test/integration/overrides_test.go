@@ -149,4 +149,3 @@ func writerRecords(t *testing.T, w *writerNode) []fakewriter.Record {
 	}
 	return recs.Profiles
 }
-
