@@ -114,4 +114,3 @@ func TestIngestionLimitsRefused(t *testing.T) {
 		}
 	}
 }
-
