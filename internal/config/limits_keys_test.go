@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -132,5 +134,47 @@ func TestDurationForms(t *testing.T) {
 	}
 	if c.Limits.RejectOlderThan.String() != "1d" || c.Limits.RejectNewerThan.String() != "2w" {
 		t.Errorf("windows %v %v", c.Limits.RejectOlderThan, c.Limits.RejectNewerThan)
+	}
+}
+
+// docs/compatibility.md#overrides-file lists every key with what pyrodist
+// does with it; the table must say what the code does.
+func TestOverridesTableMatchesTheCode(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "compatibility.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	start := strings.Index(doc, "### Overrides file")
+	if start < 0 {
+		t.Fatal("docs/compatibility.md has no Overrides file section")
+	}
+	doc = doc[start:]
+	if end := strings.Index(doc[1:], "\n## "); end > 0 {
+		doc = doc[:end]
+	}
+	table := map[string]string{}
+	for _, line := range strings.Split(doc, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		table[strings.Trim(strings.TrimSpace(cells[1]), "`")] = strings.TrimSpace(cells[2])
+	}
+	for _, k := range pyroscopeLimitKeys {
+		got, ok := table[k]
+		switch {
+		case !ok:
+			t.Errorf("%s is not in the table", k)
+		case usageKeys[k] && ClassifyLimitKey(k) == KeyUnknown:
+			// The usage-group block is not merged yet; the table already says acted on.
+		case got != ClassifyLimitKey(k).String():
+			t.Errorf("%s: the table says %q, the code %q", k, got, ClassifyLimitKey(k))
+		}
+	}
+	for _, k := range append(ActedOnLimitKeys(), NotOursLimitKeys()...) {
+		if _, ok := table[k]; !ok {
+			t.Errorf("%s is not in the table", k)
+		}
 	}
 }
