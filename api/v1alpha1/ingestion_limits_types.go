@@ -51,6 +51,64 @@ type IngestionLimits struct {
 	// +kubebuilder:validation:Maximum=65536
 	IngestionTenantShardSize *int32 `json:"ingestionTenantShardSize,omitempty"`
 
+	// MaxLabelNameLength bounds a label name (max_label_name_length);
+	// 1024 when unset in defaults.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxLabelNameLength *int32 `json:"maxLabelNameLength,omitempty"`
+
+	// MaxLabelValueLength bounds a label value (max_label_value_length);
+	// 2048 when unset in defaults.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxLabelValueLength *int32 `json:"maxLabelValueLength,omitempty"`
+
+	// MaxLabelNamesPerSeries bounds the labels of a series
+	// (max_label_names_per_series); 30 when unset in defaults.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxLabelNamesPerSeries *int32 `json:"maxLabelNamesPerSeries,omitempty"`
+
+	// MaxProfileSize bounds one decompressed profile, in bytes
+	// (max_profile_size_bytes; e.g. 4Mi, the default when unset). 0
+	// disables it.
+	// +optional
+	MaxProfileSize *resource.Quantity `json:"maxProfileSize,omitempty"`
+
+	// MaxProfileStacktraceSamples bounds the samples of a profile
+	// (max_profile_stacktrace_samples); 16000 when unset in defaults, 0
+	// disables it.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxProfileStacktraceSamples *int32 `json:"maxProfileStacktraceSamples,omitempty"`
+
+	// MaxProfileStacktraceSampleLabels bounds the labels of a sample
+	// (max_profile_stacktrace_sample_labels); 100 when unset in defaults, 0
+	// disables it.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxProfileStacktraceSampleLabels *int32 `json:"maxProfileStacktraceSampleLabels,omitempty"`
+
+	// MaxProfileStacktraceDepth truncates deeper stacks
+	// (max_profile_stacktrace_depth); 1000 when unset in defaults, 0
+	// disables it.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxProfileStacktraceDepth *int32 `json:"maxProfileStacktraceDepth,omitempty"`
+
+	// MaxProfileSymbolValueLength truncates longer profile strings to their
+	// last bytes (max_profile_symbol_value_length); 65535 when unset in
+	// defaults, 0 disables it.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxProfileSymbolValueLength *int32 `json:"maxProfileSymbolValueLength,omitempty"`
+
+	// MaxSessionsPerSeries bounds the __session_id__ values of a series
+	// (max_sessions_per_series); 0, the default, removes the label.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxSessionsPerSeries *int32 `json:"maxSessionsPerSeries,omitempty"`
+
 	// IngestionRelabelingRules are Prometheus relabel rules applied in order
 	// to every label set of a profile (after its split by sample labels);
 	// a drop discards that part of the profile (ingestion_relabeling_rules).

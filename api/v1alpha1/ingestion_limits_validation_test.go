@@ -35,6 +35,7 @@ func TestIngestionLimitsValidation(t *testing.T) {
 		RejectNewerThan:          &metav1.Duration{},
 		PushMaxConcurrency:       ptr.To[int32](0),
 		IngestionTenantShardSize: ptr.To[int32](4),
+		MaxSessionsPerSeries:     ptr.To[int32](16),
 		IngestionRelabelingRules: []v1.RelabelRule{
 			{SourceLabels: []string{"environment"}, Regex: ptr.To("secret"), Action: "drop"},
 			{TargetLabel: ptr.To("powered_by"), Replacement: ptr.To("grafana-labs")},
@@ -73,6 +74,7 @@ func TestIngestionLimitsValidation(t *testing.T) {
 		{"negative window", v1.IngestionLimits{RejectOlderThan: &metav1.Duration{Duration: -time.Hour}}, "rejectOlderThan must not be negative"},
 		{"negative concurrency", v1.IngestionLimits{PushMaxConcurrency: ptr.To[int32](-1)}, "pushMaxConcurrency"},
 		{"negative shard size", v1.IngestionLimits{IngestionTenantShardSize: ptr.To[int32](-1)}, "ingestionTenantShardSize"},
+		{"negative label names", v1.IngestionLimits{MaxLabelNamesPerSeries: ptr.To[int32](-1)}, "maxLabelNamesPerSeries"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := create(tc.il)

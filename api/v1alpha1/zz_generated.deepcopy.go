@@ -110,6 +110,51 @@ func (in *IngestionLimits) DeepCopyInto(out *IngestionLimits) {
 		*out = new(int32)
 		**out = **in
 	}
+	if in.MaxLabelNameLength != nil {
+		in, out := &in.MaxLabelNameLength, &out.MaxLabelNameLength
+		*out = new(int32)
+		**out = **in
+	}
+	if in.MaxLabelValueLength != nil {
+		in, out := &in.MaxLabelValueLength, &out.MaxLabelValueLength
+		*out = new(int32)
+		**out = **in
+	}
+	if in.MaxLabelNamesPerSeries != nil {
+		in, out := &in.MaxLabelNamesPerSeries, &out.MaxLabelNamesPerSeries
+		*out = new(int32)
+		**out = **in
+	}
+	if in.MaxProfileSize != nil {
+		in, out := &in.MaxProfileSize, &out.MaxProfileSize
+		x := (*in).DeepCopy()
+		*out = &x
+	}
+	if in.MaxProfileStacktraceSamples != nil {
+		in, out := &in.MaxProfileStacktraceSamples, &out.MaxProfileStacktraceSamples
+		*out = new(int32)
+		**out = **in
+	}
+	if in.MaxProfileStacktraceSampleLabels != nil {
+		in, out := &in.MaxProfileStacktraceSampleLabels, &out.MaxProfileStacktraceSampleLabels
+		*out = new(int32)
+		**out = **in
+	}
+	if in.MaxProfileStacktraceDepth != nil {
+		in, out := &in.MaxProfileStacktraceDepth, &out.MaxProfileStacktraceDepth
+		*out = new(int32)
+		**out = **in
+	}
+	if in.MaxProfileSymbolValueLength != nil {
+		in, out := &in.MaxProfileSymbolValueLength, &out.MaxProfileSymbolValueLength
+		*out = new(int32)
+		**out = **in
+	}
+	if in.MaxSessionsPerSeries != nil {
+		in, out := &in.MaxSessionsPerSeries, &out.MaxSessionsPerSeries
+		*out = new(int32)
+		**out = **in
+	}
 	if in.IngestionRelabelingRules != nil {
 		in, out := &in.IngestionRelabelingRules, &out.IngestionRelabelingRules
 		*out = make([]RelabelRule, len(*in))

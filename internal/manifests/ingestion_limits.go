@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"fmt"
+	"math"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -40,11 +41,34 @@ func applyIngestion(l *config.Limits, t v1.IngestionLimits, field string) error 
 		}
 		*d.out = config.Duration(d.in.Duration)
 	}
-	if t.PushMaxConcurrency != nil {
-		l.PushMaxConcurrency = int(*t.PushMaxConcurrency)
+	if t.MaxProfileSize != nil {
+		if t.MaxProfileSize.Sign() < 0 {
+			return fmt.Errorf("%s.maxProfileSize must not be negative, got %s", field, t.MaxProfileSize.String())
+		}
+		n, ok := t.MaxProfileSize.AsInt64()
+		if !ok || n > math.MaxInt32 {
+			return fmt.Errorf("%s.maxProfileSize must be a whole number of bytes below 2Gi, got %s", field, t.MaxProfileSize.String())
+		}
+		l.MaxProfileSizeBytes = int(n)
 	}
-	if t.IngestionTenantShardSize != nil {
-		l.IngestionTenantShardSize = int(*t.IngestionTenantShardSize)
+	for _, c := range []struct {
+		in  *int32
+		out *int
+	}{
+		{t.MaxLabelNameLength, &l.MaxLabelNameLength},
+		{t.MaxLabelValueLength, &l.MaxLabelValueLength},
+		{t.MaxLabelNamesPerSeries, &l.MaxLabelNamesPerSeries},
+		{t.MaxProfileStacktraceSamples, &l.MaxProfileStacktraceSamples},
+		{t.MaxProfileStacktraceSampleLabels, &l.MaxProfileStacktraceSampleLabels},
+		{t.MaxProfileStacktraceDepth, &l.MaxProfileStacktraceDepth},
+		{t.MaxProfileSymbolValueLength, &l.MaxProfileSymbolValueLength},
+		{t.MaxSessionsPerSeries, &l.MaxSessionsPerSeries},
+		{t.PushMaxConcurrency, &l.PushMaxConcurrency},
+		{t.IngestionTenantShardSize, &l.IngestionTenantShardSize},
+	} {
+		if c.in != nil {
+			*c.out = int(*c.in)
+		}
 	}
 	if t.IngestionRelabelingDefaultRulesPosition != "" {
 		l.IngestionRelabelingDefaultRulesPosition = t.IngestionRelabelingDefaultRulesPosition

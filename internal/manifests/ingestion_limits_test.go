@@ -36,12 +36,16 @@ func TestIngestionLimitsRoundTrip(t *testing.T) {
 	}
 	pd.Spec.Limits.Overrides = map[string]v1.TenantLimits{
 		"team-a": {IngestionLimits: v1.IngestionLimits{
-			IngestionBodyLimit:       ptr.To(resource.MustParse("0")),
-			DisableLabelSanitization: ptr.To(false),
-			RejectOlderThan:          &metav1.Duration{Duration: 24 * time.Hour},
-			RejectNewerThan:          &metav1.Duration{},
-			PushMaxConcurrency:       ptr.To[int32](1),
-			IngestionTenantShardSize: ptr.To[int32](3),
+			IngestionBodyLimit:        ptr.To(resource.MustParse("0")),
+			DisableLabelSanitization:  ptr.To(false),
+			RejectOlderThan:           &metav1.Duration{Duration: 24 * time.Hour},
+			RejectNewerThan:           &metav1.Duration{},
+			PushMaxConcurrency:        ptr.To[int32](1),
+			MaxLabelNamesPerSeries:    ptr.To[int32](40),
+			MaxProfileSize:            ptr.To(resource.MustParse("8Mi")),
+			MaxSessionsPerSeries:      ptr.To[int32](4),
+			MaxProfileStacktraceDepth: ptr.To[int32](0),
+			IngestionTenantShardSize:  ptr.To[int32](3),
 			IngestionRelabelingRules: []v1.RelabelRule{
 				{Action: "drop", SourceLabels: []string{"environment"}, Regex: ptr.To("secret")},
 				{Action: "replace", TargetLabel: ptr.To("powered_by"), Replacement: ptr.To("grafana-labs")},
@@ -62,7 +66,9 @@ func TestIngestionLimitsRoundTrip(t *testing.T) {
 	}
 	a := tenants.ForTenant("team-a")
 	if a.IngestionBodyLimitMB != 0 || a.DisableLabelSanitization || time.Duration(a.RejectOlderThan) != 24*time.Hour || a.RejectNewerThan != 0 ||
-		a.PushMaxConcurrency != 1 || a.IngestionTenantShardSize != 3 || a.IngestionRelabelingDefaultRulesPosition != "last" {
+		a.PushMaxConcurrency != 1 || a.IngestionTenantShardSize != 3 || a.IngestionRelabelingDefaultRulesPosition != "last" ||
+		a.MaxLabelNamesPerSeries != 40 || a.MaxProfileSizeBytes != 8<<20 || a.MaxSessionsPerSeries != 4 || a.MaxProfileStacktraceDepth != 0 ||
+		a.MaxLabelValueLength != c.Limits.MaxLabelValueLength {
 		t.Errorf("team-a: %+v", a)
 	}
 	wantRules := `- source_labels: [environment]
@@ -101,11 +107,12 @@ func TestIngestionLimitsRoundTrip(t *testing.T) {
 
 func TestIngestionLimitsRefused(t *testing.T) {
 	for name, il := range map[string]v1.IngestionLimits{
-		"regex":         {IngestionRelabelingRules: []v1.RelabelRule{{Action: "drop", Regex: ptr.To("(")}}},
-		"sample action": {SampleTypeRelabelingRules: []v1.SampleTypeRelabelRule{{Action: "replace"}}},
-		"hashmod":       {IngestionRelabelingRules: []v1.RelabelRule{{Action: "hashmod", TargetLabel: ptr.To("x")}}},
-		"negative body": {IngestionBodyLimit: ptr.To(resource.MustParse("-1Mi"))},
-		"negative age":  {RejectOlderThan: &metav1.Duration{Duration: -time.Minute}},
+		"regex":                   {IngestionRelabelingRules: []v1.RelabelRule{{Action: "drop", Regex: ptr.To("(")}}},
+		"sample action":           {SampleTypeRelabelingRules: []v1.SampleTypeRelabelRule{{Action: "replace"}}},
+		"hashmod":                 {IngestionRelabelingRules: []v1.RelabelRule{{Action: "hashmod", TargetLabel: ptr.To("x")}}},
+		"negative body":           {IngestionBodyLimit: ptr.To(resource.MustParse("-1Mi"))},
+		"negative age":            {RejectOlderThan: &metav1.Duration{Duration: -time.Minute}},
+		"fractional profile size": {MaxProfileSize: ptr.To(resource.MustParse("0.5"))},
 	} {
 		pd := base("zone-a")
 		pd.Spec.Limits.Overrides = map[string]v1.TenantLimits{"t": {IngestionLimits: il}}
