@@ -160,6 +160,11 @@ func SplitDropping(l *config.Limits, p *profilev1.Profile, series []*typesv1.Lab
 	}
 
 	if len(outs) == 0 {
+		if len(groups) == 1 && len(groups[0].pairs) == 0 {
+			// Only trace and span ids: Pyroscope takes this profile as one
+			// without sample labels and counts its whole size.
+			dropped.Bytes = p.SizeVT()
+		}
 		return nil, false, Dropped{Profile: true, Bytes: dropped.Bytes}, nil
 	}
 
