@@ -362,6 +362,10 @@ type TenantLimits struct {
 	// (overrides only).
 	// +optional
 	LoadBalancing LoadBalancing `json:"loadBalancing,omitempty"`
+
+	// IngestionLimits are the other per-tenant ingestion keys of Pyroscope's
+	// overrides file (ingestion_limits_types.go).
+	IngestionLimits `json:",inline"`
 }
 
 // ServiceSpec configures the shared Service <metadata.name>.

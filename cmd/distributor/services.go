@@ -98,7 +98,7 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 	if err != nil {
 		return nil, err
 	}
-	limits := overrides.New(cfg.Limits, cfg.RuntimeConfig, logger)
+	limits := overrides.New(cfg.Limits, cfg.RuntimeConfig, logger, reg)
 	// Parts that use the bucket take store.Bucket() (nil without a backend)
 	// and depend on svcStorage, so it is closed after they stop.
 	store := storage.New(cfg.Storage, storage.Options{}, logger, reg)

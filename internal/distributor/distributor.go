@@ -284,6 +284,11 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 	if isGo && profile.FixGo(p) {
 		changed = true
 	}
+	// Sample-type rules come between the Go fixes and normalization, as in
+	// pushSeries (pkg/distributor/distributor.go at 3fe6a45).
+	if lim.SampleTypeRelabelingRules.SampleTypes(p, it.labels) {
+		changed = true
+	}
 	if profile.Normalize(p) {
 		changed = true
 	}
@@ -294,9 +299,13 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 		changed = true
 	}
 	labels := validation.LimitSessions(it.labels, lim.MaxSessionsPerSeries)
-	outs, splitChanged, err := profile.Split(lim, p, labels)
+	outs, splitChanged, dropped, err := profile.SplitDropping(lim, p, labels)
 	if err != nil {
 		return d.invalid(tenant, len(it.data), err)
+	}
+	d.metrics.relabelDropped(tenant, dropped)
+	if len(outs) == 0 {
+		return nil // every label set dropped by relabel rules: acknowledged
 	}
 
 	profiles := make([]*Profile, len(outs))

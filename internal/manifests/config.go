@@ -83,6 +83,9 @@ func distributorConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (config.
 	if err := applyRates(&c.Limits, d, "spec.limits.defaults"); err != nil {
 		return c, err
 	}
+	if err := applyIngestion(&c.Limits, d.IngestionLimits, "spec.limits.defaults"); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -98,6 +101,9 @@ func tenantOverrides(pd *v1.PyroscopeDistributor, defaults config.Limits) (confi
 		l := defaults
 		field := fmt.Sprintf("spec.limits.overrides[%s]", id)
 		if err := applyRates(&l, o, field); err != nil {
+			return out, err
+		}
+		if err := applyIngestion(&l, o.IngestionLimits, field); err != nil {
 			return out, err
 		}
 		if o.TenantShards != nil {
