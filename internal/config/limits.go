@@ -40,6 +40,7 @@ type Limits struct {
 
 	// Placement is the tenant's shard policy (Pyroscope's adaptive_placement_* keys).
 	Placement PlacementLimits `yaml:",inline"`
+	Usage     UsageLimits     `yaml:",inline"`
 }
 
 func (l *Limits) RegisterFlags(f *flag.FlagSet) {
@@ -68,4 +69,5 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.PushMaxConcurrency, "distributor.push.max-concurrency", 256, "Profiles of one request processed at once; 0 means unbounded, 1 serial.")
 	f.IntVar(&l.IngestionTenantShardSize, "distributor.ingestion-tenant-shard-size", 0, "Accepted for compatibility with Pyroscope; the segment-writer path uses the adaptive placement limits.")
 	l.Placement.RegisterFlags(f)
+	l.Usage.RegisterFlags(f)
 }
