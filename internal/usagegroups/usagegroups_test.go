@@ -253,7 +253,7 @@ func TestMetricsNamesAndBounds(t *testing.T) {
 	}
 	got := series(t, reg, "pyroscope_usage_group_received_decompressed_total")
 	want := map[string]float64{
-		"tenant=t1,type=cpu,usage_group=svc/a":         1,
+		"tenant=t1,type=cpu,usage_group=svc/a":        1,
 		"tenant=__other__,type=cpu,usage_group=other": 1,
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
