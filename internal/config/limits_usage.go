@@ -4,25 +4,32 @@ import (
 	"flag"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/pyrodist/pyrodist/internal/usagegroups"
 )
 
 // UsageLimits are the per-tenant keys that sort a tenant's profiles into
 // usage groups, sample them and enforce its ingestion hard limit, with
-// Pyroscope's YAML keys (pkg/validation/limits.go at 3fe6a45). Unset (nil)
-// they cost nothing on the hot path. docs/compatibility.md#usage-groups
+// Pyroscope's YAML keys (pkg/validation/limits.go at 3fe6a45). Unset they
+// cost nothing on the hot path. docs/compatibility.md#usage-groups
+//
+// They are values, not pointers, and their maps are replaced, not merged,
+// when a tenant's entry is decoded over a copy of the defaults: decoding
+// into a pointer or map the copy shares would change the defaults and
+// every other tenant's limits.
 type UsageLimits struct {
 	// IngestionLimit is set by an external usage tracker: once it reports
 	// the period's limit reached, profiles are refused but for a small
 	// sample (pkg/distributor/ingestlimits at 3fe6a45).
-	IngestionLimit *IngestionLimit `yaml:"ingestion_limit,omitempty"`
+	IngestionLimit IngestionLimit `yaml:"ingestion_limit,omitempty"`
 	// DistributorSampling keeps a usage group's profiles with a probability.
-	DistributorSampling *DistributorSampling `yaml:"distributor_sampling,omitempty"`
+	DistributorSampling DistributorSampling `yaml:"distributor_sampling,omitempty"`
 	// KeepStrippedProfiles keeps a sampled-out profile as one sample of its
 	// totals, labelled __sampled__="true", instead of dropping it.
 	KeepStrippedProfiles bool `yaml:"keep_stripped_profiles"`
 	// DistributorUsageGroups name groups of series by selector.
-	DistributorUsageGroups *usagegroups.Config `yaml:"distributor_usage_groups,omitempty"`
+	DistributorUsageGroups usagegroups.Config `yaml:"distributor_usage_groups,omitempty"`
 }
 
 // IngestionLimit is Pyroscope's ingestion_limit (pkg/distributor/ingestlimits/config.go).
@@ -36,7 +43,20 @@ type IngestionLimit struct {
 	LimitReached bool                   `yaml:"limit_reached"`
 	Sampling     IngestionLimitSampling `yaml:"sampling"`
 	// UsageGroups are limits per usage group (by resolved or configured name).
-	UsageGroups map[string]UsageGroupIngestionLimit `yaml:"usage_groups,omitempty"`
+	UsageGroups UsageGroupIngestionLimits `yaml:"usage_groups,omitempty"`
+}
+
+// UsageGroupIngestionLimits are hard limits by usage group name.
+type UsageGroupIngestionLimits map[string]UsageGroupIngestionLimit
+
+// UnmarshalYAML replaces the map (see UsageLimits).
+func (m *UsageGroupIngestionLimits) UnmarshalYAML(n *yaml.Node) error {
+	var v map[string]UsageGroupIngestionLimit
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	*m = v
+	return nil
 }
 
 // IngestionLimitSampling lets at most NumRequests profiles through per
@@ -54,7 +74,20 @@ type UsageGroupIngestionLimit struct {
 
 // DistributorSampling is Pyroscope's distributor_sampling (pkg/distributor/sampling/config.go).
 type DistributorSampling struct {
-	UsageGroups map[string]UsageGroupSampling `yaml:"usage_groups"`
+	UsageGroups UsageGroupSamplings `yaml:"usage_groups,omitempty"`
+}
+
+// UsageGroupSamplings are sampling rules by usage group name.
+type UsageGroupSamplings map[string]UsageGroupSampling
+
+// UnmarshalYAML replaces the map (see UsageLimits).
+func (m *UsageGroupSamplings) UnmarshalYAML(n *yaml.Node) error {
+	var v map[string]UsageGroupSampling
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	*m = v
+	return nil
 }
 
 // UsageGroupSampling keeps a group's profiles with Probability (0 to 1).

@@ -52,7 +52,7 @@ type verdict struct {
 // admitTenant applies the tenant's ingestion hard limit to a profile of
 // cost bytes; a refusal is ResourceExhausted, counted as Pyroscope does.
 func (d *Distributor) admitTenant(tenant string, lim *config.Limits, cost int, v *verdict) error {
-	a, err := d.usage.limiter.CheckTenant(tenant, lim.Usage.IngestionLimit)
+	a, err := d.usage.limiter.CheckTenant(tenant, &lim.Usage.IngestionLimit)
 	if err != nil {
 		d.metrics.discard(reasonIngestLimitReached, tenant, cost)
 		return connect.NewError(connect.CodeResourceExhausted, err)
@@ -68,7 +68,7 @@ func (d *Distributor) admitTenant(tenant string, lim *config.Limits, cost int, v
 func (d *Distributor) admitGroups(tenant string, lim *config.Limits, labels []*typesv1.LabelPair, cost int, v *verdict) error {
 	u := &lim.Usage
 	v.groups = u.DistributorUsageGroups.Match(labels, nil)
-	a, err := d.usage.limiter.CheckGroups(tenant, u.IngestionLimit, v.groups)
+	a, err := d.usage.limiter.CheckGroups(tenant, &u.IngestionLimit, v.groups)
 	if err != nil {
 		d.metrics.discard(reasonIngestLimitReached, tenant, cost)
 		d.usage.metrics.Discarded(string(reasonIngestLimitReached), tenant, v.groups, cost)
@@ -77,7 +77,7 @@ func (d *Distributor) admitGroups(tenant string, lim *config.Limits, labels []*t
 	if a != nil {
 		v.annotations = append(v.annotations, a)
 	}
-	keep, src := d.usage.limiter.Sample(u.DistributorSampling, v.groups)
+	keep, src := d.usage.limiter.Sample(&u.DistributorSampling, v.groups)
 	if !keep {
 		if !u.KeepStrippedProfiles {
 			d.metrics.discard(reasonDroppedBySampling, tenant, cost)

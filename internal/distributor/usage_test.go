@@ -34,7 +34,7 @@ func usageLimits(t *testing.T, groups map[string]string, f func(*config.UsageLim
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.Usage.DistributorUsageGroups = g
+		l.Usage.DistributorUsageGroups = *g
 	}
 	if f != nil {
 		f(&l.Usage)
@@ -43,15 +43,15 @@ func usageLimits(t *testing.T, groups map[string]string, f func(*config.UsageLim
 }
 
 // Pyroscope's values (pkg/distributor/distributor_test.go at 3fe6a45).
-func hardLimit(reached bool, numRequests int) *config.IngestionLimit {
-	return &config.IngestionLimit{
+func hardLimit(reached bool, numRequests int) config.IngestionLimit {
+	return config.IngestionLimit{
 		PeriodType: "hour", PeriodLimitMB: 128, LimitResetTime: 1737721086, LimitReached: reached,
 		Sampling: config.IngestionLimitSampling{NumRequests: numRequests, Period: time.Minute},
 	}
 }
 
-func sampling(kv ...any) *config.DistributorSampling {
-	s := &config.DistributorSampling{UsageGroups: map[string]config.UsageGroupSampling{}}
+func sampling(kv ...any) config.DistributorSampling {
+	s := config.DistributorSampling{UsageGroups: config.UsageGroupSamplings{}}
 	for i := 0; i < len(kv); i += 2 {
 		s.UsageGroups[kv[i].(string)] = config.UsageGroupSampling{Probability: kv[i+1].(float64)}
 	}
@@ -123,12 +123,12 @@ func TestUsageLimits(t *testing.T) {
 			discarded: "ingest_limit_reached"},
 		{name: "usage group limit reached", limits: usageLimits(t, map[string]string{"group-1": `{service_name="svc"}`}, func(u *config.UsageLimits) {
 			u.IngestionLimit = hardLimit(false, 0)
-			u.IngestionLimit.UsageGroups = map[string]config.UsageGroupIngestionLimit{"group-1": {PeriodLimitMB: 64, LimitReached: true}}
+			u.IngestionLimit.UsageGroups = config.UsageGroupIngestionLimits{"group-1": {PeriodLimitMB: 64, LimitReached: true}}
 		}), code: connect.CodeResourceExhausted, msg: "limit of 64 MiB/hour reached for usage group {group-1 group-1}, next reset at 2025-01-24T12:18:06Z",
 			discarded: "ingest_limit_reached"},
 		{name: "tenant and usage group limits, both sampled through", limits: usageLimits(t, map[string]string{"group-1": `{service_name="svc"}`}, func(u *config.UsageLimits) {
 			u.IngestionLimit = hardLimit(true, 100)
-			u.IngestionLimit.UsageGroups = map[string]config.UsageGroupIngestionLimit{"group-1": {PeriodLimitMB: 64, LimitReached: true}}
+			u.IngestionLimit.UsageGroups = config.UsageGroupIngestionLimits{"group-1": {PeriodLimitMB: 64, LimitReached: true}}
 		}), sent: 1, ann: `pyroscope.ingest.throttled={"body":{"periodType":"hour","periodLimitMb":128,"limitResetTime":1737721086,"samplingPeriodSec":60,"samplingRequests":100,"usageGroup":""}} ` +
 			`pyroscope.ingest.throttled={"body":{"periodType":"hour","periodLimitMb":64,"limitResetTime":1737721086,"samplingPeriodSec":60,"samplingRequests":100,"usageGroup":"group-1"}}`},
 		{name: "sampled out: success, nothing sent", limits: usageLimits(t, map[string]string{"app/${labels.service_name}": `{}`}, func(u *config.UsageLimits) {

@@ -21,7 +21,7 @@ import (
 // (docs/compatibility.md#status-codes), and nothing reaches a writer.
 func TestIngestionLimitStatusCodes(t *testing.T) {
 	d, w := pipelineToWriter(t, func(l *config.Limits) {
-		l.Usage.IngestionLimit = &config.IngestionLimit{
+		l.Usage.IngestionLimit = config.IngestionLimit{
 			PeriodType: "day", PeriodLimitMB: 1024, LimitResetTime: 1737721086, LimitReached: true,
 			Sampling: config.IngestionLimitSampling{NumRequests: 0, Period: time.Minute},
 		}

@@ -26,7 +26,8 @@ const (
 )
 
 // Config is a tenant's usage groups. The zero value has none; nil too.
-// It is parsed once, when the overrides file loads, and never modified.
+// It is parsed once, when the overrides file loads, and never modified:
+// decoding YAML into a Config replaces what it held.
 type Config struct {
 	raw     map[string]string
 	entries []entry // sorted by name, so matching is deterministic
@@ -120,6 +121,9 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes the groups as they were configured.
 func (c Config) MarshalYAML() (any, error) { return c.raw, nil }
+
+// IsZero reports whether no group is configured (for YAML's omitempty).
+func (c Config) IsZero() bool { return len(c.entries) == 0 }
 
 // Groups returns the configured groups (name -> selector); the caller must
 // not modify it.

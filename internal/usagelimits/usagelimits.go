@@ -167,7 +167,7 @@ type Source struct {
 // (a draw at or under the probability); source is nil when no rule applied
 // (kept, no annotation).
 func (l *Limiter) Sample(c *config.DistributorSampling, groups []usagegroups.Name) (keep bool, source *Source) {
-	if c == nil {
+	if c == nil || len(c.UsageGroups) == 0 {
 		return true, nil
 	}
 	p := 1.0

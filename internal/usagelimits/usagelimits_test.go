@@ -111,7 +111,7 @@ func TestSamplerForgetsIdleTenants(t *testing.T) {
 func TestCheckGroups(t *testing.T) {
 	lim := reached(0)
 	lim.LimitReached = false
-	lim.UsageGroups = map[string]config.UsageGroupIngestionLimit{
+	lim.UsageGroups = config.UsageGroupIngestionLimits{
 		"group-1":                    {PeriodLimitMB: 64, LimitReached: true},
 		"group-2":                    {PeriodLimitMB: 32, LimitReached: false},
 		"svc/${labels.service_name}": {PeriodLimitMB: 16, LimitReached: true},
@@ -123,13 +123,13 @@ func TestCheckGroups(t *testing.T) {
 		want   string // the error, "" for admitted
 	}{
 		{"no groups", nil, ""},
-		{"a group without a limit", []usagegroups.Name{{"group-3", "group-3"}}, ""},
-		{"a group under its limit", []usagegroups.Name{{"group-2", "group-2"}}, ""},
-		{"a group over its limit", []usagegroups.Name{{"group-2", "group-2"}, {"group-1", "group-1"}},
+		{"a group without a limit", []usagegroups.Name{nm("group-3", "group-3")}, ""},
+		{"a group under its limit", []usagegroups.Name{nm("group-2", "group-2")}, ""},
+		{"a group over its limit", []usagegroups.Name{nm("group-2", "group-2"), nm("group-1", "group-1")},
 			"limit of 64 MiB/hour reached for usage group {group-1 group-1}, next reset at 2025-01-24T12:18:06Z"},
-		{"a dynamic group by its configured name", []usagegroups.Name{{"svc/${labels.service_name}", "svc/a"}},
+		{"a dynamic group by its configured name", []usagegroups.Name{nm("svc/${labels.service_name}", "svc/a")},
 			"limit of 16 MiB/hour reached for usage group {svc/${labels.service_name} svc/a}, next reset at 2025-01-24T12:18:06Z"},
-		{"a dynamic group's resolved name first", []usagegroups.Name{{"svc/${labels.service_name}", "svc/b"}}, ""},
+		{"a dynamic group's resolved name first", []usagegroups.Name{nm("svc/${labels.service_name}", "svc/b")}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := New(nil, func() float64 { return 0 }, nil)
@@ -143,11 +143,15 @@ func TestCheckGroups(t *testing.T) {
 	// Under a reached limit with a sample, the group's annotation.
 	lim.Sampling.NumRequests = 100
 	l := New(nil, func() float64 { return 0 }, nil)
-	a, err := l.CheckGroups("t", lim, []usagegroups.Name{{"group-1", "group-1"}})
+	a, err := l.CheckGroups("t", lim, []usagegroups.Name{nm("group-1", "group-1")})
 	want := `{"body":{"periodType":"hour","periodLimitMb":64,"limitResetTime":1737721086,"samplingPeriodSec":60,"samplingRequests":100,"usageGroup":"group-1"}}`
 	if err != nil || a == nil || a.Value != want {
 		t.Fatalf("annotation %v, err %v; want %s", a, err, want)
 	}
+}
+
+func nm(configured, resolved string) usagegroups.Name {
+	return usagegroups.Name{Configured: configured, Resolved: resolved}
 }
 
 func errString(err error) string {
@@ -160,7 +164,7 @@ func errString(err error) string {
 // Pyroscope's TestDistributor_shouldSample cases.
 func TestSample(t *testing.T) {
 	cfg := func(kv map[string]float64) *config.DistributorSampling {
-		c := &config.DistributorSampling{UsageGroups: map[string]config.UsageGroupSampling{}}
+		c := &config.DistributorSampling{UsageGroups: config.UsageGroupSamplings{}}
 		for k, v := range kv {
 			c.UsageGroups[k] = config.UsageGroupSampling{Probability: v}
 		}
@@ -176,21 +180,21 @@ func TestSample(t *testing.T) {
 		source *Source
 	}{
 		{"no config", nil, nil, .5, true, nil},
-		{"no matching rule", []usagegroups.Name{{"group1", "group1"}}, cfg(map[string]float64{"group2": .5}), .9, true, nil},
-		{"probability 1", []usagegroups.Name{{"group1", "group1"}}, cfg(map[string]float64{"group1": 1}), .99, true, &Source{"group1", 1}},
-		{"dynamic rule by configured name", []usagegroups.Name{{"configured-name", "resolved-name"}}, cfg(map[string]float64{"configured-name": 1}), .5, true, &Source{"resolved-name", 1}},
-		{"probability 0", []usagegroups.Name{{"group1", "group1"}}, cfg(map[string]float64{"group1": 0}), .01, false, &Source{"group1", 0}},
-		{"draw at the probability keeps", []usagegroups.Name{{"group1", "group1"}}, cfg(map[string]float64{"group1": .25}), .25, true, &Source{"group1", .25}},
-		{"draw over the probability drops", []usagegroups.Name{{"group1", "group1"}}, cfg(map[string]float64{"group1": .25}), .26, false, &Source{"group1", .25}},
-		{"lowest probability wins", []usagegroups.Name{{"group1", "group1"}, {"group2", "group2"}, {"group3", "group3"}},
+		{"no matching rule", []usagegroups.Name{nm("group1", "group1")}, cfg(map[string]float64{"group2": .5}), .9, true, nil},
+		{"probability 1", []usagegroups.Name{nm("group1", "group1")}, cfg(map[string]float64{"group1": 1}), .99, true, &Source{"group1", 1}},
+		{"dynamic rule by configured name", []usagegroups.Name{nm("configured-name", "resolved-name")}, cfg(map[string]float64{"configured-name": 1}), .5, true, &Source{"resolved-name", 1}},
+		{"probability 0", []usagegroups.Name{nm("group1", "group1")}, cfg(map[string]float64{"group1": 0}), .01, false, &Source{"group1", 0}},
+		{"draw at the probability keeps", []usagegroups.Name{nm("group1", "group1")}, cfg(map[string]float64{"group1": .25}), .25, true, &Source{"group1", .25}},
+		{"draw over the probability drops", []usagegroups.Name{nm("group1", "group1")}, cfg(map[string]float64{"group1": .25}), .26, false, &Source{"group1", .25}},
+		{"lowest probability wins", []usagegroups.Name{nm("group1", "group1"), nm("group2", "group2"), nm("group3", "group3")},
 			cfg(map[string]float64{"group1": .3, "group2": .1, "group3": .7}), .2, false, &Source{"group2", .1}},
-		{"static after dynamic", []usagegroups.Name{{dyn, "test_service"}, {"test_service", "test_service"}},
+		{"static after dynamic", []usagegroups.Name{nm(dyn, "test_service"), nm("test_service", "test_service")},
 			cfg(map[string]float64{dyn: 1, "test_service": 0}), .5, false, &Source{"test_service", 0}},
-		{"static before dynamic", []usagegroups.Name{{"test_service", "test_service"}, {dyn, "test_service"}},
+		{"static before dynamic", []usagegroups.Name{nm("test_service", "test_service"), nm(dyn, "test_service")},
 			cfg(map[string]float64{dyn: 1, "test_service": 0}), .5, false, &Source{"test_service", 0}},
-		{"a dynamic group's resolved name has a rule", []usagegroups.Name{{dyn, "test_service"}},
+		{"a dynamic group's resolved name has a rule", []usagegroups.Name{nm(dyn, "test_service")},
 			cfg(map[string]float64{dyn: 1, "test_service": 0}), .5, false, &Source{"test_service", 0}},
-		{"a static choice is kept over a lower dynamic one", []usagegroups.Name{{"a", "a"}, {dyn, "svc"}},
+		{"a static choice is kept over a lower dynamic one", []usagegroups.Name{nm("a", "a"), nm(dyn, "svc")},
 			cfg(map[string]float64{"a": .5, dyn: .1}), .3, true, &Source{"a", .5}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
