@@ -77,6 +77,9 @@ func distributorConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (config.
 	if d.TenantShards != nil || d.DatasetShards != nil || d.LoadBalancing != "" {
 		return c, fmt.Errorf("spec.limits.defaults: shard settings belong in spec.placement")
 	}
+	if d.Usage != nil {
+		return c, fmt.Errorf("spec.limits.defaults: usage limits are per tenant (spec.limits.overrides)")
+	}
 	if err := applyRates(&c.Limits, d, "spec.limits.defaults"); err != nil {
 		return c, err
 	}
@@ -95,6 +98,9 @@ func tenantOverrides(pd *v1.PyroscopeDistributor, defaults config.Limits) (confi
 		l := defaults
 		field := fmt.Sprintf("spec.limits.overrides[%s]", id)
 		if err := applyRates(&l, o, field); err != nil {
+			return out, err
+		}
+		if err := applyUsage(&l, o.Usage, field); err != nil {
 			return out, err
 		}
 		if o.TenantShards != nil {
