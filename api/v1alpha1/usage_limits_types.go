@@ -82,6 +82,7 @@ type IngestionLimit struct {
 // IngestionLimitSampling lets about NumRequests profiles through per Period
 // across all distributors once a limit is reached.
 type IngestionLimitSampling struct {
+	// NumRequests is the profiles let through per Period, in all.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	NumRequests int32 `json:"numRequests,omitempty"`
