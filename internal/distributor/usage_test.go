@@ -1,10 +1,8 @@
 package distributor
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"testing"
@@ -13,7 +11,6 @@ import (
 	"connectrpc.com/connect"
 	"github.com/go-kit/log"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
-	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pyrodist/pyrodist/internal/config"
@@ -21,7 +18,9 @@ import (
 	"github.com/pyrodist/pyrodist/internal/segmentwriter"
 	"github.com/pyrodist/pyrodist/internal/usagegroups"
 	"github.com/pyrodist/pyrodist/internal/usagelimits"
+	"github.com/pyrodist/pyrodist/test/corpus"
 	"github.com/pyrodist/pyrodist/test/fakewriter/fakewritertest"
+	"github.com/pyrodist/pyrodist/test/testutil/counters"
 	"github.com/pyrodist/pyrodist/test/testutil/pprofcheck"
 )
 
@@ -56,31 +55,6 @@ func sampling(kv ...any) config.DistributorSampling {
 		s.UsageGroups[kv[i].(string)] = config.UsageGroupSampling{Probability: kv[i+1].(float64)}
 	}
 	return s
-}
-
-// counters gathers the series of the named counters as "name{k=v,...}".
-func counters(t *testing.T, reg *prometheus.Registry, names ...string) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, n := range names {
-			if mf.GetName() != n {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				var kv []string
-				for _, l := range m.GetLabel() {
-					kv = append(kv, l.GetName()+"="+l.GetValue())
-				}
-				out[n+"{"+strings.Join(kv, ",")+"}"] = m.GetCounter().GetValue()
-			}
-		}
-	}
-	return out
 }
 
 func annotationsOf(p *Profile) string {
@@ -178,7 +152,7 @@ func TestUsageLimits(t *testing.T) {
 					t.Fatalf("__sampled__ %v, %d samples %d locations: want stripped %v", hasSampled, len(out.Sample), len(out.Location), tc.sampled)
 				}
 			}
-			got := counters(t, reg, "pyroscope_discarded_samples_total")
+			got := counters.Gather(t, reg, "pyroscope_discarded_samples_total")
 			want := map[string]float64{}
 			if tc.discarded != "" {
 				want[fmt.Sprintf("pyroscope_discarded_samples_total{reason=%s,tenant=t1}", tc.discarded)] = 1
@@ -193,8 +167,12 @@ func TestUsageLimits(t *testing.T) {
 // The usage group counters: received bytes per group ("other" for a tenant
 // without groups), discarded bytes per group and reason.
 func TestUsageGroupMetrics(t *testing.T) {
-	now := time.Now()
-	raw := recentProfile(t, "cpu", now)
+	cp, _ := corpus.Get("cpu")
+	cp, err := cp.At(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := cp.Gzipped
 	reg := prometheus.NewRegistry()
 	l := usageLimits(t, map[string]string{"svc/${labels.service_name}": `{}`, "team-a": `{service_name=~"a|b"}`}, nil)
 	rec := &recorder{}
@@ -205,7 +183,7 @@ func TestUsageGroupMetrics(t *testing.T) {
 	push := func(tenant, svc string, data []byte) {
 		_ = d.Push(context.Background(), tenant, pushOne([]*typesv1.LabelPair{{Name: "__name__", Value: "process_cpu"}, {Name: "service_name", Value: svc}}, data))
 	}
-	inflated := len(inflate(t, raw))
+	inflated := len(cp.Raw())
 	push("t1", "a", raw)
 	push("t1", "c", raw)
 	bad := []*typesv1.LabelPair{{Name: "__name__", Value: "process_cpu"}, {Name: "service_name", Value: "a"}, {Name: "x", Value: strings.Repeat("v", 3000)}}
@@ -215,7 +193,7 @@ func TestUsageGroupMetrics(t *testing.T) {
 	d.limits = staticLimits{defaultLimits()}
 	push("t2", "a", raw)
 
-	got := counters(t, reg, "pyroscope_usage_group_received_decompressed_total", "pyroscope_usage_group_discarded_bytes_total")
+	got := counters.Gather(t, reg, "pyroscope_usage_group_received_decompressed_total", "pyroscope_usage_group_discarded_bytes_total")
 	badCost := inflated + len("__name__process_cpuservice_namea") + 1 + 3000
 	want := map[string]float64{
 		`pyroscope_usage_group_received_decompressed_total{tenant=t1,type=process_cpu,usage_group=svc/a}`:       float64(2 * inflated),
@@ -228,19 +206,6 @@ func TestUsageGroupMetrics(t *testing.T) {
 	if fmt.Sprint(sorted(got)) != fmt.Sprint(sorted(want)) {
 		t.Fatalf("usage group counters\n%v\nwant\n%v", sorted(got), sorted(want))
 	}
-}
-
-func inflate(t *testing.T, gz []byte) []byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func sorted(m map[string]float64) []string {

@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pyrodist/pyrodist/internal/metriclabel"
+	"github.com/pyrodist/pyrodist/test/testutil/counters"
 )
 
 func ls(kv ...string) []*typesv1.LabelPair {
@@ -217,29 +218,6 @@ func value(t *testing.T, c *prometheus.CounterVec, labels ...string) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// series lists the label values of c's series as "name=value,..." strings.
-func series(t *testing.T, reg *prometheus.Registry, name string) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			var kv []string
-			for _, l := range m.GetLabel() {
-				kv = append(kv, l.GetName()+"="+l.GetValue())
-			}
-			out[strings.Join(kv, ",")] = m.GetCounter().GetValue()
-		}
-	}
-	return out
-}
-
 func TestMetricsNamesAndBounds(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg, metriclabel.Tenants(2))
@@ -251,18 +229,18 @@ func TestMetricsNamesAndBounds(t *testing.T) {
 	for i := range MaxDynamicNames + 5 {
 		m.Discarded("r", "t1", []Name{{"svc/${labels.service_name}", fmt.Sprintf("svc/%d", i)}}, 1)
 	}
-	got := series(t, reg, "pyroscope_usage_group_received_decompressed_total")
+	got := counters.Gather(t, reg, "pyroscope_usage_group_received_decompressed_total")
 	want := map[string]float64{
-		"tenant=t1,type=cpu,usage_group=svc/a":        1,
-		"tenant=__other__,type=cpu,usage_group=other": 1,
+		"pyroscope_usage_group_received_decompressed_total{tenant=t1,type=cpu,usage_group=svc/a}":        1,
+		"pyroscope_usage_group_received_decompressed_total{tenant=__other__,type=cpu,usage_group=other}": 1,
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("received series %v, want %v", got, want)
 	}
 	// The dynamic names take at most MaxDynamicNames series between them,
 	// the rest are __other__.
-	d := series(t, reg, "pyroscope_usage_group_discarded_bytes_total")
-	if len(d) > MaxDynamicNames+1 || d["reason=r,tenant=t1,usage_group=__other__"] == 0 {
+	d := counters.Gather(t, reg, "pyroscope_usage_group_discarded_bytes_total")
+	if len(d) > MaxDynamicNames+1 || d["pyroscope_usage_group_discarded_bytes_total{reason=r,tenant=t1,usage_group=__other__}"] == 0 {
 		t.Fatalf("%d discarded series, want at most %d with one __other__", len(d), MaxDynamicNames+1)
 	}
 }
