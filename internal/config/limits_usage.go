@@ -47,11 +47,14 @@ type IngestionLimit struct {
 }
 
 // UsageGroupIngestionLimits are hard limits by usage group name.
-type UsageGroupIngestionLimits map[string]UsageGroupIngestionLimit
+type UsageGroupIngestionLimits = ReplacedMap[UsageGroupIngestionLimit]
 
-// UnmarshalYAML replaces the map (see UsageLimits).
-func (m *UsageGroupIngestionLimits) UnmarshalYAML(n *yaml.Node) error {
-	var v map[string]UsageGroupIngestionLimit
+// ReplacedMap is a map by usage group name that a YAML document replaces
+// rather than adds to (see UsageLimits).
+type ReplacedMap[V any] map[string]V
+
+func (m *ReplacedMap[V]) UnmarshalYAML(n *yaml.Node) error {
+	var v map[string]V
 	if err := n.Decode(&v); err != nil {
 		return err
 	}
@@ -78,17 +81,7 @@ type DistributorSampling struct {
 }
 
 // UsageGroupSamplings are sampling rules by usage group name.
-type UsageGroupSamplings map[string]UsageGroupSampling
-
-// UnmarshalYAML replaces the map (see UsageLimits).
-func (m *UsageGroupSamplings) UnmarshalYAML(n *yaml.Node) error {
-	var v map[string]UsageGroupSampling
-	if err := n.Decode(&v); err != nil {
-		return err
-	}
-	*m = v
-	return nil
-}
+type UsageGroupSamplings = ReplacedMap[UsageGroupSampling]
 
 // UsageGroupSampling keeps a group's profiles with Probability (0 to 1).
 type UsageGroupSampling struct {
