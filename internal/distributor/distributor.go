@@ -256,7 +256,7 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 		return err
 	}
 	if !v.strip {
-		d.usage.metrics.Received(d.metrics.types.Value(name), tenant, v.groups, len(it.data))
+		d.admitted(tenant, name, len(it.data), &v)
 	}
 	invalid := func(err error) error {
 		var verr *validation.Error
@@ -295,7 +295,7 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 	if v.strip {
 		it.labels = d.stripped(tenant, p, it.labels, len(it.data), &v)
 		cost = p.SizeVT()
-		d.usage.metrics.Received(d.metrics.types.Value(name), tenant, v.groups, cost)
+		d.admitted(tenant, name, cost, &v)
 		for _, l := range it.labels {
 			cost += len(l.Name) + len(l.Value)
 		}

@@ -152,6 +152,10 @@ func TestUsageLimits(t *testing.T) {
 					t.Fatalf("__sampled__ %v, %d samples %d locations: want stripped %v", hasSampled, len(out.Sample), len(out.Location), tc.sampled)
 				}
 			}
+			// Pyroscope's "sampled" stage: every profile the usage limits let through.
+			if n := counters.Observations(t, reg, "pyroscope_distributor_received_decompressed_bytes_total", "stage", "sampled"); n != uint64(tc.sent) {
+				t.Errorf("%d observations in stage sampled, want %d", n, tc.sent)
+			}
 			got := counters.Gather(t, reg, "pyroscope_discarded_samples_total")
 			want := map[string]float64{}
 			if tc.discarded != "" {
