@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
@@ -60,6 +61,8 @@ func CacheOptions(namespaces []string) cache.Options {
 		}
 		o.ByObject[obj] = cache.ByObject{Label: managed}
 	}
+	// The slices of our Services carry the Services' labels.
+	o.ByObject[&discoveryv1.EndpointSlice{}] = cache.ByObject{Label: managed}
 	return o
 }
 

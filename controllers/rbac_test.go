@@ -34,6 +34,9 @@ func TestRoleIsLeastPrivilege(t *testing.T) {
 		// finalizers where OwnerReferencesPermissionEnforcement is on.
 		"profiling.pyrodist.dev/pyroscopedistributors/finalizers": {"update"},
 		"events.k8s.io/events": {"create", "patch"},
+		// EndpointSlices (from the cache) tell whether a zone's Service
+		// selects ready pods.
+		"discovery.k8s.io/endpointslices": {"list", "watch"},
 	}
 
 	raw, err := os.ReadFile(filepath.Join("..", "config", "rbac", "role.yaml"))

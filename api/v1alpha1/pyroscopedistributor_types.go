@@ -313,17 +313,27 @@ type LimitsSpec struct {
 }
 
 // TenantLimits are limits of one tenant. Unset fields keep the defaults.
+//
+// The rate and burst rules compare strings instead of parsing the quantity:
+// up to 10000 overrides make the API server's cost estimate of a parse (which
+// scales with the unbounded length of an int-or-string) exceed its budget,
+// while a comparison with a one-character literal costs 1. A quantity as
+// Kubernetes writes it (Quantity.String: "4Mi", "512Ki", "1500m") is positive
+// exactly when it starts with 1-9; "0", "-1Mi" and hand-written forms such as
+// "0.5Mi" or "+4Mi" are refused.
 type TenantLimits struct {
 	// IngestionRate is the tenant's ingestion rate in bytes per second of
 	// uncompressed profile data, shared by all distributors (e.g. 4Mi).
 	// Unset in defaults means 4Mi.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="type(self) in [int] ? self > 0 : self >= '1' && self < ':'",message="ingestionRate must be a positive number of bytes per second starting with a digit 1-9, as Kubernetes writes quantities (e.g. 4Mi or 512Ki, not 0.5Mi): zero or negative rates are refused"
 	IngestionRate *resource.Quantity `json:"ingestionRate,omitempty"`
 
 	// IngestionBurstSize is the tenant's burst size in bytes; set it at
 	// least to the largest expected profile (e.g. 2Mi). Unset in defaults
 	// means 2Mi.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="type(self) in [int] ? self > 0 : self >= '1' && self < ':'",message="ingestionBurstSize must be a positive number of bytes starting with a digit 1-9, as Kubernetes writes quantities (e.g. 2Mi or 512Ki, not 0.5Mi): zero or negative sizes are refused"
 	IngestionBurstSize *resource.Quantity `json:"ingestionBurstSize,omitempty"`
 
 	// TenantShards overrides placement.tenantShards for this tenant
@@ -507,8 +517,10 @@ type ZoneStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=pyd,categories=pyrodist
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Zones",type=integer,JSONPath=`.status.zoneCount`
-// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.readyReplicas`,description="Ready pods over all zones"
 // +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.replicas`
 // +kubebuilder:printcolumn:name="Traffic",type=string,JSONPath=`.status.trafficDistribution`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -24,6 +24,8 @@ const (
 // the flags given on the command line, which win. It registers the config's
 // flags and -config.file on fs; callers register their own flags (log level)
 // on fs before. Flags that may repeat (-memberlist.join) add to the file's list.
+// A storage block that names a backend it cannot use is an error here, so
+// the process stops at load rather than run without its bucket.
 func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	c := &Config{}
 	c.RegisterFlags(fs)
@@ -45,6 +47,9 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 		}
 	}
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := c.Storage.Validate(); err != nil {
 		return nil, err
 	}
 	return c, nil
