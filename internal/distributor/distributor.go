@@ -255,9 +255,6 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 	if err := d.admitGroups(tenant, lim, it.labels, cost, &v); err != nil || v.drop {
 		return err
 	}
-	if !v.strip {
-		d.admitted(tenant, name, len(it.data), &v)
-	}
 	invalid := func(err error) error {
 		var verr *validation.Error
 		if errors.As(err, &verr) {
@@ -290,6 +287,13 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 		return d.inflightError(err)
 	}
 	if err != nil {
+		// A count limit is Validate's refusal, met after the usage groups'
+		// accounting in Pyroscope; a profile that does not decode never
+		// reaches it there.
+		if verr := (*validation.Error)(nil); !errors.As(err, &verr) || verr.Reason == validation.MalformedProfile {
+			return d.invalid(tenant, len(it.data), err)
+		}
+		d.admitted(tenant, name, len(it.data), &v)
 		return invalid(err)
 	}
 	if v.strip {
@@ -299,6 +303,8 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 		for _, l := range it.labels {
 			cost += len(l.Name) + len(l.Value)
 		}
+	} else {
+		d.admitted(tenant, name, len(it.data), &v)
 	}
 	tenantLabel := d.metrics.tenants.Value(tenant)
 	d.metrics.receivedSamples.WithLabelValues(d.metrics.types.Value(name), tenantLabel).Observe(float64(len(p.Sample)))

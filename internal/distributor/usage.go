@@ -93,12 +93,14 @@ func (d *Distributor) admitGroups(tenant string, lim *config.Limits, labels []*t
 	return nil
 }
 
-// admitted counts a profile of size bytes (pprof) that passed the usage
-// limits, as Pyroscope does before validation: under each of its usage
-// groups, and in the "sampled" stage of the received-bytes histogram.
+// admitted counts a decoded profile of size bytes (pprof) that passed the
+// usage limits under each of its usage groups, as Pyroscope does before
+// validation (a profile that does not decode never gets there in
+// Pyroscope). Pyroscope's "sampled" stage of the received-bytes histogram
+// is left out: a histogram per tenant would double that metric's series
+// for what the "received" stage already shows.
 func (d *Distributor) admitted(tenant, name string, size int, v *verdict) {
 	d.usage.metrics.Received(d.metrics.types.Value(name), tenant, v.groups, size)
-	d.metrics.receivedDecompressed.WithLabelValues(d.metrics.tenants.Value(tenant), "sampled").Observe(float64(size))
 }
 
 // stripped reduces p to its totals for keep_stripped_profiles and returns

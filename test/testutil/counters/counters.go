@@ -1,5 +1,5 @@
-// Package counters reads counter values and histogram counts out of a
-// Prometheus registry for tests.
+// Package counters reads counter values out of a Prometheus registry for
+// tests.
 package counters
 
 import (
@@ -33,28 +33,4 @@ func Gather(tb testing.TB, g prometheus.Gatherer, names ...string) map[string]fl
 		}
 	}
 	return out
-}
-
-// Observations returns how many observations the named histogram holds in
-// its series that have label = value.
-func Observations(tb testing.TB, g prometheus.Gatherer, name, label, value string) uint64 {
-	tb.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var n uint64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					n += m.GetHistogram().GetSampleCount()
-				}
-			}
-		}
-	}
-	return n
 }
