@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"connectrpc.com/connect"
+	"github.com/go-kit/log/level"
 	profilev1 "github.com/grafana/pyroscope/api/gen/proto/go/google/v1"
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,7 +16,8 @@ import (
 	"github.com/pyrodist/pyrodist/internal/validation"
 )
 
-// Discard reasons of the usage limits (pkg/validation/validate.go at 3fe6a45).
+// Discard reasons of the usage limits (pkg/validation/validate.go at 3fe6a45);
+// the debug log lines below are pushSeries' (pkg/distributor/distributor.go).
 const (
 	reasonIngestLimitReached validation.Reason = "ingest_limit_reached"
 	reasonDroppedBySampling  validation.Reason = "dropped_by_sampling_rules"
@@ -54,6 +56,7 @@ type verdict struct {
 func (d *Distributor) admitTenant(tenant string, lim *config.Limits, cost int, v *verdict) error {
 	a, err := d.usage.limiter.CheckTenant(tenant, &lim.Usage.IngestionLimit)
 	if err != nil {
+		level.Debug(d.logger).Log("msg", "rejecting profile due to global ingest limit", "tenant", tenant, "err", err)
 		d.metrics.discard(reasonIngestLimitReached, tenant, cost)
 		return connect.NewError(connect.CodeResourceExhausted, err)
 	}
@@ -70,6 +73,7 @@ func (d *Distributor) admitGroups(tenant string, lim *config.Limits, labels []*t
 	v.groups = u.DistributorUsageGroups.Match(labels, nil)
 	a, err := d.usage.limiter.CheckGroups(tenant, &u.IngestionLimit, v.groups)
 	if err != nil {
+		level.Debug(d.logger).Log("msg", "rejecting profile due to usage group ingest limit", "tenant", tenant, "err", err)
 		d.metrics.discard(reasonIngestLimitReached, tenant, cost)
 		d.usage.metrics.Discarded(string(reasonIngestLimitReached), tenant, v.groups, cost)
 		return connect.NewError(connect.CodeResourceExhausted, err)
@@ -79,6 +83,8 @@ func (d *Distributor) admitGroups(tenant string, lim *config.Limits, labels []*t
 	}
 	keep, src := d.usage.limiter.Sample(&u.DistributorSampling, v.groups)
 	if !keep {
+		level.Debug(d.logger).Log("msg", "skipping profile due to sampling", "tenant", tenant,
+			"usage_group", src.UsageGroup, "probability", src.Probability, "keep_stripped", u.KeepStrippedProfiles)
 		if !u.KeepStrippedProfiles {
 			d.metrics.discard(reasonDroppedBySampling, tenant, cost)
 			d.usage.metrics.Discarded(string(reasonDroppedBySampling), tenant, v.groups, cost)
