@@ -2,12 +2,15 @@ package v1alpha1_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	v1 "github.com/pyrodist/pyrodist/api/v1alpha1"
 )
@@ -30,6 +33,23 @@ func TestUsageLimitsValidation(t *testing.T) {
 			KeepStrippedProfiles: ptr.To(true),
 		}
 	}
+	// The shipped sample, which shows the usage keys, is accepted.
+	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", "profiling_v1alpha1_pyroscopedistributor.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample := &v1.PyroscopeDistributor{}
+	if err := yaml.UnmarshalStrict(raw, sample); err != nil {
+		t.Fatal(err)
+	}
+	sample.Namespace = "default"
+	if sample.Spec.Limits.Overrides["big-tenant"].Usage == nil {
+		t.Fatal("the sample shows no usage keys")
+	}
+	if err := c.Create(ctx, sample); err != nil {
+		t.Fatalf("the sample: %v", err)
+	}
+
 	for i, tc := range []struct {
 		name     string
 		mutate   func(*v1.UsageLimits)
