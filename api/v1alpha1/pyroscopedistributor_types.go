@@ -309,6 +309,7 @@ type LimitsSpec struct {
 	// policy is set in spec.placement, not here.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="!has(self.tenantShards) && !has(self.datasetShards) && !has(self.loadBalancing)",message="limits.defaults cannot set tenantShards, datasetShards or loadBalancing: set the defaults in spec.placement"
+	// +kubebuilder:validation:XValidation:rule="!has(self.usage)",message="limits.defaults cannot set usage: usage groups, sampling and ingestion limits are per tenant (limits.overrides)"
 	Defaults TenantLimits `json:"defaults,omitzero"`
 
 	// Overrides maps a tenant ID to the limits that replace the defaults for
@@ -366,6 +367,9 @@ type TenantLimits struct {
 	// IngestionLimits are the other per-tenant ingestion keys of Pyroscope's
 	// overrides file (ingestion_limits_types.go).
 	IngestionLimits `json:",inline"`
+	// Usage are the tenant's usage groups, sampling and ingestion hard limit (overrides only).
+	// +optional
+	Usage *UsageLimits `json:"usage,omitempty"`
 }
 
 // ServiceSpec configures the shared Service <metadata.name>.

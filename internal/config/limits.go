@@ -54,6 +54,7 @@ type Limits struct {
 
 	// Placement is the tenant's shard policy (Pyroscope's adaptive_placement_* keys).
 	Placement PlacementLimits `yaml:",inline"`
+	Usage     UsageLimits     `yaml:",inline"`
 }
 
 func (l *Limits) RegisterFlags(f *flag.FlagSet) {
@@ -85,6 +86,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.PushMaxConcurrency, "distributor.push.max-concurrency", 256, "Profiles of one request processed at once; 0 means unbounded, 1 serial.")
 	f.IntVar(&l.IngestionTenantShardSize, "distributor.ingestion-tenant-shard-size", 0, "Shards a tenant's data may spread over, for datasets without a placement rule, when larger than -adaptive-placement.tenant-shards (Pyroscope's shuffle-sharding size, applied to shards as its distributor does). 0 disables it.")
 	l.Placement.RegisterFlags(f)
+	l.Usage.RegisterFlags(f)
 }
 
 // Validate reports limits the pipeline cannot apply: an unknown position of

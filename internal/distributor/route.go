@@ -104,11 +104,12 @@ func (r *Router) Send(ctx context.Context, p *Profile) error {
 		inst[i] = ring.Instance(c)
 	}
 	req := &segmentwriterv1.PushRequest{
-		TenantId:  p.Tenant,
-		Labels:    p.Labels,
-		Profile:   p.Pprof,
-		ProfileId: p.ID[:],
-		Shard:     shard,
+		TenantId:    p.Tenant,
+		Labels:      p.Labels,
+		Profile:     p.Pprof,
+		ProfileId:   p.ID[:],
+		Shard:       shard,
+		Annotations: p.Annotations,
 	}
 	return r.push.Push(ctx, req, inst[:len(cands)])
 }

@@ -80,6 +80,9 @@ func distributorConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (config.
 	if d.TenantShards != nil || d.DatasetShards != nil || d.LoadBalancing != "" {
 		return c, fmt.Errorf("spec.limits.defaults: shard settings belong in spec.placement")
 	}
+	if d.Usage != nil {
+		return c, fmt.Errorf("spec.limits.defaults: usage limits are per tenant (spec.limits.overrides)")
+	}
 	if err := applyRates(&c.Limits, d, "spec.limits.defaults"); err != nil {
 		return c, err
 	}
@@ -104,6 +107,9 @@ func tenantOverrides(pd *v1.PyroscopeDistributor, defaults config.Limits) (confi
 			return out, err
 		}
 		if err := applyIngestion(&l, o.IngestionLimits, field); err != nil {
+			return out, err
+		}
+		if err := applyUsage(&l, o.Usage, field); err != nil {
 			return out, err
 		}
 		if o.TenantShards != nil {
