@@ -22,7 +22,7 @@ func TestPyroscopeOverridesParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaults := config.Defaults().Limits
-	tenants, _, _, err := overrides.Parse(data, defaults)
+	tenants, _, err := overrides.Parse(data, defaults)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestOverridesDoNotChangeDefaults(t *testing.T) {
 	defaults.Usage.DistributorUsageGroups = *groups
 	defaults.Usage.IngestionLimit.UsageGroups = config.UsageGroupIngestionLimits{"a": {PeriodLimitMB: 1}}
 	defaults.Usage.DistributorSampling.UsageGroups = config.UsageGroupSamplings{"a": {Probability: 0.5}}
-	tenants, _, _, err := overrides.Parse([]byte(`overrides:
+	tenants, _, err := overrides.Parse([]byte(`overrides:
   t1:
     ingestion_limit:
       usage_groups:
