@@ -39,7 +39,6 @@ func (c KeyClass) String() string {
 // field of Limits is acted on from then on, whatever this list says.
 var notOursKeys = map[string]string{
 	// Distributor features pyrodist does not have.
-	"keep_stripped_profiles":         "distributor sampling (stripped profiles)",
 	"distributor_aggregation_window": "distributor aggregation",
 	"distributor_aggregation_period": "distributor aggregation",
 	"ingestion_artificial_delay":     "distributor response delay",
@@ -90,8 +89,12 @@ var notOursKeys = map[string]string{
 	"adaptive_placement_unit_size_bytes": "metastore placement manager",
 	"adaptive_placement_burst_window":    "metastore placement manager",
 	"adaptive_placement_decay_window":    "metastore placement manager",
-	"recording_rules":                    "recording rules",
-	"max_recording_rules":                "recording rules",
+	// The allocator's bounds when the metastore computes the rules; a
+	// distributor applies the rules' numbers as they are, as Pyroscope's does.
+	"adaptive_placement_min_dataset_shards": "metastore placement manager",
+	"adaptive_placement_max_dataset_shards": "metastore placement manager",
+	"recording_rules":                       "recording rules",
+	"max_recording_rules":                   "recording rules",
 }
 
 // inertFields are fields of Limits kept only so Pyroscope's flags still

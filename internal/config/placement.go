@@ -35,22 +35,14 @@ func (c *AdaptivePlacement) Validate() error {
 // placement rule gets DefaultDatasetShards shards inside the tenant's
 // TenantShards; a rule replaces all three settings.
 type PlacementLimits struct {
-	TenantShards         int `yaml:"adaptive_placement_tenant_shards"`
-	DefaultDatasetShards int `yaml:"adaptive_placement_default_dataset_shards"`
-	// Min and max bound the shards the metastore's allocator gives a
-	// dataset when it computes the rules; a distributor applies the rules'
-	// numbers as they are, as Pyroscope's does. The keys load so that
-	// Pyroscope's overrides files do; they have no flags here because the
-	// distributor does not act on them.
-	MinDatasetShards int           `yaml:"adaptive_placement_min_dataset_shards"`
-	MaxDatasetShards int           `yaml:"adaptive_placement_max_dataset_shards"`
-	LoadBalancing    LoadBalancing `yaml:"adaptive_placement_load_balancing"`
+	TenantShards         int           `yaml:"adaptive_placement_tenant_shards"`
+	DefaultDatasetShards int           `yaml:"adaptive_placement_default_dataset_shards"`
+	LoadBalancing        LoadBalancing `yaml:"adaptive_placement_load_balancing"`
 }
 
 func (l *PlacementLimits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.TenantShards, "adaptive-placement.tenant-shards", 0, "Shards a tenant's data may spread over, for datasets without a placement rule; 0 means all shards. -distributor.ingestion-tenant-shard-size raises it.")
 	f.IntVar(&l.DefaultDatasetShards, "adaptive-placement.default-dataset-shards", 1, "Shards one dataset (service_name) of a tenant is spread over when no placement rule names it.")
-	l.MinDatasetShards, l.MaxDatasetShards = 1, 1024 // Pyroscope's defaults
 	l.LoadBalancing = LoadBalancingDynamic
 	f.Var(&l.LoadBalancing, "adaptive-placement.load-balancing", "How a profile picks one of its dataset's shards when no placement rule names the dataset: fingerprint (series stay on one shard), round-robin, or dynamic (fingerprint; the metastore's rules choose per dataset).")
 }
@@ -62,10 +54,6 @@ func (l *PlacementLimits) Validate() error {
 		return fmt.Errorf("adaptive_placement_tenant_shards must not be negative, got %d", l.TenantShards)
 	case l.DefaultDatasetShards < 0:
 		return fmt.Errorf("adaptive_placement_default_dataset_shards must not be negative, got %d", l.DefaultDatasetShards)
-	case l.MinDatasetShards < 0 || l.MaxDatasetShards < 0:
-		return fmt.Errorf("adaptive_placement_min/max_dataset_shards must not be negative")
-	case l.MaxDatasetShards > 0 && l.MinDatasetShards > l.MaxDatasetShards:
-		return fmt.Errorf("adaptive_placement_min_dataset_shards (%d) exceeds adaptive_placement_max_dataset_shards (%d)", l.MinDatasetShards, l.MaxDatasetShards)
 	}
 	return l.LoadBalancing.Set(string(l.LoadBalancing))
 }

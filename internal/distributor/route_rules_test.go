@@ -184,7 +184,11 @@ func TestNewRulesObjectSpreadsHotDataset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newTestDistributor(t, defaultLimits(), router)
+	// The test pushes as fast as it polls, which is no tenant's real rate:
+	// a rate limit would turn a slow poll (a busy machine) into a failure.
+	limits := defaultLimits()
+	limits.IngestionRateMB, limits.IngestionBurstSizeMB = 1<<20, 1<<20
+	d := newTestDistributor(t, limits, router)
 	raw := recentProfile(t, "cpu", time.Now())
 	// push sends one profile from each of 16 pods of the hot dataset and
 	// gives the shards they were sent with.

@@ -429,7 +429,7 @@ func TestPlacementPolicyFromLimits(t *testing.T) {
 	if got := PlacementPolicy(&def); got != (placement.Policy{TenantShards: 0, DatasetShards: 1, Pick: placement.PickFingerprint}) {
 		t.Fatalf("default policy %+v", got)
 	}
-	if p := def.Placement; p.MinDatasetShards != 1 || p.MaxDatasetShards != 1024 || p.LoadBalancing != config.LoadBalancingDynamic {
+	if p := def.Placement; p.LoadBalancing != config.LoadBalancingDynamic {
 		t.Fatalf("defaults %+v", p)
 	}
 	for _, tc := range []struct {
