@@ -36,9 +36,6 @@ type Limits struct {
 	RejectNewerThan Duration `yaml:"reject_newer_than"`
 
 	DisableLabelSanitization bool `yaml:"disable_label_sanitization"`
-	// EnforceLabelsOrder only matters on Pyroscope's ingester path; kept so
-	// Pyroscope overrides files load unchanged.
-	EnforceLabelsOrder bool `yaml:"enforce_labels_order"`
 	// IngestionRelabelingRules run on every label set a profile's samples
 	// give, before or after Pyroscope's default rules as
 	// IngestionRelabelingDefaultRulesPosition (first, last or disabled) says;
@@ -78,7 +75,6 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&l.RejectNewerThan, "validation.reject-newer-than", "Reject profiles whose timestamp is further in the future than this (e.g. 10m). 0 to disable.")
 
 	f.BoolVar(&l.DisableLabelSanitization, "validation.disable-label-sanitization", true, "Accept any non-empty UTF-8 label name; when false only legacy names are accepted and dots become underscores.")
-	f.BoolVar(&l.EnforceLabelsOrder, "validation.enforce-labels-order", false, "Accepted for compatibility with Pyroscope; has no effect on the segment-writer path.")
 	f.StringVar(&l.IngestionRelabelingDefaultRulesPosition, "distributor.ingestion-relabeling-default-rules-position", "first", "Where the default ingestion relabeling rules run: 'first', 'last' or 'disabled'.")
 	f.Var(&rulesFlag{rules: &l.IngestionRelabelingRules}, "distributor.ingestion-relabeling-rules", "Ingestion relabel rules (a YAML or JSON list of Prometheus relabel_config), applied in order to every label set of a profile.")
 	f.Var(&rulesFlag{rules: &l.SampleTypeRelabelingRules, filter: true}, "distributor.sample-type-relabeling-rules", "Sample type relabel rules (a YAML or JSON list; only drop and keep), matched on __type__, __unit__ and the series labels.")

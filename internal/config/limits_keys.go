@@ -97,10 +97,6 @@ var notOursKeys = map[string]string{
 	"max_recording_rules":                   "recording rules",
 }
 
-// inertFields are fields of Limits kept only so Pyroscope's flags still
-// parse; nothing reads them, so their keys are not acted on.
-var inertFields = map[string]bool{"enforce_labels_order": true}
-
 // actedOnKeys are the YAML keys of Limits, inline blocks included, so a
 // block added to Limits is acted on without being listed anywhere.
 var actedOnKeys = sync.OnceValue(func() map[string]bool {
@@ -116,7 +112,7 @@ var actedOnKeys = sync.OnceValue(func() map[string]bool {
 				walk(f.Type)
 			case strings.Contains(opts, "inline") && f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
 				walk(f.Type.Elem())
-			case name != "" && !inertFields[name]:
+			case name != "":
 				keys[name] = true
 			}
 		}

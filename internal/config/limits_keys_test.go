@@ -61,7 +61,7 @@ func TestActedOnKeys(t *testing.T) {
 		"sample_type_relabeling_rules":       KeyActedOn,
 		"adaptive_placement_tenant_shards":   KeyActedOn, // an inline block
 		"ingestion_tenant_shard_size":        KeyActedOn,
-		"enforce_labels_order":               KeyNotOurs, // a field nothing reads
+		"enforce_labels_order":               KeyNotOurs,
 		"adaptive_placement_unit_size_bytes": KeyNotOurs,
 		"compactor_blocks_retention_period":  KeyNotOurs,
 	} {
