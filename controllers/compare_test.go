@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/pyrodist/pyrodist/internal/manifests"
 )
 
 func TestUpToDate(t *testing.T) {
@@ -80,5 +82,115 @@ func TestUpToDate(t *testing.T) {
 				t.Fatalf("upToDate = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// Fields that server-side apply treats as one value (atomic maps, lists and
+// structs: a Service's selector, a LabelSelector, container args) belong to
+// the operator as a whole once it sets them: an extra key or item in live is
+// drift, which a forced apply removes. Extra items in granular lists and maps
+// (another manager's label, container, port) stay someone else's.
+func TestUpToDateAtomicFields(t *testing.T) {
+	deploy := func() *appsv1.Deployment {
+		return &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "d", Labels: map[string]string{"a": "1"},
+				Annotations: map[string]string{appliedHashAnnotation: "h"}},
+			Spec: appsv1.DeploymentSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "x"}},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "x"}},
+					Spec: corev1.PodSpec{
+						NodeSelector: map[string]string{"zone": "a"},
+						Containers: []corev1.Container{{Name: "c", Image: "img", Args: []string{"-a"},
+							Env: []corev1.EnvVar{{Name: "POD", ValueFrom: &corev1.EnvVarSource{
+								FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
+						}},
+					},
+				},
+			},
+		}
+	}
+	service := func() *corev1.Service {
+		return &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "s", Annotations: map[string]string{appliedHashAnnotation: "h"}},
+			Spec: corev1.ServiceSpec{
+				Type:     corev1.ServiceTypeClusterIP,
+				Selector: map[string]string{"app": "x", "zone": "a"},
+				Ports:    []corev1.ServicePort{{Name: "http", Port: 4040, TargetPort: intstr.FromString("http")}},
+			},
+		}
+	}
+	// What the API server fills in: defaults, also inside atomic structs
+	// (fieldRef.apiVersion), which must not count as drift.
+	serverDefaults := func(o any) {
+		switch o := o.(type) {
+		case *appsv1.Deployment:
+			o.Spec.Template.Spec.Containers[0].Env[0].ValueFrom.FieldRef.APIVersion = "v1"
+			o.Spec.Template.Spec.DNSPolicy = corev1.DNSClusterFirst
+		case *corev1.Service:
+			o.Spec.ClusterIP, o.Spec.ClusterIPs = "10.0.0.9", []string{"10.0.0.9"}
+			o.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
+			o.Spec.SessionAffinity = corev1.ServiceAffinityNone
+			o.Spec.Ports[0].Protocol = corev1.ProtocolTCP
+		}
+	}
+	cases := []struct {
+		name string
+		edit func(d *appsv1.Deployment, s *corev1.Service)
+		want bool
+	}{
+		{"server defaults", func(d *appsv1.Deployment, s *corev1.Service) {}, true},
+		{"Service selector gains a key", func(d *appsv1.Deployment, s *corev1.Service) { s.Spec.Selector["extra"] = "x" }, false},
+		{"LabelSelector gains a key", func(d *appsv1.Deployment, s *corev1.Service) { d.Spec.Selector.MatchLabels["extra"] = "x" }, false},
+		{"LabelSelector gains an expression", func(d *appsv1.Deployment, s *corev1.Service) {
+			d.Spec.Selector.MatchExpressions = []metav1.LabelSelectorRequirement{{Key: "k", Operator: metav1.LabelSelectorOpExists}}
+		}, false},
+		{"nodeSelector gains a key", func(d *appsv1.Deployment, s *corev1.Service) {
+			d.Spec.Template.Spec.NodeSelector["disk"] = "ssd"
+		}, false},
+		{"arg appended", func(d *appsv1.Deployment, s *corev1.Service) {
+			c := &d.Spec.Template.Spec.Containers[0]
+			c.Args = append(c.Args, "-b")
+		}, false},
+		{"pod label added by another manager", func(d *appsv1.Deployment, s *corev1.Service) {
+			d.Spec.Template.Labels["team"] = "x"
+		}, true},
+		{"container added by another manager", func(d *appsv1.Deployment, s *corev1.Service) {
+			d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: "sidecar"})
+		}, true},
+		{"toleration on a field the operator leaves unset", func(d *appsv1.Deployment, s *corev1.Service) {
+			d.Spec.Template.Spec.Tolerations = []corev1.Toleration{{Key: "k", Operator: corev1.TolerationOpExists}}
+		}, true},
+		{"port added by another manager", func(d *appsv1.Deployment, s *corev1.Service) {
+			s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: "x", Port: 1})
+		}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dd, ld, ds, ls := deploy(), deploy(), service(), service()
+			serverDefaults(ld)
+			serverDefaults(ls)
+			tc.edit(ld, ls)
+			if got := upToDate(dd, ld) && upToDate(ds, ls); got != tc.want {
+				t.Fatalf("upToDate = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// Every kind the operator applies has its apply schema known, so atomic
+// values are recognised in each (an unknown kind would quietly fall back to
+// treating every map and list as granular).
+func TestSchemaOfEveryChildKind(t *testing.T) {
+	for _, list := range manifests.OwnedObjectLists() {
+		obj, err := itemOf(list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := schemaOf(obj); n.s == nil {
+			t.Errorf("%T: no server-side apply schema", obj)
+		} else if a, ok := n.atom(); !ok || a.Map == nil {
+			t.Errorf("%T: schema root %+v is not a struct", obj, a)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"reflect"
 
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
@@ -60,6 +62,10 @@ func CacheOptions(namespaces []string) cache.Options {
 		}
 		o.ByObject[obj] = cache.ByObject{Label: managed}
 	}
+	// The slices of our Services carry the Services' labels.
+	o.ByObject[&discoveryv1.EndpointSlice{}] = cache.ByObject{Label: managed}
+	// The ring-health poller lists distributor pods; only those.
+	o.ByObject[&corev1.Pod{}] = cache.ByObject{Label: managed}
 	return o
 }
 

@@ -11,29 +11,35 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/pyrodist/pyrodist/api/v1alpha1"
 	"github.com/pyrodist/pyrodist/internal/manifests"
 )
 
-// Event reasons.
+// Event reasons (docs/operator.md lists them all, with what each means).
 const (
 	EventZoneAdded     = "ZoneAdded"
 	EventZoneRemoved   = "ZoneRemoved"
@@ -43,7 +49,15 @@ const (
 	EventApplyFailed   = "ApplyFailed"
 	EventInvalidSpec   = "InvalidSpec"
 	EventSpecWarning   = "SpecWarning"
-	EventRecreated     = "Recreated"
+	// EventChildReplaced: a child edited into a state apply cannot merge
+	// with was deleted and created afresh.
+	EventChildReplaced = "ChildReplaced"
+	// EventChildRecreated: the Deployment of a zone the operator already
+	// ran was missing (deleted by hand) and was created again.
+	EventChildRecreated = "ChildRecreated"
+	// EventScaleRestored: a Deployment scaled outside the operator (kubectl
+	// scale, an edit) was set back to the spec's replicas.
+	EventScaleRestored = "ScaleRestored"
 )
 
 // EventPodSecurityRefused names the spec fields that would weaken the pods.
@@ -63,6 +77,9 @@ type PyroscopeDistributorReconciler struct {
 	Facts manifests.ClusterFacts
 	// MaxConcurrentReconciles bounds parallel reconciles (default 1).
 	MaxConcurrentReconciles int
+	// RingHealth, when set, polls the distributors' ring reports (run by
+	// the manager) for the WritersInZone condition.
+	RingHealth *RingHealthPoller
 
 	rollouts rolloutMemory // rollout.go
 }
@@ -75,6 +92,7 @@ type PyroscopeDistributorReconciler struct {
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list;watch
 
 // Reconcile brings one PyroscopeDistributor's children to its spec.
 func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -85,6 +103,7 @@ func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl
 			// Children go with their owner through garbage collection.
 			readyGauge.DeleteLabelValues(req.Namespace, req.Name)
 			r.rollouts.forget(req.NamespacedName)
+			writersGauge.DeletePartialMatch(prometheus.Labels{"namespace": req.Namespace, "name": req.Name})
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -171,6 +190,7 @@ func (r *PyroscopeDistributorReconciler) fail(ctx context.Context, pd *v1alpha1.
 // keeps the ready gauge in step.
 func (r *PyroscopeDistributorReconciler) writeStatus(ctx context.Context, pd *v1alpha1.PyroscopeDistributor,
 	before *v1alpha1.PyroscopeDistributorStatus) error {
+	r.ringStatus(pd, before)
 	ready := 0.0
 	if meta.IsStatusConditionTrue(pd.Status.Conditions, v1alpha1.ConditionReady) {
 		ready = 1
@@ -265,7 +285,43 @@ func (r *PyroscopeDistributorReconciler) sync(ctx context.Context, pd *v1alpha1.
 			}
 		}
 	}
-	return obs, nil
+	if obs.readyEndpoints, err = r.readyEndpoints(ctx, pd); err != nil {
+		return obs, err
+	}
+	return obs, r.syncPodMonitor(ctx, a, pd)
+}
+
+// readyEndpoints counts the ready endpoints of pd's Services over their
+// EndpointSlices (from the cache: the EndpointSlice controller copies a
+// Service's labels, ours included, onto its slices). A Service without any
+// slice is absent from the map.
+func (r *PyroscopeDistributorReconciler) readyEndpoints(ctx context.Context, pd *v1alpha1.PyroscopeDistributor) (map[string]int32, error) {
+	var list discoveryv1.EndpointSliceList
+	if err := r.Client.List(ctx, &list, client.InNamespace(pd.Namespace),
+		client.MatchingLabels(manifests.OwnerLabels(pd.Name))); err != nil {
+		return nil, fmt.Errorf("list EndpointSlices: %w", err)
+	}
+	out := map[string]int32{}
+	for i := range list.Items {
+		svc := list.Items[i].Labels[discoveryv1.LabelServiceName]
+		if svc == "" {
+			continue
+		}
+		out[svc] += readyIn(&list.Items[i])
+	}
+	return out, nil
+}
+
+// readyIn counts a slice's ready endpoints; an unknown readiness counts as
+// ready, as the EndpointSlice API says consumers should take it.
+func readyIn(es *discoveryv1.EndpointSlice) int32 {
+	var n int32
+	for _, ep := range es.Endpoints {
+		if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+			n++
+		}
+	}
+	return n
 }
 
 // syncDeployment applies one zone's Deployment. An autoscaled zone (hpa set)
@@ -289,29 +345,69 @@ func (r *PyroscopeDistributorReconciler) syncDeployment(ctx context.Context, a *
 
 func (r *PyroscopeDistributorReconciler) recreatedEvent(pd *v1alpha1.PyroscopeDistributor, obj client.Object, recreated bool) {
 	if recreated {
-		r.Recorder.Eventf(pd, obj, corev1.EventTypeWarning, EventRecreated, "Recreate",
+		r.Recorder.Eventf(pd, obj, corev1.EventTypeWarning, EventChildReplaced, "Recreate",
 			"%s %s was edited into a state server-side apply cannot repair; recreated it",
 			obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName())
 	}
 }
 
 // deploymentEvents records the notable changes an apply of a zone's
-// Deployment makes: a new zone, a config roll, replicas taken back from an HPA.
+// Deployment makes: a new zone or a deleted Deployment created again, a config
+// roll, replicas taken back from an HPA or from a hand scale. pd.Status is
+// still the one of the previous reconcile: it tells which zones the operator
+// already ran, and which of them an HPA sized.
 func (r *PyroscopeDistributorReconciler) deploymentEvents(pd *v1alpha1.PyroscopeDistributor, desired, live *appsv1.Deployment) {
+	zone := desired.Labels[manifests.LabelZone]
+	prev := zoneStatus(pd.Status.Zones, zone)
 	if live == nil {
+		// The zone ran before if the last status saw pods wanted there, or
+		// lists it for a generation that was applied in full (a zone added
+		// by a reconcile that failed before its Deployment is listed too,
+		// but for a generation not yet observed).
+		ran := prev != nil && (prev.DesiredReplicas > 0 || prev.ReadyReplicas > 0 ||
+			pd.Status.ObservedGeneration == pd.Generation)
+		if ran {
+			r.Recorder.Eventf(pd, desired, corev1.EventTypeWarning, EventChildRecreated, "Create",
+				"Deployment %s of zone %s was missing; created it again", desired.Name, zone)
+			return
+		}
 		r.Recorder.Eventf(pd, desired, corev1.EventTypeNormal, EventZoneAdded, "Create",
 			"Created Deployment %s", desired.Name)
 		return
 	}
 	key := manifests.AnnotationConfigHash
-	if old, now := live.Spec.Template.Annotations[key], desired.Spec.Template.Annotations[key]; old != "" && old != now {
+	// A zone at 0 replicas (disabled) gets the new template too, but no pod
+	// rolls there.
+	drained := desired.Spec.Replicas != nil && *desired.Spec.Replicas == 0
+	if old, now := live.Spec.Template.Annotations[key], desired.Spec.Template.Annotations[key]; old != "" && old != now && !drained {
 		r.Recorder.Eventf(pd, desired, corev1.EventTypeNormal, EventConfigRolled, "Roll",
 			"config.yaml changed: rolling Deployment %s", desired.Name)
 	}
 	if takesReplicasBack(desired, live) {
-		r.Recorder.Eventf(pd, desired, corev1.EventTypeNormal, EventReplicasTaken, "TakeReplicas",
-			"The operator sets the replicas of Deployment %s again: %d", desired.Name, *desired.Spec.Replicas)
+		if prev != nil && prev.Autoscaled {
+			r.Recorder.Eventf(pd, desired, corev1.EventTypeNormal, EventReplicasTaken, "TakeReplicas",
+				"Autoscaling is off for zone %s: the operator sets the replicas of Deployment %s again: %d",
+				zone, desired.Name, *desired.Spec.Replicas)
+			return
+		}
+		was := "unset"
+		if live.Spec.Replicas != nil {
+			was = fmt.Sprint(*live.Spec.Replicas)
+		}
+		r.Recorder.Eventf(pd, desired, corev1.EventTypeWarning, EventScaleRestored, "Scale",
+			"Deployment %s was scaled to %s outside the operator; restored the spec's %d replicas",
+			desired.Name, was, *desired.Spec.Replicas)
 	}
+}
+
+// zoneStatus returns the status of zone in zones, nil when absent.
+func zoneStatus(zones []v1alpha1.ZoneStatus, zone string) *v1alpha1.ZoneStatus {
+	for i := range zones {
+		if zones[i].Name == zone {
+			return &zones[i]
+		}
+	}
+	return nil
 }
 
 func ptrTo[T any](v T) *T { return &v }
@@ -349,7 +445,9 @@ func (r *PyroscopeDistributorReconciler) observe(ctx context.Context, pd *v1alph
 		metav1.IsControlledBy(svc, pd) && svc.Spec.TrafficDistribution != nil {
 		obs.traffic = *svc.Spec.TrafficDistribution
 	}
-	return obs, nil
+	var err error
+	obs.readyEndpoints, err = r.readyEndpoints(ctx, pd)
+	return obs, err
 }
 
 // SetupWithManager registers the reconciler and its watches.
@@ -357,7 +455,14 @@ func (r *PyroscopeDistributorReconciler) SetupWithManager(mgr ctrl.Manager) erro
 	if r.MaxConcurrentReconciles < 1 {
 		r.MaxConcurrentReconciles = 1
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.RingHealth != nil {
+		if err := mgr.Add(r.RingHealth); err != nil {
+			return err
+		}
+		b = b.WatchesRawSource(source.Channel(r.RingHealth.Events(), &handler.EnqueueRequestForObject{}))
+	}
+	return b.
 		// Our own status writes change neither generation, labels nor
 		// annotations: they do not trigger another reconcile.
 		For(&v1alpha1.PyroscopeDistributor{}, builder.WithPredicates(predicate.Or(
@@ -368,7 +473,25 @@ func (r *PyroscopeDistributorReconciler) SetupWithManager(mgr ctrl.Manager) erro
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.ServiceAccount{}).
+		// A Service's slices tell whether it selects ready pods; only a
+		// change of that verdict is worth a reconcile.
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(sliceOwner),
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+				o, ok1 := e.ObjectOld.(*discoveryv1.EndpointSlice)
+				n, ok2 := e.ObjectNew.(*discoveryv1.EndpointSlice)
+				return !ok1 || !ok2 || (readyIn(o) == 0) != (readyIn(n) == 0)
+			}})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("pyroscopedistributor").
 		Complete(r)
+}
+
+// sliceOwner maps an EndpointSlice of one of our Services to the
+// PyroscopeDistributor named by the owner label it copied from the Service.
+func sliceOwner(_ context.Context, obj client.Object) []reconcile.Request {
+	owner := obj.GetLabels()[manifests.LabelOwner]
+	if owner == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: owner}}}
 }

@@ -91,6 +91,17 @@ func reconciled(t *testing.T, key types.NamespacedName) *v1alpha1.PyroscopeDistr
 	return pd
 }
 
+// createReconciled creates PyroscopeDistributor name with zones in a new
+// namespace and waits until the operator has reconciled it.
+func createReconciled(t *testing.T, name string, zones ...string) (string, types.NamespacedName) {
+	t.Helper()
+	ns := newNamespace(t)
+	key := types.NamespacedName{Namespace: ns, Name: name}
+	mustCreate(t, newPD(ns, name, zones...))
+	reconciled(t, key)
+	return ns, key
+}
+
 func get[T client.Object](t *testing.T, ns, name string, obj T) T {
 	t.Helper()
 	if err := k8sClient.Get(testCtx, client.ObjectKey{Namespace: ns, Name: name}, obj); err != nil {

@@ -34,6 +34,13 @@ func TestRoleIsLeastPrivilege(t *testing.T) {
 		// finalizers where OwnerReferencesPermissionEnforcement is on.
 		"profiling.pyrodist.dev/pyroscopedistributors/finalizers": {"update"},
 		"events.k8s.io/events": {"create", "patch"},
+		// EndpointSlices (from the cache) tell whether a zone's Service
+		// selects ready pods.
+		"discovery.k8s.io/endpointslices": {"list", "watch"},
+		// The ring-health poller finds one pod per zone.
+		"/pods": {"get", "list", "watch"},
+		// PodMonitors are read uncached (never watched: the CRD may be absent).
+		"monitoring.coreos.com/podmonitors": {"create", "delete", "get", "patch"},
 	}
 
 	raw, err := os.ReadFile(filepath.Join("..", "config", "rbac", "role.yaml"))

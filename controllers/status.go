@@ -29,6 +29,9 @@ const (
 	ReasonApplyFailed    = "ApplyFailed"
 	ReasonZoneStalled    = "ZoneStalled"
 	ReasonNoEnabledZones = "NoEnabledZones"
+	// ReasonServiceSelectsNoPods: a zone's Deployment has ready pods but its
+	// Service has no ready endpoint, so the zone receives no traffic.
+	ReasonServiceSelectsNoPods = "ServiceSelectsNoPods"
 )
 
 // ReasonPodSecurityRefused: spec.podTemplate asks for pods weaker than the
@@ -43,6 +46,9 @@ type observed struct {
 	hpas        map[string]*autoscalingv2.HorizontalPodAutoscaler
 	// traffic is the spec.trafficDistribution of the shared Service, "" if none.
 	traffic string
+	// readyEndpoints counts the ready endpoints of each Service, by name,
+	// over its EndpointSlices; a Service without any EndpointSlice is absent.
+	readyEndpoints map[string]int32
 }
 
 // computeStatus fills pd.Status (except observedGeneration) from what was
@@ -60,7 +66,7 @@ func computeStatus(pd *v1alpha1.PyroscopeDistributor, obs observed, reconcileErr
 		st.TrafficDistribution = obs.traffic
 	}
 
-	var notReady, stalled []string
+	var notReady, stalled, noEndpoints []string
 	enabled := 0
 	for _, z := range pd.Spec.Zones {
 		zs := v1alpha1.ZoneStatus{Name: z.Name, Disabled: z.Disabled}
@@ -85,6 +91,15 @@ func computeStatus(pd *v1alpha1.PyroscopeDistributor, obs observed, reconcileErr
 			if deploymentStalled(d) {
 				stalled = append(stalled, z.Name)
 			}
+			// Only a Service the EndpointSlice controller has reported on:
+			// before its first slice (or without that controller) we know
+			// nothing. Only a rolled-out zone: while pods come and go the
+			// slices trail the Deployment's counts by a moment. A drained
+			// zone selects nothing by design.
+			if n, ok := obs.readyEndpoints[name]; ok && n == 0 && !z.Disabled &&
+				d.Status.ReadyReplicas > 0 && zoneRolledOut(d) {
+				noEndpoints = append(noEndpoints, fmt.Sprintf("%s (zone %s)", name, z.Name))
+			}
 		}
 		if !zoneRolledOut(d) {
 			notReady = append(notReady, z.Name)
@@ -102,9 +117,15 @@ func computeStatus(pd *v1alpha1.PyroscopeDistributor, obs observed, reconcileErr
 		})
 	}
 
+	sort.Strings(noEndpoints)
+	noEndpointsMsg := "Services with no ready endpoint while their zone has ready pods (check their selector): " +
+		strings.Join(noEndpoints, ", ")
+
 	switch {
 	case reconcileErr != nil:
 		set(v1alpha1.ConditionDegraded, metav1.ConditionTrue, errReason, truncate(reconcileErr.Error()))
+	case len(noEndpoints) > 0:
+		set(v1alpha1.ConditionDegraded, metav1.ConditionTrue, ReasonServiceSelectsNoPods, noEndpointsMsg)
 	case len(stalled) > 0:
 		set(v1alpha1.ConditionDegraded, metav1.ConditionTrue, ReasonZoneStalled,
 			"Deployments exceeded their progress deadline in zones: "+strings.Join(stalled, ", "))
@@ -112,10 +133,16 @@ func computeStatus(pd *v1alpha1.PyroscopeDistributor, obs observed, reconcileErr
 		set(v1alpha1.ConditionDegraded, metav1.ConditionFalse, ReasonAsExpected, "All children are applied.")
 	}
 
-	if len(notReady) > 0 {
+	switch {
+	case reconcileErr != nil:
+		// Nothing rolls while the spec cannot be built or applied: say so,
+		// and why, rather than "rolling out" forever.
+		set(v1alpha1.ConditionProgressing, metav1.ConditionFalse, errReason,
+			truncate("Not progressing: the last reconcile failed: "+reconcileErr.Error()))
+	case len(notReady) > 0:
 		set(v1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonRollingOut,
 			"Waiting for zones to be updated and ready: "+strings.Join(notReady, ", "))
-	} else {
+	default:
 		set(v1alpha1.ConditionProgressing, metav1.ConditionFalse, ReasonComplete, "Every zone is updated and ready.")
 	}
 
@@ -124,6 +151,8 @@ func computeStatus(pd *v1alpha1.PyroscopeDistributor, obs observed, reconcileErr
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse, errReason, "The last reconcile failed; see the Degraded condition.")
 	case enabled == 0:
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse, ReasonNoEnabledZones, "Every zone is disabled.")
+	case len(noEndpoints) > 0:
+		set(v1alpha1.ConditionReady, metav1.ConditionFalse, ReasonServiceSelectsNoPods, noEndpointsMsg)
 	case len(notReady) > 0:
 		set(v1alpha1.ConditionReady, metav1.ConditionFalse, ReasonNotReady,
 			fmt.Sprintf("%d of %d zones are not ready: %s", len(notReady), len(pd.Spec.Zones), strings.Join(notReady, ", ")))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -269,5 +270,70 @@ func TestStatusIsServerSideApplied(t *testing.T) {
 	entries, _ = statusManagers(t, get(t, ns, "ssa", &v1alpha1.PyroscopeDistributor{}))
 	if len(entries) != 1 {
 		t.Fatalf("status managers %+v, want %s/Apply alone", entries, FieldManager)
+	}
+}
+
+// A reconcile that fails (the spec cannot be built, or applying it failed)
+// is not progressing, whatever state the zones are in, and says why.
+func TestComputeStatusFailureIsNotProgressing(t *testing.T) {
+	for _, reason := range []string{ReasonInvalidSpec, ReasonApplyFailed, ReasonPodSecurityRefused} {
+		t.Run(reason, func(t *testing.T) {
+			pd := &v1alpha1.PyroscopeDistributor{ObjectMeta: metav1.ObjectMeta{Name: "pd", Generation: 4}}
+			pd.Spec.Zones = []v1alpha1.Zone{{Name: "a"}, {Name: "b"}}
+			obs := observed{deployments: map[string]*appsv1.Deployment{"pd-a": deployment("pd-a", 2, false)}}
+			computeStatus(pd, obs, errors.New("spec.limits: boom"), reason)
+			c := meta.FindStatusCondition(pd.Status.Conditions, v1alpha1.ConditionProgressing)
+			if c == nil || c.Status != metav1.ConditionFalse || c.Reason != reason || c.ObservedGeneration != 4 ||
+				!strings.Contains(c.Message, "boom") {
+				t.Fatalf("progressing %+v, want False/%s naming the error", c, reason)
+			}
+		})
+	}
+}
+
+// A zone whose pods are ready but whose Service has EndpointSlices without a
+// ready endpoint (its selector matches no ready pod) is reported; a Service
+// without any EndpointSlice yet (or in a cluster without the EndpointSlice
+// controller) is not.
+func TestComputeStatusServiceSelectsNoPods(t *testing.T) {
+	cases := []struct {
+		name      string
+		endpoints map[string]int32
+		ready     metav1.ConditionStatus
+		reason    string
+		degraded  metav1.ConditionStatus
+	}{
+		{"every Service has ready endpoints", map[string]int32{"pd-a": 2, "pd-b": 3}, metav1.ConditionTrue, ReasonReady, metav1.ConditionFalse},
+		{"no EndpointSlices known", nil, metav1.ConditionTrue, ReasonReady, metav1.ConditionFalse},
+		{"zone b selects no pod", map[string]int32{"pd-a": 2, "pd-b": 0}, metav1.ConditionFalse, ReasonServiceSelectsNoPods, metav1.ConditionTrue},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pd := &v1alpha1.PyroscopeDistributor{ObjectMeta: metav1.ObjectMeta{Name: "pd", Generation: 1}}
+			pd.Spec.Zones = []v1alpha1.Zone{{Name: "a"}, {Name: "b"}}
+			obs := observed{
+				deployments:    map[string]*appsv1.Deployment{"pd-a": deployment("pd-a", 2, true), "pd-b": deployment("pd-b", 3, true)},
+				readyEndpoints: tc.endpoints,
+			}
+			computeStatus(pd, obs, nil, "")
+			r, d := meta.FindStatusCondition(pd.Status.Conditions, v1alpha1.ConditionReady),
+				meta.FindStatusCondition(pd.Status.Conditions, v1alpha1.ConditionDegraded)
+			if r.Status != tc.ready || r.Reason != tc.reason || d.Status != tc.degraded {
+				t.Fatalf("ready %+v degraded %+v", r, d)
+			}
+			if tc.ready == metav1.ConditionFalse && (!strings.Contains(r.Message, "b") || !strings.Contains(d.Message, "pd-b")) {
+				t.Fatalf("messages do not name zone b / Service pd-b: %q, %q", r.Message, d.Message)
+			}
+		})
+	}
+	// A disabled zone's Service selects nothing by design.
+	pd := &v1alpha1.PyroscopeDistributor{ObjectMeta: metav1.ObjectMeta{Name: "pd", Generation: 1}}
+	pd.Spec.Zones = []v1alpha1.Zone{{Name: "a"}, {Name: "b", Disabled: true}}
+	computeStatus(pd, observed{
+		deployments:    map[string]*appsv1.Deployment{"pd-a": deployment("pd-a", 2, true), "pd-b": deployment("pd-b", 0, true)},
+		readyEndpoints: map[string]int32{"pd-a": 2, "pd-b": 0},
+	}, nil, "")
+	if r := meta.FindStatusCondition(pd.Status.Conditions, v1alpha1.ConditionReady); r.Status != metav1.ConditionTrue {
+		t.Fatalf("a drained zone made the object not ready: %+v", r)
 	}
 }

@@ -133,6 +133,9 @@ func startManager(ctx context.Context, base *rest.Config) (<-chan struct{}, erro
 	}
 	mgr, r, err := newTestManager(cfg, nil, func(r *PyroscopeDistributorReconciler) {
 		r.MaxConcurrentReconciles = DefaultConcurrency
+		// Distributor pods are faked (ringhealth_test.go): a short interval
+		// keeps the tests quick.
+		r.RingHealth = &RingHealthPoller{Client: r.Client, HTTP: &http.Client{Transport: fakeRings}, Interval: time.Second}
 	})
 	if err != nil {
 		return nil, err

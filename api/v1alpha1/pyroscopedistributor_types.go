@@ -122,6 +122,11 @@ type PyroscopeDistributorSpec struct {
 	// +optional
 	TLS TLSSpec `json:"tls,omitzero"`
 
+	// Storage is the Pyroscope cluster's object storage, with credentials
+	// from Secrets the pods read. Unset: none (static placement rules, no debug info uploads).
+	// +optional
+	Storage *StorageSpec `json:"storage,omitempty"`
+
 	// Placement tunes which segment-writers receive a profile.
 	// +optional
 	// +kubebuilder:default={}
@@ -152,6 +157,9 @@ type PyroscopeDistributorSpec struct {
 	// Rollout tunes the zone-by-zone rollout of pod template changes.
 	// +optional
 	Rollout RolloutSpec `json:"rollout,omitzero"`
+	// Monitoring: a PodMonitor for Prometheus.
+	// +optional
+	Monitoring MonitoringSpec `json:"monitoring,omitzero"`
 
 	// Paused stops the operator from changing any child object of this
 	// PyroscopeDistributor (status is still reported). Use it for manual
@@ -304,6 +312,7 @@ type LimitsSpec struct {
 	// policy is set in spec.placement, not here.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="!has(self.tenantShards) && !has(self.datasetShards) && !has(self.loadBalancing)",message="limits.defaults cannot set tenantShards, datasetShards or loadBalancing: set the defaults in spec.placement"
+	// +kubebuilder:validation:XValidation:rule="!has(self.usage)",message="limits.defaults cannot set usage: usage groups, sampling and ingestion limits are per tenant (limits.overrides)"
 	Defaults TenantLimits `json:"defaults,omitzero"`
 
 	// Overrides maps a tenant ID to the limits that replace the defaults for
@@ -316,17 +325,27 @@ type LimitsSpec struct {
 }
 
 // TenantLimits are limits of one tenant. Unset fields keep the defaults.
+//
+// The rate and burst rules compare strings instead of parsing the quantity:
+// up to 10000 overrides make the API server's cost estimate of a parse (which
+// scales with the unbounded length of an int-or-string) exceed its budget,
+// while a comparison with a one-character literal costs 1. A quantity as
+// Kubernetes writes it (Quantity.String: "4Mi", "512Ki", "1500m") is positive
+// exactly when it starts with 1-9; "0", "-1Mi" and hand-written forms such as
+// "0.5Mi" or "+4Mi" are refused.
 type TenantLimits struct {
 	// IngestionRate is the tenant's ingestion rate in bytes per second of
 	// uncompressed profile data, shared by all distributors (e.g. 4Mi).
 	// Unset in defaults means 4Mi.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="type(self) in [int] ? self > 0 : self >= '1' && self < ':'",message="ingestionRate must be a positive number of bytes per second starting with a digit 1-9, as Kubernetes writes quantities (e.g. 4Mi or 512Ki, not 0.5Mi): zero or negative rates are refused"
 	IngestionRate *resource.Quantity `json:"ingestionRate,omitempty"`
 
 	// IngestionBurstSize is the tenant's burst size in bytes; set it at
 	// least to the largest expected profile (e.g. 2Mi). Unset in defaults
 	// means 2Mi.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="type(self) in [int] ? self > 0 : self >= '1' && self < ':'",message="ingestionBurstSize must be a positive number of bytes starting with a digit 1-9, as Kubernetes writes quantities (e.g. 2Mi or 512Ki, not 0.5Mi): zero or negative sizes are refused"
 	IngestionBurstSize *resource.Quantity `json:"ingestionBurstSize,omitempty"`
 
 	// TenantShards overrides placement.tenantShards for this tenant
@@ -347,6 +366,13 @@ type TenantLimits struct {
 	// (overrides only).
 	// +optional
 	LoadBalancing LoadBalancing `json:"loadBalancing,omitempty"`
+
+	// IngestionLimits are the other per-tenant ingestion keys of Pyroscope's
+	// overrides file (ingestion_limits_types.go).
+	IngestionLimits `json:",inline"`
+	// Usage are the tenant's usage groups, sampling and ingestion hard limit (overrides only).
+	// +optional
+	Usage *UsageLimits `json:"usage,omitempty"`
 }
 
 // ServiceSpec configures the shared Service <metadata.name>.
@@ -503,6 +529,16 @@ type ZoneStatus struct {
 	HPADesiredReplicas *int32 `json:"hpaDesiredReplicas,omitempty"`
 
 	ZoneRolloutStatus `json:",inline"`
+	// WritersActiveInZone is the number of ACTIVE segment-writers in this
+	// zone, as a ready distributor of the zone last reported; unset until one
+	// has. 0 means the zone's distributors send to other zones.
+	// +optional
+	WritersActiveInZone *int32 `json:"writersActiveInZone,omitempty"`
+
+	// WritersActive is the number of ACTIVE segment-writers in every zone, as
+	// the same distributor reported.
+	// +optional
+	WritersActive *int32 `json:"writersActive,omitempty"`
 }
 
 // PyroscopeDistributor runs a zone-aware Pyroscope v2 distributor tier: one
@@ -512,10 +548,13 @@ type ZoneStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=pyd,categories=pyrodist
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Zones",type=integer,JSONPath=`.status.zoneCount`
-// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.readyReplicas`,description="Ready pods over all zones"
 // +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.replicas`
 // +kubebuilder:printcolumn:name="Rolling",type=string,JSONPath=`.status.rollout.zone`
+// +kubebuilder:printcolumn:name="Writers-In-Zone",type=string,JSONPath=`.status.conditions[?(@.type=="WritersInZone")].status`
 // +kubebuilder:printcolumn:name="Traffic",type=string,JSONPath=`.status.trafficDistribution`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 52",message="metadata.name must be a DNS-1035 label of at most 52 characters (lowercase letters, digits, '-', starting with a letter): it names Services such as <name>-memberlist"

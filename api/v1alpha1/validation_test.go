@@ -2,6 +2,7 @@ package v1alpha1_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,7 +10,9 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -142,6 +145,21 @@ func TestCRDValidation(t *testing.T) {
 		{"pause longer than a day", func(p *v1.PyroscopeDistributor) {
 			p.Spec.Rollout.PauseBetweenZones = &metav1.Duration{Duration: 25 * time.Hour}
 		}, "pauseBetweenZones must be between 0s and 24h"},
+		{"negative default rate", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Limits.Defaults.IngestionRate = ptr.To(resource.MustParse("-1Mi"))
+		}, "ingestionRate must be a positive number of bytes per second"},
+		{"zero default rate", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Limits.Defaults.IngestionRate = ptr.To(resource.MustParse("0"))
+		}, "ingestionRate must be a positive number of bytes per second"},
+		{"zero default burst", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Limits.Defaults.IngestionBurstSize = ptr.To(resource.MustParse("0Mi"))
+		}, "ingestionBurstSize must be a positive number of bytes"},
+		{"negative override rate", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Limits.Overrides = map[string]v1.TenantLimits{"team-a": {IngestionRate: ptr.To(resource.MustParse("-500k"))}}
+		}, "spec.limits.overrides[team-a].ingestionRate"},
+		{"negative override burst", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Limits.Overrides = map[string]v1.TenantLimits{"team-a": {IngestionBurstSize: ptr.To(resource.MustParse("-1"))}}
+		}, "ingestionBurstSize must be a positive number of bytes"},
 	}
 	for i, tc := range rejected {
 		t.Run(tc.name, func(t *testing.T) {
@@ -156,6 +174,40 @@ func TestCRDValidation(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("positive rates", func(t *testing.T) {
+		pd := valid("rates")
+		pd.Spec.Limits.Defaults.IngestionRate = ptr.To(resource.MustParse("8Mi"))
+		pd.Spec.Limits.Defaults.IngestionBurstSize = ptr.To(resource.MustParse("0.5Mi")) // written as 512Ki
+		pd.Spec.Limits.Overrides = map[string]v1.TenantLimits{"team-a": {IngestionRate: ptr.To(resource.MustParse("1"))}}
+		if err := c.Create(ctx, pd); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+	})
+
+	// YAML may give a quantity as a plain integer: the same rule holds.
+	t.Run("integer rates", func(t *testing.T) {
+		for _, tc := range []struct {
+			rate int64
+			ok   bool
+		}{{4194304, true}, {0, false}, {-1, false}} {
+			u := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": v1.GroupVersion.String(), "kind": "PyroscopeDistributor",
+				"metadata": map[string]any{"name": fmt.Sprintf("int-rate-%d", tc.rate+1), "namespace": "default"},
+				"spec": map[string]any{
+					"zones":  []any{map[string]any{"name": "zone-a"}},
+					"limits": map[string]any{"overrides": map[string]any{"t": map[string]any{"ingestionRate": tc.rate}}},
+				},
+			}}
+			err := c.Create(ctx, u)
+			if tc.ok && err != nil {
+				t.Errorf("rate %d refused: %v", tc.rate, err)
+			}
+			if !tc.ok && (err == nil || !strings.Contains(err.Error(), "ingestionRate must be a positive number")) {
+				t.Errorf("rate %d: error %v, want the positive-rate message", tc.rate, err)
+			}
+		}
+	})
 
 	t.Run("sample", func(t *testing.T) {
 		raw, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", "profiling_v1alpha1_pyroscopedistributor.yaml"))

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/ringhealth"
 	"github.com/pyrodist/pyrodist/test/fakewriter"
 	"github.com/pyrodist/pyrodist/test/fakewriter/fakewritertest"
 )
@@ -73,6 +75,9 @@ func TestServeShutdownSequence(t *testing.T) {
 	cfg.Memberlist.BroadcastTimeoutOnShutdown = time.Second
 	cfg.Memberlist.DistributorRing.InstanceID = "dist-serve-test"
 	cfg.Memberlist.DistributorRing.InstanceAddr = ip
+	// The writer registers without a zone: this distributor's own zone has
+	// none, so its ring report says it falls back.
+	cfg.Distributor.Zone, cfg.Distributor.PreferSameZone = "zone-a", true
 
 	stop, stopNow := context.WithCancel(context.Background())
 	defer stopNow()
@@ -107,6 +112,7 @@ func TestServeShutdownSequence(t *testing.T) {
 	if n := len(w.Records()); n != 1 {
 		t.Fatalf("writer recorded %d pushes, want 1", n)
 	}
+	checkRingReport(t, base)
 
 	// A push in flight when the stop arrives: the writer holds it 500ms.
 	// Should it not have left the client yet, it lands in the shutdown
@@ -134,5 +140,27 @@ func TestServeShutdownSequence(t *testing.T) {
 	}
 	if n := len(w.Records()); n != 2 {
 		t.Fatalf("writer recorded %d pushes, want 2", n)
+	}
+}
+
+// checkRingReport reads GET /ring/writers of a distributor of zone-a that
+// knows one ACTIVE writer without a zone.
+func checkRingReport(t *testing.T, base string) {
+	t.Helper()
+	resp, err := http.Get(base + ringhealth.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep ringhealth.Report
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		t.Fatalf("%s: %v", ringhealth.Path, err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("%s: %d %s", ringhealth.Path, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if rep.Zone != "zone-a" || !rep.PreferSameZone || rep.Active != 1 || rep.ActiveInZone != 0 || !rep.FallingBack ||
+		len(rep.Zones) != 1 || rep.Zones[0].States["ACTIVE"] != 1 || len(rep.Zones[0].Writers) != 1 || rep.Zones[0].Writers[0].ID != "sw-serve-test" {
+		t.Errorf("%s: %+v", ringhealth.Path, rep)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,12 +19,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pyrodist/pyrodist/internal/config"
+	"github.com/pyrodist/pyrodist/internal/debuginfo"
 	"github.com/pyrodist/pyrodist/internal/distributor"
 	"github.com/pyrodist/pyrodist/internal/ingest"
 	"github.com/pyrodist/pyrodist/internal/membership"
 	"github.com/pyrodist/pyrodist/internal/metriclabel"
 	"github.com/pyrodist/pyrodist/internal/overrides"
+	"github.com/pyrodist/pyrodist/internal/placementrules"
+	"github.com/pyrodist/pyrodist/internal/ringhealth"
 	"github.com/pyrodist/pyrodist/internal/segmentwriter"
+	"github.com/pyrodist/pyrodist/internal/storage"
 )
 
 // The distributor's long-lived parts. Each starts after what it depends on
@@ -37,6 +42,8 @@ const (
 	svcWriterRing      = "segment-writer-ring"
 	svcDistributorRing = "distributor-ring"
 	svcOverrides       = "overrides"
+	svcStorage         = "storage"
+	svcPlacementRules  = "placement-rules"
 	svcServer          = "server"
 )
 
@@ -44,7 +51,8 @@ var dependencies = map[string][]string{
 	svcTransportCheck:  {svcMemberlist},
 	svcWriterRing:      {svcMemberlist, svcWriterClient},
 	svcDistributorRing: {svcMemberlist},
-	svcServer:          {svcWriterClient, svcWriterRing, svcDistributorRing, svcOverrides, svcTransportCheck},
+	svcPlacementRules:  {svcStorage},
+	svcServer:          {svcWriterClient, svcWriterRing, svcDistributorRing, svcOverrides, svcTransportCheck, svcStorage, svcPlacementRules},
 }
 
 // app is the distributor's service graph.
@@ -90,8 +98,19 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 	if err != nil {
 		return nil, err
 	}
-	limits := overrides.New(cfg.Limits, cfg.RuntimeConfig, logger)
-	router, err := distributor.NewRouter(writerRing, writers, distributor.RouterConfigFrom(cfg))
+	limits := overrides.New(cfg.Limits, cfg.RuntimeConfig, logger, reg)
+	// Parts that use the bucket take store.Bucket() (nil without a backend)
+	// and depend on svcStorage, so it is closed after they stop.
+	store := storage.New(cfg.Storage, storage.Options{}, logger, reg)
+	// The placement rules the metastore writes to the bucket; without a
+	// bucket there are none and every dataset gets its tenant's limits.
+	rules, err := placementrules.New(store.Bucket(), cfg.AdaptivePlacement.PlacementRulesUpdateInterval, reg, logger)
+	if err != nil {
+		return nil, err
+	}
+	routerCfg := distributor.RouterConfigFrom(cfg)
+	routerCfg.Rules = rules
+	router, err := distributor.NewRouter(writerRing, writers, routerCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +119,17 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 	pipeline, err := distributor.New(pipelineCfg, limits, router, distRing.HealthyDistributors, reg, logger)
 	if err != nil {
 		return nil, err
+	}
+	// Debuginfo uploads share the port (docs/compatibility.md#debuginfo-uploads).
+	symbols, err := debuginfo.New(debuginfo.Options{
+		Config: cfg.DebugInfo,
+		Bucket: store.Bucket(), // nil without a backend: uploads are off
+		Tenant: func(h http.Header) (string, error) { return ingest.ResolveTenant(cfg.MultitenancyEnabled, h) },
+		Budget: pipeline.Budget(),
+		Logger: logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("debuginfo: %w", err)
 	}
 	a := &app{}
 	a.server, err = ingest.New(ingest.Options{
@@ -132,6 +162,11 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		// Profiles of OTLP exports are pushed concurrently within these bounds.
 		OTLPExportConcurrency: cfg.Distributor.InstanceLimits.OTLPExportConcurrency,
 		OTLPMaxConcurrency:    cfg.Distributor.InstanceLimits.OTLPMaxConcurrency,
+
+		Routes: append(symbols.Routes(), ingest.Route{
+			Pattern: "GET " + ringhealth.Path, Name: "ring_writers",
+			Handler: writerRing.HealthHandler(cfg.Distributor.Zone, cfg.Distributor.PreferSameZone),
+		}),
 	})
 	if err != nil {
 		return nil, err
@@ -147,6 +182,8 @@ func newApp(cfg *config.Config, logger log.Logger, reg *prometheus.Registry) (*a
 		svcWriterRing:      writerRing,
 		svcDistributorRing: distRing,
 		svcOverrides:       limits,
+		svcStorage:         store,
+		svcPlacementRules:  rules,
 		svcServer:          a.server,
 	}
 	maps.Copy(parts, tlsp.services)

@@ -138,6 +138,7 @@ func run(o runOptions) error {
 		Recorder:                mgr.GetEventRecorder("pyrodist-operator"),
 		Facts:                   facts,
 		MaxConcurrentReconciles: o.concurrency,
+		RingHealth:              &controllers.RingHealthPoller{Client: mgr.GetClient()},
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("controller: %w", err)

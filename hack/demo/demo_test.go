@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/pyrodist/pyrodist/api/v1alpha1"
+	"github.com/pyrodist/pyrodist/internal/ringhealth"
 )
 
 func TestCPUProfileIsValidPprof(t *testing.T) {
@@ -98,5 +100,22 @@ func TestRolloutLineReadsTheStatus(t *testing.T) {
 	want := "rollout Rolling  zone-b  target new0000000 | zone-a=new0000000 (pd-config-bbb, 2/2 updated) zone-b=new0000000 (pd-config-bbb, 1/2 updated)"
 	if line != want || version != "new0000000" || phase != "Rolling" {
 		t.Errorf("rolloutLine = %q, %q, %q\nwant %q", line, version, phase, want)
+	}
+}
+
+func TestRingHealthText(t *testing.T) {
+	got := ringHealthText([]ringhealth.Report{
+		{Zone: "zone-a", ActiveInZone: 2, Active: 3, Zones: []ringhealth.Zone{
+			{Name: "zone-a", States: map[string]int{"ACTIVE": 2}}, {Name: "zone-b", States: map[string]int{"ACTIVE": 1, "LEAVING": 1}}}},
+		{Zone: "zone-c", Active: 3, FallingBack: true},
+	})
+	for _, want := range []string{
+		"ZONE    ACTIVE-IN-ZONE  ACTIVE  FALLING-BACK",
+		"zone-a  2               3       false         zone-a: ACTIVE=2, zone-b: ACTIVE=1 LEAVING=1",
+		"zone-c  0               3       true",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("ring health table lacks %q:\n%s", want, got)
+		}
 	}
 }

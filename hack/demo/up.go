@@ -157,6 +157,9 @@ func (d *demo) up() error {
 	if err := d.showRollout(ctx); err != nil {
 		return err
 	}
+	if err := d.printRingHealth(ctx); err != nil {
+		return err
+	}
 	return d.instructions()
 }
 
@@ -203,7 +206,7 @@ func (d *demo) startDataPlane(ctx context.Context) error {
 		}
 	}
 	for _, w := range d.writers {
-		if err := retry(ctx, 60*time.Second, httpGet(w.http()+"/ready")); err != nil {
+		if err := retry(ctx, 60*time.Second, localcluster.HTTPOK(http.DefaultClient, w.http()+"/ready")); err != nil {
 			return fmt.Errorf("%s: %w", w.id, err)
 		}
 	}
@@ -274,7 +277,7 @@ func (d *demo) startDataPlane(ctx context.Context) error {
 	// view holds every writer, or the first pushes would all land on the
 	// writers that gossip reached first.
 	for _, dist := range d.dists {
-		if err := retry(ctx, 60*time.Second, httpGet(dist.http()+"/ready")); err != nil {
+		if err := retry(ctx, 60*time.Second, localcluster.HTTPOK(http.DefaultClient, dist.http()+"/ready")); err != nil {
 			return fmt.Errorf("distributor %s: %w", dist.zone, err)
 		}
 		err := retry(ctx, 60*time.Second, func(ctx context.Context) error {
@@ -348,24 +351,6 @@ func retry(ctx context.Context, timeout time.Duration, f func(context.Context) e
 		return fmt.Errorf("not within %s: %w", timeout, err)
 	}
 	return nil
-}
-
-func httpGet(url string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		return nil
-	}
 }
 
 func freePorts(n int) ([]int, error) {

@@ -17,6 +17,12 @@ type Config struct {
 	// Limits are the defaults for every tenant; overrides.yaml changes them per tenant.
 	Limits        Limits        `yaml:"limits"`
 	RuntimeConfig RuntimeConfig `yaml:"runtime_config"`
+	// AdaptivePlacement is how often the placement rules are read.
+	AdaptivePlacement AdaptivePlacement `yaml:"adaptive_placement"`
+	// Storage is the object store (Pyroscope's storage block); none by default.
+	Storage Storage `yaml:"storage"`
+	// DebugInfo is the debuginfo upload service, which writes to Storage.
+	DebugInfo DebugInfo `yaml:"debug_info"`
 }
 
 // RegisterFlags registers every flag of the distributor with its default.
@@ -29,6 +35,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 		"Require an X-Scope-OrgID header on every request; when false every request belongs to tenant 'anonymous'.")
 	c.Limits.RegisterFlags(f)
 	c.RuntimeConfig.RegisterFlags(f)
+	c.AdaptivePlacement.RegisterFlags(f)
+	c.Storage.RegisterFlags(f)
+	c.DebugInfo.RegisterFlags(f)
 }
 
 // Defaults returns a Config holding every flag default.

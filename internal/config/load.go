@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 
 	"go.yaml.in/yaml/v3"
@@ -20,10 +21,13 @@ const (
 )
 
 // Load builds the distributor's config the dskit way: every flag's default,
-// then the YAML file named by -config.file (unknown keys are an error), then
+// then the YAML file named by -config.file (unknown keys are an error, except
+// Pyroscope's limits keys of other components), then
 // the flags given on the command line, which win. It registers the config's
 // flags and -config.file on fs; callers register their own flags (log level)
 // on fs before. Flags that may repeat (-memberlist.join) add to the file's list.
+// A storage block that names a backend it cannot use is an error here, so
+// the process stops at load rather than run without its bucket.
 func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	c := &Config{}
 	c.RegisterFlags(fs)
@@ -40,6 +44,10 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 		if expand, _ := strconv.ParseBool(given[ExpandEnvFlag]); expand {
 			data = []byte(os.ExpandEnv(string(data)))
 		}
+		data, err = acceptPyroscopeLimits(data)
+		if err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
 		if err := DecodeStrict(data, c); err != nil {
 			return nil, fmt.Errorf("config file %s: %w", path, err)
 		}
@@ -47,7 +55,47 @@ func Load(fs *flag.FlagSet, args []string) (*Config, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	if err := c.Storage.Validate(); err != nil {
+		return nil, err
+	}
+	if err := c.AdaptivePlacement.Validate(); err != nil {
+		return nil, err
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("limits: %w", err)
+	}
 	return c, nil
+}
+
+// acceptPyroscopeLimits drops from the file's limits block the keys that
+// Pyroscope's other components act on, so a limits block copied from a
+// Pyroscope config loads; the rest of the file stays strict, and an unknown
+// limits key is still an error here (a typo in the static config should stop
+// a rollout, where one in the reloaded overrides file only warns). The data
+// is re-encoded only when something was dropped, so errors keep their lines.
+func acceptPyroscopeLimits(data []byte) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return data, nil // decoding reports what is wrong
+	}
+	top := doc.Content[0]
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value != "limits" {
+			continue
+		}
+		block := top.Content[i+1]
+		saved := slices.Clone(block.Content)
+		notOurs, unknown := FilterLimitKeys(block)
+		if len(unknown) > 0 {
+			return nil, fmt.Errorf("limits: unknown key %q (neither pyrodist nor Pyroscope has it)", unknown[0])
+		}
+		if len(notOurs) == 0 {
+			block.Content = saved
+			return data, nil
+		}
+		return yaml.Marshal(&doc)
+	}
+	return data, nil
 }
 
 // preParse reads the flags given in args without applying them, so the

@@ -114,11 +114,19 @@ func TestLoadErrors(t *testing.T) {
 		{[]string{"-config.file", filepath.Join(dir, "missing.yaml")}, "reading config file"},
 		{[]string{"-config.file"}, "needs an argument"},
 		{[]string{"-no-such-flag"}, "no-such-flag"},
+		{[]string{"-adaptive-placement.placement-rules-update-interval=0s"}, "placement_rules_update_interval must be positive"},
 	}
 	for _, tc := range cases {
 		if _, err := load(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
 		}
+	}
+	rules := writeFile(t, dir, "rules.yaml", "adaptive_placement:\n  placement_rules_update_interval: 30s\n")
+	if c, err := load(t, "-config.file", rules); err != nil || c.AdaptivePlacement.PlacementRulesUpdateInterval != 30*time.Second {
+		t.Errorf("adaptive_placement block: %v, %+v", err, c)
+	}
+	if c, err := load(t); err != nil || c.AdaptivePlacement.PlacementRulesUpdateInterval != 15*time.Second {
+		t.Errorf("default placement rules interval: %v, %+v", err, c)
 	}
 	if c, err := load(t, "-config.file", writeFile(t, dir, "empty.yaml", "")); err != nil || c.Server.HTTPListenPort != 4040 {
 		t.Errorf("empty file: %v", err)

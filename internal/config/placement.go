@@ -3,31 +3,48 @@ package config
 import (
 	"flag"
 	"fmt"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
 
+// AdaptivePlacement is Pyroscope's adaptive_placement block as far as a
+// distributor uses it (Config in
+// pkg/segmentwriter/client/distributor/placement/adaptiveplacement/config.go
+// at 3fe6a45): how often the placement rules the metastore writes to the
+// bucket are read again. The block's other keys configure the metastore.
+type AdaptivePlacement struct {
+	PlacementRulesUpdateInterval time.Duration `yaml:"placement_rules_update_interval"`
+}
+
+func (c *AdaptivePlacement) RegisterFlags(f *flag.FlagSet) {
+	f.DurationVar(&c.PlacementRulesUpdateInterval, "adaptive-placement.placement-rules-update-interval", 15*time.Second,
+		"How often the placement rules (adaptive_placement/placement_rules.binpb in the storage bucket) are read again.")
+}
+
+// Validate reports an interval the rules poller cannot run with.
+func (c *AdaptivePlacement) Validate() error {
+	if c.PlacementRulesUpdateInterval <= 0 {
+		return fmt.Errorf("adaptive_placement.placement_rules_update_interval must be positive, got %s", c.PlacementRulesUpdateInterval)
+	}
+	return nil
+}
+
 // PlacementLimits are a tenant's shard policy, with Pyroscope's keys and
-// defaults (docs/compatibility.md#default-limits). Without placement rules
-// from the metastore, a dataset gets DefaultDatasetShards shards inside the
-// tenant's TenantShards.
+// defaults (docs/compatibility.md#default-limits). A dataset without a
+// placement rule gets DefaultDatasetShards shards inside the tenant's
+// TenantShards; a rule replaces all three settings.
 type PlacementLimits struct {
-	TenantShards         int `yaml:"adaptive_placement_tenant_shards"`
-	DefaultDatasetShards int `yaml:"adaptive_placement_default_dataset_shards"`
-	// Min and max bound what the metastore's allocator may assign; kept so
-	// that Pyroscope's overrides files load unchanged.
-	MinDatasetShards int           `yaml:"adaptive_placement_min_dataset_shards"`
-	MaxDatasetShards int           `yaml:"adaptive_placement_max_dataset_shards"`
-	LoadBalancing    LoadBalancing `yaml:"adaptive_placement_load_balancing"`
+	TenantShards         int           `yaml:"adaptive_placement_tenant_shards"`
+	DefaultDatasetShards int           `yaml:"adaptive_placement_default_dataset_shards"`
+	LoadBalancing        LoadBalancing `yaml:"adaptive_placement_load_balancing"`
 }
 
 func (l *PlacementLimits) RegisterFlags(f *flag.FlagSet) {
-	f.IntVar(&l.TenantShards, "adaptive-placement.tenant-shards", 0, "Shards a tenant's data may spread over; 0 means all shards.")
-	f.IntVar(&l.DefaultDatasetShards, "adaptive-placement.default-dataset-shards", 1, "Shards one dataset (service_name) of a tenant is spread over.")
-	f.IntVar(&l.MinDatasetShards, "adaptive-placement.min-dataset-shards", 1, "Fewest shards the placement rules may give a dataset.")
-	f.IntVar(&l.MaxDatasetShards, "adaptive-placement.max-dataset-shards", 1024, "Most shards the placement rules may give a dataset.")
+	f.IntVar(&l.TenantShards, "adaptive-placement.tenant-shards", 0, "Shards a tenant's data may spread over, for datasets without a placement rule; 0 means all shards. -distributor.ingestion-tenant-shard-size raises it.")
+	f.IntVar(&l.DefaultDatasetShards, "adaptive-placement.default-dataset-shards", 1, "Shards one dataset (service_name) of a tenant is spread over when no placement rule names it.")
 	l.LoadBalancing = LoadBalancingDynamic
-	f.Var(&l.LoadBalancing, "adaptive-placement.load-balancing", "How a profile picks one of its dataset's shards: fingerprint (series stay on one shard), round-robin, or dynamic (fingerprint unless placement rules say otherwise).")
+	f.Var(&l.LoadBalancing, "adaptive-placement.load-balancing", "How a profile picks one of its dataset's shards when no placement rule names the dataset: fingerprint (series stay on one shard), round-robin, or dynamic (fingerprint; the metastore's rules choose per dataset).")
 }
 
 // Validate reports settings placement cannot use.
@@ -37,10 +54,6 @@ func (l *PlacementLimits) Validate() error {
 		return fmt.Errorf("adaptive_placement_tenant_shards must not be negative, got %d", l.TenantShards)
 	case l.DefaultDatasetShards < 0:
 		return fmt.Errorf("adaptive_placement_default_dataset_shards must not be negative, got %d", l.DefaultDatasetShards)
-	case l.MinDatasetShards < 0 || l.MaxDatasetShards < 0:
-		return fmt.Errorf("adaptive_placement_min/max_dataset_shards must not be negative")
-	case l.MaxDatasetShards > 0 && l.MinDatasetShards > l.MaxDatasetShards:
-		return fmt.Errorf("adaptive_placement_min_dataset_shards (%d) exceeds adaptive_placement_max_dataset_shards (%d)", l.MinDatasetShards, l.MaxDatasetShards)
 	}
 	return l.LoadBalancing.Set(string(l.LoadBalancing))
 }

@@ -62,6 +62,7 @@ type Distributor struct {
 	limits   TenantLimits
 	sender   Sender
 	limiter  *ratelimit.Limiter
+	usage    *usage
 	budget   *inflight.Budget
 	metrics  *metrics
 	logger   log.Logger
@@ -92,10 +93,15 @@ func New(cfg Config, limits TenantLimits, sender Sender, healthyDistributors fun
 	if err != nil {
 		return nil, err
 	}
+	u, err := newUsage(reg, tenants, healthyDistributors)
+	if err != nil {
+		return nil, err
+	}
 	return &Distributor{
 		limits:   limits,
 		sender:   sender,
 		limiter:  ratelimit.New(healthyDistributors),
+		usage:    u,
 		budget:   f,
 		metrics:  m,
 		logger:   logger,
@@ -235,12 +241,26 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 	for _, l := range it.labels {
 		cost += len(l.Name) + len(l.Value)
 	}
+	var v verdict
+	if err := d.admitTenant(tenant, lim, cost, &v); err != nil {
+		return err
+	}
 	// Rate limiting comes before validation, as in Pyroscope: invalid
 	// profiles use tokens too.
 	if ok, r := d.limiter.AllowN(now, tenant, lim, cost); !ok {
 		d.metrics.discard(validation.RateLimited, tenant, cost)
 		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
 			"push rate limit (%s) exceeded while adding %s", profile.IECBytes(uint64(r)), profile.IECBytes(uint64(cost))))
+	}
+	if err := d.admitGroups(tenant, lim, it.labels, cost, &v); err != nil || v.drop {
+		return err
+	}
+	invalid := func(err error) error {
+		var verr *validation.Error
+		if errors.As(err, &verr) {
+			d.usage.metrics.Discarded(string(verr.Reason), tenant, v.groups, cost)
+		}
+		return d.invalid(tenant, len(it.data), err)
 	}
 	// The decoded profile lives in pooled memory until the encodes below
 	// are done; only bytes and labels leave this function.
@@ -253,16 +273,38 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 	// The count limits apply while decoding and the decoded memory beyond
 	// what Push charged is charged as it is taken: a few KB of pprof can
 	// decode to hundreds of MB before Validate would see the sample count.
-	p, _, err := arena.DecodeWithin(it.data, profile.Bounds{
+	// A profile to strip has its counts checked once stripped, as in Pyroscope.
+	bounds := profile.Bounds{
 		Limits: lim, Series: it.labels, Now: now,
 		Paid: decodedFactor * len(it.data), Reserve: ch.Reserve,
-	})
+	}
+	if v.strip {
+		bounds.Limits = nil
+	}
+	p, _, err := arena.DecodeWithin(it.data, bounds)
 	if inflight.IsExhausted(err) {
 		d.metrics.discard(validation.InflightLimit, tenant, len(it.data))
 		return d.inflightError(err)
 	}
 	if err != nil {
-		return d.invalid(tenant, len(it.data), err)
+		// A count limit is Validate's refusal, met after the usage groups'
+		// accounting in Pyroscope; a profile that does not decode never
+		// reaches it there.
+		if verr := (*validation.Error)(nil); !errors.As(err, &verr) || verr.Reason == validation.MalformedProfile {
+			return d.invalid(tenant, len(it.data), err)
+		}
+		d.admitted(tenant, name, len(it.data), &v)
+		return invalid(err)
+	}
+	if v.strip {
+		it.labels = d.stripped(tenant, p, it.labels, len(it.data), &v)
+		cost = p.SizeVT()
+		d.admitted(tenant, name, cost, &v)
+		for _, l := range it.labels {
+			cost += len(l.Name) + len(l.Value)
+		}
+	} else {
+		d.admitted(tenant, name, len(it.data), &v)
 	}
 	tenantLabel := d.metrics.tenants.Value(tenant)
 	d.metrics.receivedSamples.WithLabelValues(d.metrics.types.Value(name), tenantLabel).Observe(float64(len(p.Sample)))
@@ -275,13 +317,19 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 	isGo := profile.IsGo(p, it.labels)
 	changed, err := profile.Validate(lim, p, len(it.data), it.labels, now)
 	if err != nil {
-		return d.invalid(tenant, len(it.data), err)
+		return invalid(err)
 	}
+	changed = changed || v.strip
 	// A tenant and profile name that passed validation may take all of
 	// the metrics' room for such values; refused ones only half.
 	tenantLabel = d.metrics.tenants.Accepted(tenant)
 	d.metrics.types.Accepted(name)
 	if isGo && profile.FixGo(p) {
+		changed = true
+	}
+	// Sample-type rules come between the Go fixes and normalization, as in
+	// pushSeries (pkg/distributor/distributor.go at 3fe6a45).
+	if lim.SampleTypeRelabelingRules.SampleTypes(p, it.labels) {
 		changed = true
 	}
 	if profile.Normalize(p) {
@@ -294,9 +342,13 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 		changed = true
 	}
 	labels := validation.LimitSessions(it.labels, lim.MaxSessionsPerSeries)
-	outs, splitChanged, err := profile.Split(lim, p, labels)
+	outs, splitChanged, dropped, err := profile.SplitDropping(lim, p, labels)
 	if err != nil {
-		return d.invalid(tenant, len(it.data), err)
+		return invalid(err)
+	}
+	d.metrics.relabelDropped(tenant, dropped)
+	if len(outs) == 0 {
+		return nil // every label set dropped by relabel rules: acknowledged
 	}
 
 	profiles := make([]*Profile, len(outs))
@@ -343,6 +395,7 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 			Limits:      lim,
 			Pprof:       pprof,
 			ID:          uuid.New(),
+			Annotations: v.annotations,
 		}
 	}
 	arena.Release()

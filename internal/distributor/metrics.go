@@ -5,6 +5,7 @@ import (
 
 	"github.com/pyrodist/pyrodist/internal/inflight"
 	"github.com/pyrodist/pyrodist/internal/metriclabel"
+	"github.com/pyrodist/pyrodist/internal/profile"
 	"github.com/pyrodist/pyrodist/internal/validation"
 )
 
@@ -91,4 +92,22 @@ func (m *metrics) discard(reason validation.Reason, tenant string, bytes int) {
 	tenant = m.tenants.Value(tenant)
 	m.discardedBytes.WithLabelValues(string(reason), tenant).Add(float64(bytes))
 	m.discardedProfiles.WithLabelValues(string(reason), tenant).Inc()
+}
+
+// relabelDropped counts what ingestion relabel rules discarded of a profile
+// as Pyroscope does: the bytes of every dropped part, and the profile only
+// when nothing of it is left (visitSampleSeries in
+// pkg/distributor/distributor.go at 3fe6a45).
+func (m *metrics) relabelDropped(tenant string, d profile.Dropped) {
+	if d.Bytes == 0 && !d.Profile {
+		return
+	}
+	tenant = m.tenants.Value(tenant)
+	reason := string(validation.DroppedByRelabelRules)
+	if d.Bytes > 0 {
+		m.discardedBytes.WithLabelValues(reason, tenant).Add(float64(d.Bytes))
+	}
+	if d.Profile {
+		m.discardedProfiles.WithLabelValues(reason, tenant).Inc()
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pyrodist/pyrodist/internal/config"
 	"github.com/pyrodist/pyrodist/internal/placement"
+	"github.com/pyrodist/pyrodist/internal/placement/rules"
 	"github.com/pyrodist/pyrodist/internal/segmentwriter"
 )
 
@@ -24,12 +25,22 @@ type Pusher interface {
 	Push(ctx context.Context, req *segmentwriterv1.PushRequest, candidates []*placement.Instance) error
 }
 
-// RouterConfig is where this distributor stands.
+// RulesSource gives the placement rules in use (the rules poller); nil
+// rules mean none, so every dataset gets its tenant's limits.
+type RulesSource interface {
+	Rules() *rules.Rules
+}
+
+// RouterConfig is where this distributor stands and what places its
+// profiles.
 type RouterConfig struct {
 	// Zone and PreferSameZone: with both set, writers of Zone are tried
 	// first; the shard id stays Pyroscope's either way.
 	Zone           string
 	PreferSameZone bool
+	// Rules, when set, are the placement rules from the bucket; without
+	// them every dataset gets its tenant's limits.
+	Rules RulesSource
 }
 
 // RouterConfigFrom picks the router's settings out of the config file.
@@ -40,9 +51,10 @@ func RouterConfigFrom(c *config.Config) RouterConfig {
 // Router is the Sender that places each profile on the segment-writer
 // ring as Pyroscope's distributor does and pushes it with failover.
 type Router struct {
-	ring RingSource
-	push Pusher
-	zone string // empty when same-zone preference is off
+	ring  RingSource
+	push  Pusher
+	rules RulesSource // nil: no rules
+	zone  string      // empty when same-zone preference is off
 	// placed is the zone resolved on the latest ring, so that a placement
 	// does not compare zone names; renewed when the ring changes.
 	placed atomic.Pointer[ringZone]
@@ -70,7 +82,7 @@ func NewRouter(ring RingSource, push Pusher, cfg RouterConfig) (*Router, error) 
 	if ring == nil || push == nil {
 		return nil, errors.New("router: ring and pusher are required")
 	}
-	r := &Router{ring: ring, push: push}
+	r := &Router{ring: ring, push: push, rules: cfg.Rules}
 	if cfg.PreferSameZone {
 		r.zone = cfg.Zone
 	}
@@ -86,32 +98,33 @@ func (r *Router) Send(ctx context.Context, p *Profile) error {
 	}
 	key := placement.NewKey(p.Tenant, p.Service, p.Fingerprint)
 	var idx [segmentwriter.MaxAttempts]int32
-	shard, cands := ring.PlaceIn(key, PlacementPolicy(p.Limits), r.zoneIn(ring), idx[:])
+	shard, cands := ring.PlaceIn(key, r.policy(p), r.zoneIn(ring), idx[:])
 	var inst [segmentwriter.MaxAttempts]*placement.Instance
 	for i, c := range cands {
 		inst[i] = ring.Instance(c)
 	}
 	req := &segmentwriterv1.PushRequest{
-		TenantId:  p.Tenant,
-		Labels:    p.Labels,
-		Profile:   p.Pprof,
-		ProfileId: p.ID[:],
-		Shard:     shard,
+		TenantId:    p.Tenant,
+		Labels:      p.Labels,
+		Profile:     p.Pprof,
+		ProfileId:   p.ID[:],
+		Shard:       shard,
+		Annotations: p.Annotations,
 	}
 	return r.push.Push(ctx, req, inst[:len(cands)])
 }
 
-// PlacementPolicy is a tenant's policy without placement rules
-// (docs/compatibility.md#placement):
-// the tenant's shards, the default dataset shards, and fingerprint-mod
-// unless round-robin is configured (dynamic is fingerprint without rules).
-func PlacementPolicy(l *config.Limits) placement.Policy {
-	if l == nil {
-		return placement.Policy{DatasetShards: 1}
+// policy is the placement policy of p's dataset: its rule when the rules
+// in use have one, else its tenant's limits (AdaptivePlacement.Policy at
+// 3fe6a45). The rules are read with one atomic load, no lock.
+func (r *Router) policy(p *Profile) placement.Policy {
+	var set *rules.Rules
+	if r.rules != nil {
+		set = r.rules.Rules()
 	}
-	p := placement.Policy{TenantShards: l.Placement.TenantShards, DatasetShards: l.Placement.DefaultDatasetShards}
-	if l.Placement.LoadBalancing == config.LoadBalancingRoundRobin {
-		p.Pick = placement.PickRoundRobin
-	}
-	return p
+	return set.Policy(p.Tenant, p.Service, p.Limits)
 }
+
+// PlacementPolicy is a tenant's policy for a dataset without a placement
+// rule (docs/compatibility.md#placement).
+func PlacementPolicy(l *config.Limits) placement.Policy { return rules.Static(l) }

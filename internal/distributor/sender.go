@@ -30,6 +30,10 @@ type Profile struct {
 	Pprof []byte
 	// ID is a fresh random UUID v4.
 	ID [16]byte
+	// Annotations are the distributor's own (usage limits' throttled and
+	// sampled notes), shared by the profiles of one pushed profile; client
+	// annotations are dropped (docs/compatibility.md#usage-groups).
+	Annotations []*typesv1.ProfileAnnotation
 }
 
 // Sender delivers one profile to a segment-writer. Send returns only when a

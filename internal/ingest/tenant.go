@@ -21,7 +21,14 @@ var (
 
 // tenantOf resolves the tenant of a request.
 func (s *Server) tenantOf(h http.Header) (string, error) {
-	if !s.opts.MultitenancyEnabled {
+	return ResolveTenant(s.opts.MultitenancyEnabled, h)
+}
+
+// ResolveTenant is the tenant a request's headers name: AnonymousTenant
+// when multitenancy is off, else its one valid X-Scope-OrgID. Routes served
+// beside push (Options.Routes) resolve tenants with it.
+func ResolveTenant(multitenancy bool, h http.Header) (string, error) {
+	if !multitenancy {
 		return AnonymousTenant, nil
 	}
 	// Two headers are refused rather than the first one trusted: a proxy

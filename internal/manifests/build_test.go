@@ -79,7 +79,7 @@ func loadLikeDistributor(t *testing.T, d *Desired, zone string) (*config.Config,
 	if err != nil {
 		t.Fatalf("config.Load(%v): %v\nconfig.yaml:\n%s", args, err, d.ConfigMap.Data[ConfigFileName])
 	}
-	tl := overrides.New(c.Limits, c.RuntimeConfig, nil)
+	tl := overrides.New(c.Limits, c.RuntimeConfig, nil, nil)
 	if err := services.StartAndAwaitRunning(context.Background(), tl); err != nil {
 		t.Fatalf("overrides.yaml: %v\n%s", err, d.Overrides.Data[OverridesFile])
 	}

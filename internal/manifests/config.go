@@ -57,6 +57,9 @@ func distributorConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (config.
 	if err := applyTLS(&c, s.TLS); err != nil {
 		return c, err
 	}
+	if err := applyStorage(&c, s.Storage); err != nil {
+		return c, err
+	}
 
 	c.Distributor.PreferSameZone = s.Placement.PreferSameZone == nil || *s.Placement.PreferSameZone
 	c.MultitenancyEnabled = s.Multitenancy
@@ -77,7 +80,13 @@ func distributorConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (config.
 	if d.TenantShards != nil || d.DatasetShards != nil || d.LoadBalancing != "" {
 		return c, fmt.Errorf("spec.limits.defaults: shard settings belong in spec.placement")
 	}
+	if d.Usage != nil {
+		return c, fmt.Errorf("spec.limits.defaults: usage limits are per tenant (spec.limits.overrides)")
+	}
 	if err := applyRates(&c.Limits, d, "spec.limits.defaults"); err != nil {
+		return c, err
+	}
+	if err := applyIngestion(&c.Limits, d.IngestionLimits, "spec.limits.defaults"); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -95,6 +104,12 @@ func tenantOverrides(pd *v1.PyroscopeDistributor, defaults config.Limits) (confi
 		l := defaults
 		field := fmt.Sprintf("spec.limits.overrides[%s]", id)
 		if err := applyRates(&l, o, field); err != nil {
+			return out, err
+		}
+		if err := applyIngestion(&l, o.IngestionLimits, field); err != nil {
+			return out, err
+		}
+		if err := applyUsage(&l, o.Usage, field); err != nil {
 			return out, err
 		}
 		if o.TenantShards != nil {
@@ -175,6 +190,9 @@ func renderConfig(pd *v1.PyroscopeDistributor, facts ClusterFacts) (*renderedCon
 	}
 	cy, err := marshalConfig(c)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkExpandable(cy, pd.Spec.Storage); err != nil {
 		return nil, err
 	}
 	oy, err := marshalOverrides(ov, c.Limits)

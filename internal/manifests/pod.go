@@ -246,6 +246,7 @@ func (b *builder) podTemplate(z v1.Zone) (corev1.PodTemplateSpec, error) {
 		"-runtime-config.file=" + configMountPath + "/" + OverridesFile,
 		"-distributor.zone=" + z.Name,
 	}
+	args = append(args, storageArgs(s.Storage)...)
 	args = append(args, s.PodTemplate.ExtraArgs...)
 
 	pull := s.ImagePullPolicy
@@ -299,6 +300,7 @@ func (b *builder) podTemplate(z v1.Zone) (corev1.PodTemplateSpec, error) {
 		},
 	}
 	addTLS(&spec, s.TLS)
+	addStorage(&spec, s.Storage)
 	if len(z.NodeSelector) > 0 {
 		spec.NodeSelector = maps.Clone(z.NodeSelector)
 	} else {

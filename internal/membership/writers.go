@@ -50,6 +50,7 @@ type WriterRing struct {
 	lastAddrs     []string
 
 	instances *prometheus.GaugeVec
+	zones     *prometheus.GaugeVec
 	rebuilds  prometheus.Counter
 	updates   prometheus.Counter
 }
@@ -73,6 +74,7 @@ func NewWriterRing(ml *Memberlist, opts WriterRingOptions) (*WriterRing, error) 
 			Name: "pyrodist_segment_writer_ring_instances",
 			Help: "Segment-writers in the placement view (healthy: fresh heartbeat and state ACTIVE, LEAVING, PENDING or JOINING), by state.",
 		}, []string{"state"}),
+		zones: newZoneGauge(),
 		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pyrodist_segment_writer_ring_rebuilds_total",
 			Help: "Placement snapshots built because the set of healthy segment-writers changed.",
@@ -82,7 +84,7 @@ func NewWriterRing(ml *Memberlist, opts WriterRingOptions) (*WriterRing, error) 
 			Help: "Updates of the segment-writer ring key received over memberlist.",
 		}),
 	}
-	if err := register(opts.Registerer, w.instances, w.rebuilds, w.updates); err != nil {
+	if err := register(opts.Registerer, w.instances, w.zones, w.rebuilds, w.updates); err != nil {
 		return nil, err
 	}
 	w.BasicService = services.NewBasicService(nil, w.running, nil).WithName("segment-writer-ring")
@@ -143,6 +145,7 @@ func (w *WriterRing) refresh(now time.Time) {
 		for _, s := range []placement.State{placement.Active, placement.Leaving, placement.Pending, placement.Joining} {
 			w.instances.WithLabelValues(s.String()).Set(float64(byState[s]))
 		}
+		setZones(w.zones, instances)
 		level.Debug(w.opts.Logger).Log("msg", "segment-writer placement view rebuilt", "instances", len(instances))
 	}
 	if !slices.Equal(addrs, w.lastAddrs) {

@@ -38,6 +38,26 @@ type Output struct {
 // It reports whether the samples' labels changed. p is modified in place
 // and, for a single service, returned as the Output's profile.
 func Split(l *config.Limits, p *profilev1.Profile, series []*typesv1.LabelPair) ([]Output, bool, error) {
+	outs, changed, _, err := SplitDropping(l, p, series)
+	return outs, changed, err
+}
+
+// Dropped is what the ingestion relabel rules discarded of one profile, for
+// the discard metrics (visitSampleSeries and VisitSampleSeries in
+// pkg/distributor/distributor.go and pkg/model/pprofsplit at 3fe6a45).
+type Dropped struct {
+	// Profile: nothing of the profile is left.
+	Profile bool
+	// Bytes is the encoded size of the discarded samples, or of the whole
+	// profile when it had no sample labels.
+	Bytes int
+}
+
+// SplitDropping is Split that also reports what relabel rules dropped: a
+// label set that a rule drops takes its samples out of the profile, and
+// when none is left there are no Outputs.
+func SplitDropping(l *config.Limits, p *profilev1.Profile, series []*typesv1.LabelPair) ([]Output, bool, Dropped, error) {
+	var dropped Dropped
 	withLabels := false
 	for _, s := range p.Sample {
 		if len(s.Label) > 0 {
@@ -46,11 +66,14 @@ func Split(l *config.Limits, p *profilev1.Profile, series []*typesv1.LabelPair) 
 		}
 	}
 	if !withLabels {
-		ls, err := finalLabels(l, series)
+		ls, keep, err := finalLabels(l, series)
 		if err != nil {
-			return nil, false, err
+			return nil, false, dropped, err
 		}
-		return []Output{{Service: validation.Get(ls, validation.LabelServiceName), Labels: ls, Profile: p}}, false, nil
+		if !keep {
+			return nil, false, Dropped{Profile: true, Bytes: p.SizeVT()}, nil
+		}
+		return []Output{{Service: validation.Get(ls, validation.LabelServiceName), Labels: ls, Profile: p}}, false, dropped, nil
 	}
 
 	changed := renameLabel(p, labelProfileID, labelSpanID)
@@ -62,7 +85,7 @@ func Split(l *config.Limits, p *profilev1.Profile, series []*typesv1.LabelPair) 
 		pairs   []*profilev1.Label // the grouping labels (sorted)
 		samples []*profilev1.Sample
 		labels  []*typesv1.LabelPair
-		out     int // index of its service
+		out     int // index of its service; -1: dropped by relabel rules
 	}
 	var groups []*group
 	byKey := make(map[string]int, 4)
@@ -92,6 +115,7 @@ func Split(l *config.Limits, p *profilev1.Profile, series []*typesv1.LabelPair) 
 	// Label set of each group, validated; gather groups by service.
 	var outs []Output
 	svcIdx := map[string]int{}
+	someDropped := false
 	for _, g := range groups {
 		ls := make([]*typesv1.LabelPair, len(series), len(series)+len(g.pairs))
 		copy(ls, series)
@@ -110,9 +134,17 @@ func Split(l *config.Limits, p *profilev1.Profile, series []*typesv1.LabelPair) 
 			ls = append(ls, &typesv1.LabelPair{Name: name, Value: value})
 		}
 		validation.SortLabels(ls)
-		ls, err := finalLabels(l, ls)
+		ls, keep, err := finalLabels(l, ls)
 		if err != nil {
-			return nil, false, err
+			return nil, false, dropped, err
+		}
+		if !keep {
+			g.out = -1
+			someDropped = true
+			for _, s := range g.samples {
+				dropped.Bytes += s.SizeVT()
+			}
+			continue
 		}
 		g.labels = ls
 		svc := validation.Get(ls, validation.LabelServiceName)
@@ -127,10 +159,22 @@ func Split(l *config.Limits, p *profilev1.Profile, series []*typesv1.LabelPair) 
 		g.out = oi
 	}
 
+	if len(outs) == 0 {
+		if len(groups) == 1 && len(groups[0].pairs) == 0 {
+			// Only trace and span ids: Pyroscope takes this profile as one
+			// without sample labels and counts its whole size.
+			dropped.Bytes = p.SizeVT()
+		}
+		return nil, false, Dropped{Profile: true, Bytes: dropped.Bytes}, nil
+	}
+
 	// Put the labels a group does not share with its service back into its
 	// samples, keeping trace_id/span_id.
 	strIdx := newStringIndex(p)
 	for _, g := range groups {
+		if g.out < 0 {
+			continue
+		}
 		rest := subtract(g.labels, outs[g.out].Labels)
 		if sameAsPairs(p, rest, g.pairs) {
 			continue
@@ -151,33 +195,37 @@ func Split(l *config.Limits, p *profilev1.Profile, series []*typesv1.LabelPair) 
 		}
 	}
 
-	if len(outs) == 1 {
+	if len(outs) == 1 && !someDropped {
 		outs[0].Profile = p
 		if changed {
 			sc := getScratch()
 			mergeDuplicates(p, sc)
 			putScratch(sc)
 		}
-		return outs, changed, nil
+		return outs, changed, dropped, nil
 	}
-	// Several services: each gets a profile with its samples and only the
-	// symbols they use.
+	// Several services, or samples dropped: each service gets a profile
+	// with its samples and only the symbols they use.
 	perOut := make([][]*profilev1.Sample, len(outs))
 	for _, g := range groups {
-		perOut[g.out] = append(perOut[g.out], g.samples...)
+		if g.out >= 0 {
+			perOut[g.out] = append(perOut[g.out], g.samples...)
+		}
 	}
 	for i := range outs {
 		outs[i].Profile = subset(p, perOut[i])
 	}
-	return outs, true, nil
+	return outs, true, dropped, nil
 }
 
-// finalLabels applies the default relabel rules and the label rules.
-func finalLabels(l *config.Limits, ls []*typesv1.LabelPair) ([]*typesv1.LabelPair, error) {
-	if l.IngestionRelabelingDefaultRulesPosition != "disabled" {
-		ls = validation.RelabelDefaults(ls)
+// finalLabels applies the relabel rules and the label rules; keep is false
+// when a rule dropped the label set.
+func finalLabels(l *config.Limits, ls []*typesv1.LabelPair) (_ []*typesv1.LabelPair, keep bool, _ error) {
+	if ls, keep = validation.Relabel(l, ls); !keep {
+		return nil, false, nil
 	}
-	return validation.ValidateLabels(l, ls)
+	ls, err := validation.ValidateLabels(l, ls)
+	return ls, true, err
 }
 
 func appendPair(b []byte, k, v int64) []byte {

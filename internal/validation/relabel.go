@@ -4,7 +4,58 @@ import (
 	"strings"
 
 	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
+
+	"github.com/pyrodist/pyrodist/internal/config"
 )
+
+// Relabel applies a tenant's ingestion relabel rules to a sorted label set,
+// with the default rules first, last or not at all as
+// ingestion_relabeling_default_rules_position says (IngestionRelabelingRules
+// in pkg/validation/relabeling.go at 3fe6a45). keep is false when a rule
+// dropped the set. As Pyroscope's labels builder does, labels with an empty
+// value are left out of the result. Without tenant rules this is the
+// hand-written defaults and no more.
+func Relabel(l *config.Limits, ls []*typesv1.LabelPair) (_ []*typesv1.LabelPair, keep bool) {
+	rules := l.IngestionRelabelingRules
+	switch l.IngestionRelabelingDefaultRulesPosition {
+	case "disabled":
+		if len(rules) == 0 {
+			return withoutEmpty(ls), true
+		}
+		return rules.Process(ls)
+	case "last":
+		if len(rules) > 0 {
+			if ls, keep = rules.Process(ls); !keep {
+				return nil, false
+			}
+		}
+		return RelabelDefaults(withoutEmpty(ls)), true
+	default:
+		ls = RelabelDefaults(withoutEmpty(ls))
+		if len(rules) == 0 {
+			return ls, true
+		}
+		return rules.Process(ls)
+	}
+}
+
+// withoutEmpty returns ls without the labels whose value is empty; ls itself
+// when there are none.
+func withoutEmpty(ls []*typesv1.LabelPair) []*typesv1.LabelPair {
+	for i, p := range ls {
+		if p.Value != "" {
+			continue
+		}
+		out := append(make([]*typesv1.LabelPair, 0, len(ls)-1), ls[:i]...)
+		for _, q := range ls[i+1:] {
+			if q.Value != "" {
+				out = append(out, q)
+			}
+		}
+		return out
+	}
+	return ls
+}
 
 const godeltaprofPrefix = "godeltaprof_"
 

@@ -17,10 +17,10 @@ func CheckIngestionWindow(l *config.Limits, timeNanos int64, now time.Time, ls [
 	nowMs := time.UnixMilli(now.UnixMilli()).UTC()
 	var from, to time.Time
 	if l.RejectOlderThan > 0 {
-		from = nowMs.Add(-l.RejectOlderThan)
+		from = nowMs.Add(-time.Duration(l.RejectOlderThan))
 	}
 	if l.RejectNewerThan > 0 {
-		to = nowMs.Add(l.RejectNewerThan)
+		to = nowMs.Add(time.Duration(l.RejectNewerThan))
 	}
 	if (from.IsZero() || t.After(from)) && (to.IsZero() || t.Before(to)) {
 		return nil

@@ -157,6 +157,7 @@ func TestOperator(t *testing.T) {
 	eventually(t, 60*time.Second, "PyroscopeDistributor Ready", func(ctx context.Context) error {
 		return conditionTrue(ctx, c, "Ready")
 	})
+	checkServiceSelectorDrift(t, c, zones[0])
 
 	// 5. HPAs read metrics (kwok -> metrics-server -> metrics.k8s.io); raising zone-a's
 	// simulated CPU makes its HPA scale it, and the operator leaves the new count alone.

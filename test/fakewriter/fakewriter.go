@@ -197,6 +197,8 @@ type Record struct {
 	Labels []Label `json:"labels"`
 	// Writer is the lifecycler ID of the writer that acknowledged the push.
 	Writer string `json:"writer"`
+	// Annotations are the request's profile annotations (key, value).
+	Annotations []Label `json:"annotations,omitempty"`
 }
 
 // Label is one series label of a recorded push.
@@ -497,6 +499,9 @@ func (w *Writer) push(ctx context.Context, req *segmentwriterv1.PushRequest) (*s
 		if l.GetName() == "service_name" && rec.ServiceName == "" {
 			rec.ServiceName = l.GetValue()
 		}
+	}
+	for _, a := range req.Annotations {
+		rec.Annotations = append(rec.Annotations, Label{Name: a.GetKey(), Value: a.GetValue()})
 	}
 	if err := w.store(rec); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@
 package localcluster
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -114,6 +115,11 @@ type Options struct {
 	Detach bool
 	// Progress receives one line per step; nil discards.
 	Progress io.Writer
+	// PodCIDR is where kwok takes pod IPs from; default 10.244.0.0/16. A
+	// range in 127.0.0.0/8 lets processes on this machine listen on the
+	// pods' IPs, so a client that dials pod IPs (the operator's ring-health
+	// poller) reaches them.
+	PodCIDR string
 }
 
 // Cluster is a running control plane.
@@ -209,7 +215,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitFor(ctx, 60*time.Second, etcd, "etcd", httpOK(http.DefaultClient, etcdURL+"/health")); err != nil {
+	if err := waitFor(ctx, 60*time.Second, etcd, "etcd", HTTPOK(http.DefaultClient, etcdURL+"/health")); err != nil {
 		return nil, err
 	}
 
@@ -238,7 +244,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitFor(ctx, 120*time.Second, api, "kube-apiserver", httpOK(adminHTTP, c.APIServerURL+"/readyz")); err != nil {
+	if err := waitFor(ctx, 120*time.Second, api, "kube-apiserver", HTTPOK(adminHTTP, c.APIServerURL+"/readyz")); err != nil {
 		return nil, err
 	}
 	c.logf("kube-apiserver ready at %s", c.APIServerURL)
@@ -276,7 +282,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 		"--node-ip=127.0.0.1", "--node-port="+strconv.Itoa(kwokPort), "--server-address=127.0.0.1:"+strconv.Itoa(kwokPort),
 		"--tls-cert-file="+p("kwok-serving.crt"), "--tls-private-key-file="+p("kwok-serving.key"),
-		"--cidr="+podCIDR, "--node-lease-duration-seconds=40")
+		"--cidr="+cmp.Or(o.PodCIDR, podCIDR), "--node-lease-duration-seconds=40")
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +296,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		{sched, fmt.Sprintf("https://127.0.0.1:%d/healthz", schedPort), insecure},
 		{kwok, fmt.Sprintf("http://127.0.0.1:%d/healthz", kwokPort), http.DefaultClient},
 	} {
-		if err := waitFor(ctx, 90*time.Second, w.p, w.p.Name, httpOK(w.c, w.url)); err != nil {
+		if err := waitFor(ctx, 90*time.Second, w.p, w.p.Name, HTTPOK(w.c, w.url)); err != nil {
 			return nil, err
 		}
 	}
@@ -331,7 +337,7 @@ func (c *Cluster) startMetricsServer(ctx context.Context, port int, insecure *ht
 		return err
 	}
 	// /readyz stays unready until a first scrape; /livez says the server is up.
-	if err := waitFor(ctx, 60*time.Second, ms, "metrics-server", httpOK(insecure, fmt.Sprintf("https://127.0.0.1:%d/livez", port))); err != nil {
+	if err := waitFor(ctx, 60*time.Second, ms, "metrics-server", HTTPOK(insecure, fmt.Sprintf("https://127.0.0.1:%d/livez", port))); err != nil {
 		return err
 	}
 	// The aggregator resolves an ExternalName Service to <externalName>:<port>;
@@ -550,7 +556,8 @@ func (c *Cluster) logf(format string, args ...any) {
 	fmt.Fprintf(c.progress, "[cluster %5.1fs] %s\n", time.Since(c.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
-func httpOK(client *http.Client, url string) func(context.Context) error {
+// HTTPOK is a check for poll.Until: GET url answers 200.
+func HTTPOK(client *http.Client, url string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {

@@ -65,7 +65,7 @@ func (c *Cluster) StartLocalOperator(ctx context.Context, bin, namespace, name, 
 	}
 	lo.Process = p
 	probe := fmt.Sprintf("http://127.0.0.1:%d/readyz", lo.ProbePort)
-	if err := waitFor(ctx, 90*time.Second, p, procName, httpOK(http.DefaultClient, probe)); err != nil {
+	if err := waitFor(ctx, 90*time.Second, p, procName, HTTPOK(http.DefaultClient, probe)); err != nil {
 		return nil, err
 	}
 	c.logf("%s running as system:serviceaccount:%s:%s", procName, namespace, sa)
