@@ -80,6 +80,8 @@ type PyroscopeDistributorReconciler struct {
 	// RingHealth, when set, polls the distributors' ring reports (run by
 	// the manager) for the WritersInZone condition.
 	RingHealth *RingHealthPoller
+
+	rollouts rolloutMemory // rollout.go
 }
 
 // +kubebuilder:rbac:groups=profiling.pyrodist.dev,resources=pyroscopedistributors,verbs=get;list;watch
@@ -94,11 +96,13 @@ type PyroscopeDistributorReconciler struct {
 
 // Reconcile brings one PyroscopeDistributor's children to its spec.
 func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	defer r.rollouts.lock(req.NamespacedName)()
 	pd := &v1alpha1.PyroscopeDistributor{}
 	if err := r.Client.Get(ctx, req.NamespacedName, pd); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Children go with their owner through garbage collection.
 			readyGauge.DeleteLabelValues(req.Namespace, req.Name)
+			r.rollouts.forget(req.NamespacedName)
 			writersGauge.DeletePartialMatch(prometheus.Labels{"namespace": req.Namespace, "name": req.Name})
 			return ctrl.Result{}, nil
 		}
@@ -115,6 +119,7 @@ func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl
 			return ctrl.Result{}, err
 		}
 		computeStatus(pd, obs, nil, "")
+		zoneVersions(pd, obs)
 		meta.SetStatusCondition(&pd.Status.Conditions, metav1.Condition{
 			Type: v1alpha1.ConditionProgressing, Status: metav1.ConditionFalse, Reason: ReasonPaused,
 			Message: "spec.paused is true: children are left as they are.", ObservedGeneration: pd.Generation,
@@ -141,14 +146,26 @@ func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl
 		// series that keeps only the first one's note.
 		r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, EventSpecWarning, "Build", "%s", strings.Join(desired.Warnings, "; "))
 	}
+	plan, err := r.planRollout(ctx, pd, desired)
+	if err != nil {
+		return r.fail(ctx, pd, before, observed{}, ReasonApplyFailed, err)
+	}
 	obs, err := r.sync(ctx, pd, desired)
 	if err != nil {
 		r.Recorder.Eventf(pd, nil, corev1.EventTypeWarning, EventApplyFailed, "Apply", "%v", err)
 		return r.fail(ctx, pd, before, obs, ReasonApplyFailed, err)
 	}
+	r.rolloutEvents(pd, desired, plan)
 	computeStatus(pd, obs, nil, "")
+	rolloutStatus(pd, before.Conditions, obs, plan)
 	pd.Status.ObservedGeneration = pd.Generation
-	return ctrl.Result{}, r.writeStatus(ctx, pd, before)
+	// The step is taken (the children are applied) whether or not its status
+	// is written: the next plan starts from it.
+	r.rollouts.put(pd)
+	if err := r.writeStatus(ctx, pd, before); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: plan.RequeueAfter}, nil
 }
 
 // fail records a failed reconcile in status (without moving
@@ -161,6 +178,7 @@ func (r *PyroscopeDistributorReconciler) fail(ctx context.Context, pd *v1alpha1.
 		}
 	}
 	computeStatus(pd, obs, err, reason)
+	zoneVersions(pd, obs)
 	if serr := r.writeStatus(ctx, pd, before); serr != nil {
 		return ctrl.Result{}, errors.Join(err, serr)
 	}

@@ -203,13 +203,15 @@ func TestCreateBuildsEveryChild(t *testing.T) {
 		}
 	}
 	isOwned(get(t, ns, "prod", &corev1.ServiceAccount{}))
-	cm := get(t, ns, "prod-config", &corev1.ConfigMap{})
+	cm := mountedConfig(t, ns, "prod", "zone-a")
 	isOwned(cm)
-	if cm.Data[manifests.ConfigFileName] == "" {
-		t.Errorf("ConfigMap has no %s: %v", manifests.ConfigFileName, cm.Data)
+	if cm.Data[manifests.ConfigFileName] == "" || cm.Immutable == nil || !*cm.Immutable {
+		t.Errorf("config version %s: immutable %v, data %v", cm.Name, cm.Immutable, cm.Data)
 	}
-	if _, ok := cm.Data[manifests.OverridesFile]; !ok {
-		t.Errorf("ConfigMap has no %s", manifests.OverridesFile)
+	ov := get(t, ns, manifests.OverridesConfigMapName("prod"), &corev1.ConfigMap{})
+	isOwned(ov)
+	if _, ok := ov.Data[manifests.OverridesFile]; !ok || ov.Immutable != nil {
+		t.Errorf("overrides ConfigMap: immutable %v, data %v", ov.Immutable, ov.Data)
 	}
 	shared := get(t, ns, "prod", &corev1.Service{})
 	isOwned(shared)
@@ -272,6 +274,7 @@ func podTemplateHashes(t *testing.T, ns, name string, zones ...string) map[strin
 func TestUpdatesFollowTheSpec(t *testing.T) {
 	ns := newNamespace(t)
 	key := types.NamespacedName{Namespace: ns, Name: "web"}
+	simulateDeployments(t, ns)
 	mustCreate(t, newPD(ns, "web", "zone-a", "zone-b"))
 	reconciled(t, key)
 	hashes := podTemplateHashes(t, ns, "web", "zone-a", "zone-b")
@@ -343,14 +346,15 @@ func TestUpdatesFollowTheSpec(t *testing.T) {
 	hashes = podTemplateHashes(t, ns, "web", "zone-b", "zone-c")
 
 	t.Run("overrides change rolls nothing", func(t *testing.T) {
-		before := get(t, ns, "web-config", &corev1.ConfigMap{}).Data[manifests.OverridesFile]
+		overrides := manifests.OverridesConfigMapName("web")
+		before := get(t, ns, overrides, &corev1.ConfigMap{}).Data[manifests.OverridesFile]
 		updatePD(t, key, func(pd *v1alpha1.PyroscopeDistributor) {
 			rate := resource.MustParse("8Mi")
 			pd.Spec.Limits.Overrides = map[string]v1alpha1.TenantLimits{"team-a": {IngestionRate: &rate}}
 		})
 		reconciled(t, key)
 		eventually(t, waitFor, func() error {
-			now := get(t, ns, "web-config", &corev1.ConfigMap{}).Data[manifests.OverridesFile]
+			now := get(t, ns, overrides, &corev1.ConfigMap{}).Data[manifests.OverridesFile]
 			if now == before || !strings.Contains(now, "team-a") {
 				return fmt.Errorf("overrides.yaml not updated: %q", now)
 			}
@@ -362,12 +366,14 @@ func TestUpdatesFollowTheSpec(t *testing.T) {
 	})
 
 	t.Run("config change rolls every zone", func(t *testing.T) {
-		before := get(t, ns, "web-config", &corev1.ConfigMap{}).Data[manifests.ConfigFileName]
+		before := mountedConfig(t, ns, "web", "zone-b").Data[manifests.ConfigFileName]
 		updatePD(t, key, func(pd *v1alpha1.PyroscopeDistributor) { pd.Spec.Multitenancy = true })
 		reconciled(t, key)
 		eventually(t, waitFor, func() error {
-			if get(t, ns, "web-config", &corev1.ConfigMap{}).Data[manifests.ConfigFileName] == before {
-				return errors.New("config.yaml not updated")
+			for _, z := range []string{"zone-b", "zone-c"} {
+				if mountedConfig(t, ns, "web", z).Data[manifests.ConfigFileName] == before {
+					return fmt.Errorf("zone %s: config.yaml not updated", z)
+				}
 			}
 			got := podTemplateHashes(t, ns, "web", "zone-b", "zone-c")
 			for z, h := range got {
@@ -378,6 +384,7 @@ func TestUpdatesFollowTheSpec(t *testing.T) {
 			return nil
 		})
 	})
+	rolloutPhase(t, key, v1alpha1.RolloutComplete, "") // the simulated zones are rolled one by one
 	expectEvents(t, ns, "web", EventZoneAdded, EventZoneRemoved, EventConfigRolled)
 	assertNoWritesOnResync(t, key)
 }
@@ -454,7 +461,7 @@ func TestChildrenEditedOrDeletedByHandAreRestored(t *testing.T) {
 	})
 
 	t.Run("deleted ConfigMap", func(t *testing.T) {
-		cm := get(t, ns, "fix-config", &corev1.ConfigMap{})
+		cm := mountedConfig(t, ns, "fix", "zone-a")
 		deleteAndAwaitRecreated(t, cm, func(now *corev1.ConfigMap) bool {
 			return now.Data[manifests.ConfigFileName] == cm.Data[manifests.ConfigFileName]
 		})
@@ -518,12 +525,7 @@ func TestChildrenEditedOrDeletedByHandAreRestored(t *testing.T) {
 // controller would once every pod is updated and ready.
 func markRolledOut(t *testing.T, ns, name string) {
 	t.Helper()
-	d := get(t, ns, name, &appsv1.Deployment{})
-	n := *d.Spec.Replicas
-	d.Status = appsv1.DeploymentStatus{
-		ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
-	}
-	if err := k8sClient.Status().Update(testCtx, d); err != nil {
+	if err := setRolledOut(ns, name); err != nil {
 		t.Fatalf("status of %s: %v", name, err)
 	}
 }
@@ -707,7 +709,7 @@ func TestForeignObjectIsNotAdopted(t *testing.T) {
 	ns := newNamespace(t)
 	key := types.NamespacedName{Namespace: ns, Name: "taken"}
 	foreign := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken-config"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken-overrides"},
 		Data:       map[string]string{"mine": "yes"},
 	}
 	mustCreate(t, foreign)
@@ -717,7 +719,7 @@ func TestForeignObjectIsNotAdopted(t *testing.T) {
 		pd := get(t, ns, "taken", &v1alpha1.PyroscopeDistributor{})
 		c := condition(pd, v1alpha1.ConditionDegraded)
 		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonApplyFailed ||
-			!strings.Contains(c.Message, "taken-config") || !strings.Contains(c.Message, "not controlled by this PyroscopeDistributor") {
+			!strings.Contains(c.Message, "taken-overrides") || !strings.Contains(c.Message, "not controlled by this PyroscopeDistributor") {
 			return fmt.Errorf("degraded %+v", c)
 		}
 		if pd.Status.ObservedGeneration == pd.Generation {
@@ -725,7 +727,7 @@ func TestForeignObjectIsNotAdopted(t *testing.T) {
 		}
 		return nil
 	})
-	cm := get(t, ns, "taken-config", &corev1.ConfigMap{})
+	cm := get(t, ns, "taken-overrides", &corev1.ConfigMap{})
 	if cm.Data["mine"] != "yes" || metav1.GetControllerOf(cm) != nil {
 		t.Fatalf("the foreign ConfigMap was changed: %+v", cm)
 	}

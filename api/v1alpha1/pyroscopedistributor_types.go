@@ -154,6 +154,9 @@ type PyroscopeDistributorSpec struct {
 	// +optional
 	PodTemplate PodTemplateExtras `json:"podTemplate,omitzero"`
 
+	// Rollout tunes the zone-by-zone rollout of pod template changes.
+	// +optional
+	Rollout RolloutSpec `json:"rollout,omitzero"`
 	// Monitoring: a PodMonitor for Prometheus.
 	// +optional
 	Monitoring MonitoringSpec `json:"monitoring,omitzero"`
@@ -489,6 +492,10 @@ type PyroscopeDistributorStatus struct {
 	// Service, or None.
 	// +optional
 	TrafficDistribution string `json:"trafficDistribution,omitempty"`
+
+	// Rollout is the state of the zone-by-zone rollout of the current version.
+	// +optional
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
 }
 
 // ZoneStatus is the state of one zone.
@@ -521,6 +528,7 @@ type ZoneStatus struct {
 	// +optional
 	HPADesiredReplicas *int32 `json:"hpaDesiredReplicas,omitempty"`
 
+	ZoneRolloutStatus `json:",inline"`
 	// WritersActiveInZone is the number of ACTIVE segment-writers in this
 	// zone, as a ready distributor of the zone last reported; unset until one
 	// has. 0 means the zone's distributors send to other zones.
@@ -545,6 +553,7 @@ type ZoneStatus struct {
 // +kubebuilder:printcolumn:name="Zones",type=integer,JSONPath=`.status.zoneCount`
 // +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.readyReplicas`,description="Ready pods over all zones"
 // +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.replicas`
+// +kubebuilder:printcolumn:name="Rolling",type=string,JSONPath=`.status.rollout.zone`
 // +kubebuilder:printcolumn:name="Writers-In-Zone",type=string,JSONPath=`.status.conditions[?(@.type=="WritersInZone")].status`
 // +kubebuilder:printcolumn:name="Traffic",type=string,JSONPath=`.status.trafficDistribution`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -138,6 +139,12 @@ func TestCRDValidation(t *testing.T) {
 			p.Spec.Limits.Defaults.TenantShards = ptr.To[int32](3)
 		}, "set the defaults in spec.placement"},
 		{"bad traffic distribution", func(p *v1.PyroscopeDistributor) { p.Spec.Service.TrafficDistribution = "Anywhere" }, "spec.service.trafficDistribution"},
+		{"zero zone timeout", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Rollout.ZoneTimeout = &metav1.Duration{}
+		}, "zoneTimeout must be between 1s and 24h"},
+		{"pause longer than a day", func(p *v1.PyroscopeDistributor) {
+			p.Spec.Rollout.PauseBetweenZones = &metav1.Duration{Duration: 25 * time.Hour}
+		}, "pauseBetweenZones must be between 0s and 24h"},
 		{"negative default rate", func(p *v1.PyroscopeDistributor) {
 			p.Spec.Limits.Defaults.IngestionRate = ptr.To(resource.MustParse("-1Mi"))
 		}, "ingestionRate must be a positive number of bytes per second"},
@@ -214,6 +221,17 @@ func TestCRDValidation(t *testing.T) {
 		pd.Namespace = "default"
 		if err := c.Create(ctx, pd); err != nil {
 			t.Fatalf("sample rejected: %v", err)
+		}
+	})
+
+	t.Run("rollout settings", func(t *testing.T) {
+		pd := valid("rollout")
+		pd.Spec.Rollout = v1.RolloutSpec{
+			PauseBetweenZones: &metav1.Duration{Duration: 0},
+			ZoneTimeout:       &metav1.Duration{Duration: 15 * time.Minute},
+		}
+		if err := c.Create(ctx, pd); err != nil {
+			t.Fatalf("create: %v", err)
 		}
 	})
 

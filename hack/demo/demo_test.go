@@ -7,8 +7,11 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
+	"github.com/pyrodist/pyrodist/api/v1alpha1"
 	"github.com/pyrodist/pyrodist/internal/ringhealth"
 )
 
@@ -77,6 +80,27 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// The rollout line reads the status fields by their JSON names: render one
+// from a typed status to catch a name that does not exist.
+func TestRolloutLineReadsTheStatus(t *testing.T) {
+	pd := &v1alpha1.PyroscopeDistributor{Status: v1alpha1.PyroscopeDistributorStatus{
+		Rollout: &v1alpha1.RolloutStatus{Version: "new0000000", Phase: v1alpha1.RolloutRolling, Zone: "zone-b"},
+		Zones: []v1alpha1.ZoneStatus{
+			{Name: "zone-a", DesiredReplicas: 2, UpdatedReplicas: 2, ZoneRolloutStatus: v1alpha1.ZoneRolloutStatus{Version: "new0000000", ConfigMap: "pd-config-bbb"}},
+			{Name: "zone-b", DesiredReplicas: 2, UpdatedReplicas: 1, ZoneRolloutStatus: v1alpha1.ZoneRolloutStatus{Version: "new0000000", ConfigMap: "pd-config-bbb"}},
+		},
+	}}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(pd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, version, phase := rolloutLine(&unstructured.Unstructured{Object: m})
+	want := "rollout Rolling  zone-b  target new0000000 | zone-a=new0000000 (pd-config-bbb, 2/2 updated) zone-b=new0000000 (pd-config-bbb, 1/2 updated)"
+	if line != want || version != "new0000000" || phase != "Rolling" {
+		t.Errorf("rolloutLine = %q, %q, %q\nwant %q", line, version, phase, want)
+	}
 }
 
 func TestRingHealthText(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/pyrodist/pyrodist/internal/manifests"
 	"github.com/pyrodist/pyrodist/test/localcluster"
 	"github.com/pyrodist/pyrodist/test/testutil/poll"
 )
@@ -153,6 +154,9 @@ func (d *demo) up() error {
 	if err := d.printRouting(ctx); err != nil {
 		return err
 	}
+	if err := d.showRollout(ctx); err != nil {
+		return err
+	}
 	if err := d.printRingHealth(ctx); err != nil {
 		return err
 	}
@@ -162,7 +166,7 @@ func (d *demo) up() error {
 // startDataPlane runs the fake segment-writers and one distributor per zone.
 func (d *demo) startDataPlane(ctx context.Context) error {
 	c := d.c
-	cm, err := c.Client.CoreV1().ConfigMaps(sampleNS).Get(ctx, sampleName+"-config", metav1.GetOptions{})
+	configYAML, cfgMap, overridesYAML, err := d.configFromCluster(ctx, c.Zones[0])
 	if err != nil {
 		return err
 	}
@@ -191,7 +195,7 @@ func (d *demo) startDataPlane(ctx context.Context) error {
 			"-segment-writer.lifecycler.ID=" + w.id,
 			"-segment-writer.lifecycler.addr=127.0.0.1",
 		}
-		if cl := clusterLabel(cm.Data["config.yaml"]); cl != "" {
+		if cl := clusterLabel(configYAML); cl != "" {
 			args = append(args, "-memberlist.cluster-label="+cl)
 		}
 		if i > 0 {
@@ -209,7 +213,7 @@ func (d *demo) startDataPlane(ctx context.Context) error {
 
 	// The operator's config, with only the gossip seeds changed: in-cluster
 	// DNS names mean nothing on this machine.
-	cfg, err := localizeConfig(cm.Data["config.yaml"], []string{seed})
+	cfg, err := localizeConfig(configYAML, []string{seed})
 	if err != nil {
 		return err
 	}
@@ -221,11 +225,12 @@ func (d *demo) startDataPlane(ctx context.Context) error {
 	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(ovPath, []byte(cm.Data["overrides.yaml"]), 0o644); err != nil {
+	if err := os.WriteFile(ovPath, []byte(overridesYAML), 0o644); err != nil {
 		return err
 	}
-	d.step("config the operator rendered (ConfigMap %s/%s-config), as the distributors read it from %s:", sampleNS, sampleName, cfgDir)
-	fmt.Printf("%s\n--- overrides.yaml ---\n%s\n", indent(string(cfg)), indent(cm.Data["overrides.yaml"]))
+	d.step("config the operator rendered (ConfigMaps %s/%s and %s), as the distributors read it from %s:", sampleNS, cfgMap,
+		manifests.OverridesConfigMapName(sampleName), cfgDir)
+	fmt.Printf("%s\n--- overrides.yaml ---\n%s\n", indent(string(cfg)), indent(overridesYAML))
 
 	d.step("starting one distributor per zone with its Deployment's arguments")
 	for _, z := range c.Zones {

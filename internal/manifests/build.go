@@ -56,8 +56,11 @@ func ServerMinor(info *version.Info) int {
 // Desired is every object a PyroscopeDistributor wants.
 type Desired struct {
 	ServiceAccount *corev1.ServiceAccount
-	// ConfigMap holds config.yaml and overrides.yaml.
+	// ConfigMap is the immutable config version <name>-config-<hash10>
+	// holding config.yaml (configversion.go).
 	ConfigMap *corev1.ConfigMap
+	// Overrides is the mutable <name>-overrides holding overrides.yaml.
+	Overrides *corev1.ConfigMap
 	// Service is the shared Service agents send to, over all zones.
 	Service *corev1.Service
 	// MemberlistService is the headless gossip Service.
@@ -67,6 +70,16 @@ type Desired struct {
 
 	// ConfigHash is the sha256 of config.yaml, as on every pod template.
 	ConfigHash string
+	// Version is the target version: AnnotationVersion of every zone's
+	// pod template (rollout.go).
+	Version string
+	// KeepConfigMaps are ConfigMaps Wants keeps besides the desired ones:
+	// earlier config versions some zone's pods still mount (set by the
+	// controller from the live Deployments, see KeepConfigVersions).
+	KeepConfigMaps map[string]bool
+	// KeepAllConfigMaps keeps every owned ConfigMap: a rollout is under way,
+	// so old pods may still mount any earlier version.
+	KeepAllConfigMaps bool
 	// TrafficDistribution is the shared Service's spec.trafficDistribution,
 	// or "None" when it is left unset.
 	TrafficDistribution string
@@ -98,7 +111,7 @@ func (z *ZoneObjects) ReplicasManaged() bool { return !z.Autoscaled }
 // before what references it (ConfigMap and ServiceAccount before Deployments,
 // Deployments before their HPAs).
 func (d *Desired) Objects() []client.Object {
-	objs := []client.Object{d.ServiceAccount, d.ConfigMap, d.MemberlistService, d.Service}
+	objs := []client.Object{d.ServiceAccount, d.ConfigMap, d.Overrides, d.MemberlistService, d.Service}
 	for i := range d.Zones {
 		z := &d.Zones[i]
 		objs = append(objs, z.Service, z.PDB, z.Deployment)
@@ -125,6 +138,9 @@ func (d *Desired) Wants(obj client.Object) bool {
 	k := kindOf(obj)
 	if k == "" {
 		return false
+	}
+	if k == "ConfigMap" && (d.KeepAllConfigMaps || d.KeepConfigMaps[obj.GetName()]) {
+		return true
 	}
 	for _, o := range d.Objects() {
 		if kindOf(o) == k && o.GetName() == obj.GetName() && o.GetNamespace() == obj.GetNamespace() {
@@ -197,7 +213,8 @@ func Build(pd *v1.PyroscopeDistributor, facts ClusterFacts) (*Desired, error) {
 
 	d := &Desired{ConfigHash: cfg.hash}
 	d.ServiceAccount = b.serviceAccount()
-	d.ConfigMap = b.configMap()
+	d.ConfigMap = b.configVersion()
+	d.Overrides = b.overrides()
 	d.MemberlistService = b.memberlistService()
 	td, warn := trafficDistribution(pd.Spec.Service.TrafficDistribution, facts.ServerMinor)
 	if warn != "" {
@@ -206,11 +223,15 @@ func Build(pd *v1.PyroscopeDistributor, facts ClusterFacts) (*Desired, error) {
 	d.TrafficDistribution = td
 	d.Service = b.sharedService(td)
 	d.Warnings = append(d.Warnings, b.autoscalingWarnings()...)
+	if d.Version, err = b.templateVersion(); err != nil {
+		return nil, err
+	}
 	for _, z := range pd.Spec.Zones {
 		zo, err := b.zone(z)
 		if err != nil {
 			return nil, fmt.Errorf("zone %s: %w", z.Name, err)
 		}
+		zo.Deployment.Spec.Template.Annotations[AnnotationVersion] = d.Version
 		d.Zones = append(d.Zones, zo)
 	}
 	if err := b.checkPodSecurity(d); err != nil {
@@ -296,17 +317,6 @@ func (b *builder) serviceAccount() *corev1.ServiceAccount {
 		TypeMeta:                     metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
 		ObjectMeta:                   objectMeta(b.pd.Name, b.pd.Namespace, commonLabels(b.pd.Name), nil),
 		AutomountServiceAccountToken: ptr.To(false),
-	}
-}
-
-func (b *builder) configMap() *corev1.ConfigMap {
-	return &corev1.ConfigMap{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: objectMeta(ConfigMapName(b.pd.Name), b.pd.Namespace, commonLabels(b.pd.Name), nil),
-		Data: map[string]string{
-			ConfigFileName: b.cfg.configYAML,
-			OverridesFile:  b.cfg.overridesYAML,
-		},
 	}
 }
 

@@ -47,14 +47,27 @@ func mustBuild(t *testing.T, pd *v1.PyroscopeDistributor) *Desired {
 func loadLikeDistributor(t *testing.T, d *Desired, zone string) (*config.Config, *overrides.Overrides) {
 	t.Helper()
 	dir := t.TempDir()
-	for name, data := range d.ConfigMap.Data {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 	z := d.Zone(zone)
 	if z == nil {
 		t.Fatalf("no zone %s", zone)
+	}
+	// Lay out the files as kubelet would from the pod's config volume.
+	byName := map[string]*corev1.ConfigMap{d.ConfigMap.Name: d.ConfigMap, d.Overrides.Name: d.Overrides}
+	for _, v := range z.Deployment.Spec.Template.Spec.Volumes {
+		if v.Name != configVolume {
+			continue
+		}
+		for _, src := range v.Projected.Sources {
+			cm := byName[src.ConfigMap.Name]
+			if cm == nil {
+				t.Fatalf("the config volume projects %s, which Build does not make", src.ConfigMap.Name)
+			}
+			for _, item := range src.ConfigMap.Items {
+				if err := os.WriteFile(filepath.Join(dir, item.Path), []byte(cm.Data[item.Key]), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 	}
 	var args []string
 	for _, a := range z.Deployment.Spec.Template.Spec.Containers[0].Args {
@@ -68,7 +81,7 @@ func loadLikeDistributor(t *testing.T, d *Desired, zone string) (*config.Config,
 	}
 	tl := overrides.New(c.Limits, c.RuntimeConfig, nil, nil)
 	if err := services.StartAndAwaitRunning(context.Background(), tl); err != nil {
-		t.Fatalf("overrides.yaml: %v\n%s", err, d.ConfigMap.Data[OverridesFile])
+		t.Fatalf("overrides.yaml: %v\n%s", err, d.Overrides.Data[OverridesFile])
 	}
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), tl) })
 	return c, tl
@@ -166,7 +179,7 @@ func TestConfigDefaults(t *testing.T) {
 	if c.Memberlist.BindPort != 7946 {
 		t.Errorf("bind_port = %d", c.Memberlist.BindPort)
 	}
-	if got := d.ConfigMap.Data[OverridesFile]; got != "overrides: {}\n" {
+	if got := d.Overrides.Data[OverridesFile]; got != "overrides: {}\n" {
 		t.Errorf("overrides.yaml with no overrides = %q", got)
 	}
 	if regexp.MustCompile(`(?m)^\s*zone:`).MatchString(d.ConfigMap.Data[ConfigFileName]) {
@@ -192,11 +205,12 @@ func TestConfigHashRollsOnlyOnConfig(t *testing.T) {
 	pd.Spec.Limits.Overrides["team-b"] = v1.TenantLimits{IngestionRate: ptr.To(resource.MustParse("1Mi"))}
 	pd.Spec.Limits.Overrides["team-a"] = v1.TenantLimits{TenantShards: ptr.To[int32](2)}
 	onlyOverrides := mustBuild(t, pd)
-	if onlyOverrides.ConfigMap.Data[OverridesFile] == before.ConfigMap.Data[OverridesFile] {
+	if onlyOverrides.Overrides.Data[OverridesFile] == before.Overrides.Data[OverridesFile] {
 		t.Fatal("overrides.yaml did not change")
 	}
-	if onlyOverrides.ConfigHash != before.ConfigHash {
-		t.Error("an overrides change changed the config hash")
+	if onlyOverrides.ConfigHash != before.ConfigHash || onlyOverrides.Version != before.Version ||
+		onlyOverrides.ConfigMap.Name != before.ConfigMap.Name {
+		t.Error("an overrides change changed the config hash, version or config version")
 	}
 	for i := range before.Zones {
 		if !reflect.DeepEqual(before.Zones[i].Deployment, onlyOverrides.Zones[i].Deployment) {
@@ -207,12 +221,17 @@ func TestConfigHashRollsOnlyOnConfig(t *testing.T) {
 	pd = threeZones()
 	pd.Spec.Memberlist.ClusterLabel = "other"
 	changed := mustBuild(t, pd)
-	if changed.ConfigHash == before.ConfigHash {
-		t.Fatal("a config.yaml change kept the hash")
+	if changed.ConfigHash == before.ConfigHash || changed.Version == before.Version || changed.ConfigMap.Name == before.ConfigMap.Name {
+		t.Fatal("a config.yaml change kept the hash, version or config version")
 	}
 	for _, z := range changed.Zones {
-		if got := z.Deployment.Spec.Template.Annotations[AnnotationConfigHash]; got != changed.ConfigHash {
+		tmpl := &z.Deployment.Spec.Template
+		if got := tmpl.Annotations[AnnotationConfigHash]; got != changed.ConfigHash {
 			t.Errorf("zone %s: pod template hash %q, want %q", z.Name, got, changed.ConfigHash)
+		}
+		if TemplateVersion(tmpl) != changed.Version || ConfigVersionOf("pyd", tmpl) != changed.ConfigMap.Name {
+			t.Errorf("zone %s: version %q mounting %q, want %q mounting %q", z.Name,
+				TemplateVersion(tmpl), ConfigVersionOf("pyd", tmpl), changed.Version, changed.ConfigMap.Name)
 		}
 	}
 
@@ -566,7 +585,7 @@ func TestObjectsNamesLabelsAndOrder(t *testing.T) {
 		}
 	}
 	want := []string{
-		"ServiceAccount/pyd", "ConfigMap/pyd-config", "Service/pyd-memberlist", "Service/pyd",
+		"ServiceAccount/pyd", "ConfigMap/" + d.ConfigMap.Name, "ConfigMap/pyd-overrides", "Service/pyd-memberlist", "Service/pyd",
 		"Service/pyd-zone-a", "PodDisruptionBudget/pyd-zone-a", "Deployment/pyd-zone-a", "HorizontalPodAutoscaler/pyd-zone-a",
 		"Service/pyd-zone-b", "PodDisruptionBudget/pyd-zone-b", "Deployment/pyd-zone-b", "HorizontalPodAutoscaler/pyd-zone-b",
 		"Service/pyd-zone-c", "PodDisruptionBudget/pyd-zone-c", "Deployment/pyd-zone-c", "HorizontalPodAutoscaler/pyd-zone-c",
@@ -621,7 +640,7 @@ func TestWants(t *testing.T) {
 			t.Errorf("zone removed: %s %s still wanted", kindOf(o), o.GetName())
 		}
 	}
-	if !removed.Wants(&appsv1.Deployment{ObjectMeta: meta("pyd-zone-a")}) || !removed.Wants(&corev1.ConfigMap{ObjectMeta: meta("pyd-config")}) {
+	if !removed.Wants(&appsv1.Deployment{ObjectMeta: meta("pyd-zone-a")}) || !removed.Wants(&corev1.ConfigMap{ObjectMeta: meta(removed.ConfigMap.Name)}) {
 		t.Error("zone removed: kept objects not wanted")
 	}
 	disabled := mustBuild(t, zoneDisabled())

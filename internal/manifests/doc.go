@@ -17,6 +17,9 @@
 //	desired.Wants(obj) bool            // false for an owned child the spec no longer wants (prune it)
 //	desired.TrafficDistribution        // the shared Service's mode, or "None": for status
 //	desired.ConfigHash                 // sha256 of config.yaml, also on every pod template
+//	desired.Version                    // the target version every zone's pod template carries
+//	manifests.PlanRollout(...)         // which zones roll now and which keep their template
+//	desired.HoldZone(zone, liveTmpl)   // keep a zone on its live pod template
 //	desired.Warnings                   // human-readable notes worth an Event
 //	manifests.OwnedObjectLists()       // the list types to search when pruning
 //	manifests.OwnerLabels(name)        // labels every child carries (list selector for pruning)
@@ -26,8 +29,10 @@
 // then (except once, with the live count, when handing over). Otherwise
 // ZoneObjects.Replicas is the count to apply (0 for a disabled zone).
 //
-// Config: config.yaml (static; its hash rolls pods) and overrides.yaml
-// (per-tenant limits; the distributor reloads it, so changing it rolls
-// nothing) live in ConfigMap <name>-config, rendered from internal/config
-// types so the operator and the distributor can never disagree on keys.
+// Config: config.yaml (static) lives in an immutable ConfigMap per version,
+// <name>-config-<hash10>, which the pod template names, so a change rolls
+// pods (zone by zone, rollout.go); overrides.yaml (per-tenant limits; the
+// distributor reloads it, so changing it rolls nothing) lives in the mutable
+// <name>-overrides. Both are rendered from internal/config types so the
+// operator and the distributor can never disagree on keys (configversion.go).
 package manifests

@@ -100,7 +100,7 @@ func TestIngestionLimitsRoundTrip(t *testing.T) {
 	if b.IngestionBodyLimitMB != 64 || time.Duration(b.RejectOlderThan) != 2*time.Hour {
 		t.Errorf("team-b should keep the defaults: %+v", b)
 	}
-	if o := d.ConfigMap.Data[OverridesFile]; !strings.Contains(o, "reject_older_than: 1d") {
+	if o := d.Overrides.Data[OverridesFile]; !strings.Contains(o, "reject_older_than: 1d") {
 		t.Errorf("overrides.yaml should write durations as Pyroscope does:\n%s", o)
 	}
 }

@@ -22,8 +22,9 @@ const (
 	// LabelZone is the zone of a zonal object and of its pods.
 	LabelZone = "profiling.pyrodist.dev/zone"
 
-	// AnnotationConfigHash on the pod template is the sha256 of config.yaml:
-	// a config change rolls the pods, an overrides change does not.
+	// AnnotationConfigHash on the pod template is the sha256 of config.yaml,
+	// for people and Events; what rolls pods is the config version
+	// ConfigMap the template mounts (configversion.go).
 	AnnotationConfigHash = "profiling.pyrodist.dev/config-hash"
 
 	appName      = "pyrodist-distributor"
@@ -53,9 +54,6 @@ const (
 // ZonalName is the name of zone's Deployment, Service, PodDisruptionBudget and
 // HPA for PyroscopeDistributor name: <name>-<zone>.
 func ZonalName(name, zone string) string { return name + "-" + zone }
-
-// ConfigMapName is the ConfigMap holding config.yaml and overrides.yaml.
-func ConfigMapName(name string) string { return name + "-config" }
 
 // MemberlistServiceName is the headless Service the distributors gossip through.
 func MemberlistServiceName(name string) string { return name + "-memberlist" }

@@ -288,14 +288,12 @@ func (b *builder) podTemplate(z v1.Zone) (corev1.PodTemplateSpec, error) {
 			SecurityContext:          ctrSC,
 			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 			VolumeMounts: []corev1.VolumeMount{
-				{Name: "config", MountPath: configMountPath, ReadOnly: true},
+				{Name: configVolume, MountPath: configMountPath, ReadOnly: true},
 				{Name: "tmp", MountPath: tmpMountPath},
 			},
 		}},
 		Volumes: []corev1.Volume{
-			{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-				LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(name)},
-			}}},
+			{Name: configVolume, VolumeSource: b.configVolumeSource()},
 			{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
 				SizeLimit: ptr.To(resource.MustParse("64Mi")),
 			}}},

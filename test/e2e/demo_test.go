@@ -43,7 +43,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo up: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"routing table", "ring health per zone", "pyrodist demo is running", "make demo-down", "X-Scope-OrgID"} {
+	for _, want := range []string{"routing table", "zone-by-zone rollout", "rollout Complete", "ring health per zone", "pyrodist demo is running", "make demo-down", "X-Scope-OrgID"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
 		}
