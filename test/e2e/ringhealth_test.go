@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/pyrodist/pyrodist/internal/manifests"
 	"github.com/pyrodist/pyrodist/internal/ringhealth"
 	"github.com/pyrodist/pyrodist/test/localcluster"
 	"github.com/pyrodist/pyrodist/test/metricnames"
@@ -229,18 +231,19 @@ func ports(t *testing.T, ip string, n int) []int {
 func startDistributor(t *testing.T, c *localcluster.Cluster, bin, dir, ns string, pod *corev1.Pod, seed string) {
 	t.Helper()
 	ctx := context.Background()
-	var cmName string
-	for _, v := range pod.Spec.Volumes {
-		if v.Name == "config" && v.ConfigMap != nil {
-			cmName = v.ConfigMap.Name
+	// The pod mounts config.yaml from its config version and overrides.yaml
+	// from the live overrides ConfigMap: gather the files of every
+	// ConfigMap its template mounts.
+	files := map[string]string{}
+	for _, name := range manifests.ConfigMapsOf(&corev1.PodTemplateSpec{Spec: pod.Spec}) {
+		cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("config of pod %s: %v", pod.Name, err)
 		}
-	}
-	cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, cmName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("config of pod %s: %v", pod.Name, err)
+		maps.Copy(files, cm.Data)
 	}
 	var cfg map[string]any
-	if err := yaml.Unmarshal([]byte(cm.Data["config.yaml"]), &cfg); err != nil {
+	if err := yaml.Unmarshal([]byte(files["config.yaml"]), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	ml, _ := cfg["memberlist"].(map[string]any)
@@ -257,7 +260,7 @@ func startDistributor(t *testing.T, c *localcluster.Cluster, bin, dir, ns string
 	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(ovPath, []byte(cm.Data["overrides.yaml"]), 0o644); err != nil {
+	if err := os.WriteFile(ovPath, []byte(files["overrides.yaml"]), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ip := pod.Status.PodIP
