@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -101,9 +100,8 @@ func (r *PyroscopeDistributorReconciler) Reconcile(ctx context.Context, req ctrl
 	if err := r.Client.Get(ctx, req.NamespacedName, pd); err != nil {
 		if apierrors.IsNotFound(err) {
 			// Children go with their owner through garbage collection.
-			readyGauge.DeleteLabelValues(req.Namespace, req.Name)
+			forgetMetrics(req.Namespace, req.Name)
 			r.rollouts.forget(req.NamespacedName)
-			writersGauge.DeletePartialMatch(prometheus.Labels{"namespace": req.Namespace, "name": req.Name})
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -196,6 +194,7 @@ func (r *PyroscopeDistributorReconciler) writeStatus(ctx context.Context, pd *v1
 		ready = 1
 	}
 	readyGauge.WithLabelValues(pd.Namespace, pd.Name).Set(ready)
+	setRolloutMetrics(pd)
 	if equality.Semantic.DeepEqual(*before, pd.Status) {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -262,6 +263,7 @@ func TestZoneByZoneRollout(t *testing.T) {
 			t.Fatal("zone-a was not rolled")
 		}
 		expectEvents(t, ns, name, EventRolloutHalted)
+		expectRolloutMetrics(t, ns, name, v1alpha1.RolloutHalted, map[string]float64{"zone-a": 1, "zone-b": 0, "zone-c": 0})
 		assertNoWritesOnResync(t, key)
 	})
 
@@ -279,6 +281,7 @@ func TestZoneByZoneRollout(t *testing.T) {
 		if c := condition(pd, v1alpha1.ConditionProgressing); c == nil || c.Reason == ReasonRolloutHalted {
 			t.Fatalf("the halt outlived the spec change: %+v", c)
 		}
+		expectRolloutMetrics(t, ns, name, v1alpha1.RolloutComplete, map[string]float64{"zone-a": 1, "zone-b": 1, "zone-c": 1})
 		eventually(t, waitFor, func() error {
 			if err := absent(ns, cm3.Name, &corev1.ConfigMap{}); err != nil {
 				var b strings.Builder
@@ -445,4 +448,27 @@ func TestUpgradeFromUnversionedConfigRollsZoneByZone(t *testing.T) {
 	}
 	rolloutPhase(t, key, v1alpha1.RolloutComplete, "")
 	eventually(t, waitFor, func() error { return absent(ns, legacy.Name, &corev1.ConfigMap{}) })
+}
+
+// expectRolloutMetrics waits for the rollout gauges to show phase as the
+// only current one and each zone's target-version flag as given.
+func expectRolloutMetrics(t *testing.T, ns, name string, phase v1alpha1.RolloutPhase, zones map[string]float64) {
+	t.Helper()
+	eventually(t, waitFor, func() error {
+		for _, p := range rolloutPhases {
+			want := 0.0
+			if p == phase {
+				want = 1
+			}
+			if got := testutil.ToFloat64(rolloutGauge.WithLabelValues(ns, name, string(p))); got != want {
+				return fmt.Errorf("pyrodist_distributor_rollout_phase{phase=%q} = %v, want %v", p, got, want)
+			}
+		}
+		for z, want := range zones {
+			if got := testutil.ToFloat64(zoneVersionGauge.WithLabelValues(ns, name, z)); got != want {
+				return fmt.Errorf("pyrodist_distributor_zone_target_version{zone=%q} = %v, want %v", z, got, want)
+			}
+		}
+		return nil
+	})
 }

@@ -35,23 +35,7 @@ func startDistributor(t *testing.T, cfg config.Config) string {
 	cfg.Memberlist.DistributorRing.InstanceID = "dist-" + t.Name()
 	cfg.Memberlist.DistributorRing.InstanceAddr = ip
 
-	stop, stopNow := context.WithCancel(context.Background())
-	addrs := make(chan string, 1)
-	served := make(chan error, 1)
-	go func() { served <- serve(stop, &cfg, log.NewNopLogger(), func(a string) { addrs <- a }) }()
-	t.Cleanup(func() {
-		stopNow()
-		if err := <-served; err != nil {
-			t.Errorf("serve returned %v", err)
-		}
-	})
-	select {
-	case a := <-addrs:
-		return "http://" + a
-	case err := <-served:
-		t.Fatalf("serve: %v", err)
-		return ""
-	}
+	return "http://" + startServing(t, &cfg, log.NewNopLogger()).addr
 }
 
 // The distributor serves debuginfo.v1alpha1 on its HTTP port; without a

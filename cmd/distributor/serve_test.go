@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"runtime/pprof"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,6 +40,47 @@ func readyCode(base string) int {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// serving is a distributor run in process by a test, through serve.
+type serving struct {
+	addr   string // host:port of its HTTP port
+	cancel context.CancelFunc
+	served chan error
+	once   sync.Once
+	err    error
+}
+
+// startServing runs serve with cfg and logger until shutdown or the end of
+// the test, and waits for its HTTP listener. At the end of the test a serve
+// that returned an error fails it.
+func startServing(t *testing.T, cfg *config.Config, logger log.Logger) *serving {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &serving{cancel: cancel, served: make(chan error, 1)}
+	addrs := make(chan string, 1)
+	go func() { s.served <- serve(ctx, cfg, logger, func(a string) { addrs <- a }) }()
+	t.Cleanup(func() {
+		if err := s.shutdown(); err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	})
+	select {
+	case s.addr = <-addrs:
+	case err := <-s.served:
+		s.once.Do(func() { s.err = err })
+		t.Fatalf("serve: %v", err)
+	}
+	return s
+}
+
+// shutdown stops serving (SIGTERM's path) and returns what serve returned.
+func (s *serving) shutdown() error {
+	s.once.Do(func() {
+		s.cancel()
+		s.err = <-s.served
+	})
+	return s.err
 }
 
 // awaitReady polls /ready for up to 15 s until it answers 200.
@@ -79,18 +121,8 @@ func TestServeShutdownSequence(t *testing.T) {
 	// none, so its ring report says it falls back.
 	cfg.Distributor.Zone, cfg.Distributor.PreferSameZone = "zone-a", true
 
-	stop, stopNow := context.WithCancel(context.Background())
-	defer stopNow()
-	addrs := make(chan string, 1)
-	served := make(chan error, 1)
-	go func() { served <- serve(stop, &cfg, log.NewNopLogger(), func(a string) { addrs <- a }) }()
-	var base string
-	select {
-	case a := <-addrs:
-		base = "http://" + a
-	case err := <-served:
-		t.Fatalf("serve: %v", err)
-	}
+	srv := startServing(t, &cfg, log.NewNopLogger())
+	base := "http://" + srv.addr
 
 	ready := func() int { return readyCode(base) }
 	awaitReady(base)
@@ -120,7 +152,8 @@ func TestServeShutdownSequence(t *testing.T) {
 	inflight := make(chan error, 1)
 	go func() { inflight <- push() }()
 	time.Sleep(100 * time.Millisecond)
-	stopNow()
+	shut := make(chan error, 1)
+	go func() { shut <- srv.shutdown() }()
 	// During the shutdown delay /ready fails while the port still answers.
 	sawNotReady := false
 	for i := 0; i < 50 && !sawNotReady; i++ {
@@ -135,7 +168,7 @@ func TestServeShutdownSequence(t *testing.T) {
 	if err := <-inflight; err != nil {
 		t.Fatalf("in-flight push failed during shutdown: %v", err)
 	}
-	if err := <-served; err != nil {
+	if err := <-shut; err != nil {
 		t.Fatalf("serve returned %v", err)
 	}
 	if n := len(w.Records()); n != 2 {

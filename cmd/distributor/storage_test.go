@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -35,18 +34,7 @@ func TestServeWithFilesystemStorage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, stopNow := context.WithCancel(context.Background())
-	defer stopNow()
-	addrs := make(chan string, 1)
-	served := make(chan error, 1)
-	go func() { served <- serve(stop, cfg, log.NewNopLogger(), func(a string) { addrs <- a }) }()
-	var base string
-	select {
-	case a := <-addrs:
-		base = "http://" + a
-	case err := <-served:
-		t.Fatalf("serve: %v", err)
-	}
+	base := "http://" + startServing(t, cfg, log.NewNopLogger()).addr
 	awaitReady(base)
 	if code := readyCode(base); code != 200 {
 		t.Fatalf("/ready = %d", code)
@@ -66,10 +54,6 @@ func TestServeWithFilesystemStorage(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
-	}
-	stopNow()
-	if err := <-served; err != nil {
-		t.Fatalf("serve returned %v", err)
 	}
 }
 

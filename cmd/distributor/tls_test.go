@@ -113,19 +113,9 @@ func TestTLSOnEveryHop(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stop, stopNow := context.WithCancel(context.Background())
-	defer stopNow()
-	addrs := make(chan string, 1)
-	served := make(chan error, 1)
 	logs := &syncBuffer{}
-	go func() { served <- serve(stop, cfg, log.NewLogfmtLogger(logs), func(a string) { addrs <- a }) }()
-	var base string
-	select {
-	case a := <-addrs:
-		base = "https://" + a
-	case err := <-served:
-		t.Fatalf("serve: %v", err)
-	}
+	srv := startServing(t, cfg, log.NewLogfmtLogger(logs))
+	base := "https://" + srv.addr
 
 	// Agents trust both CAs of the port, as they would during a CA change.
 	roots := x509.NewCertPool()
@@ -253,8 +243,7 @@ func TestTLSOnEveryHop(t *testing.T) {
 	if !seen.seen(server1.Serial()) {
 		t.Error("no handshake saw the first certificate")
 	}
-	stopNow()
-	if err := <-served; err != nil {
+	if err := srv.shutdown(); err != nil {
 		t.Fatalf("serve returned %v", err)
 	}
 	if got, want := int64(len(w.Records())), ok.Load(); got != want {

@@ -55,18 +55,7 @@ func TestUsageLimitsLive(t *testing.T) {
 	cfg.Memberlist.DistributorRing.InstanceAddr = ip
 	cfg.RuntimeConfig = config.RuntimeConfig{File: overrides, Period: 50 * time.Millisecond}
 
-	stop, stopNow := context.WithCancel(context.Background())
-	addrs := make(chan string, 1)
-	served := make(chan error, 1)
-	go func() { served <- serve(stop, &cfg, log.NewNopLogger(), func(a string) { addrs <- a }) }()
-	t.Cleanup(func() { stopNow(); <-served })
-	var base string
-	select {
-	case a := <-addrs:
-		base = "http://" + a
-	case err := <-served:
-		t.Fatalf("serve: %v", err)
-	}
+	base := "http://" + startServing(t, &cfg, log.NewNopLogger()).addr
 	awaitReady(base)
 
 	client := pushv1connect.NewPusherServiceClient(http.DefaultClient, base)

@@ -347,6 +347,9 @@ func (d *Distributor) pushProfile(ctx context.Context, tenant string, lim *confi
 		return invalid(err)
 	}
 	d.metrics.relabelDropped(tenant, dropped)
+	if dropped.Bytes > 0 {
+		d.usage.metrics.Discarded(string(validation.DroppedByRelabelRules), tenant, v.groups, dropped.Bytes)
+	}
 	if len(outs) == 0 {
 		return nil // every label set dropped by relabel rules: acknowledged
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/pyrodist/pyrodist/internal/segmentwriter"
 	"github.com/pyrodist/pyrodist/internal/usagegroups"
 	"github.com/pyrodist/pyrodist/internal/usagelimits"
+	"github.com/pyrodist/pyrodist/internal/validation"
 	"github.com/pyrodist/pyrodist/test/corpus"
 	"github.com/pyrodist/pyrodist/test/fakewriter/fakewritertest"
 	"github.com/pyrodist/pyrodist/test/testutil/counters"
@@ -294,5 +295,38 @@ func TestUsageAnnotationsReachTheWriter(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("annotations at the writer\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Bytes a relabel rule drops count against the profile's usage groups too,
+// as Pyroscope's distributor counts them (CountDiscardedBytes with
+// dropped_by_relabel_rules), and equal what the tenant's counter shows.
+func TestRelabelDropsCountPerUsageGroup(t *testing.T) {
+	cp, _ := corpus.Get("cpu")
+	cp, err := cp.At(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := limitsWith(t, `ingestion_relabeling_rules: [{action: drop, source_labels: [environment], regex: secret}]`)
+	g, err := usagegroups.Parse(map[string]string{"team-a": `{service_name="a"}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Usage.DistributorUsageGroups = *g
+	reg := prometheus.NewRegistry()
+	d, err := New(Config{MaxInflightBytes: 1 << 30}, staticLimits{l}, &recorder{}, func() int { return 1 }, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := []*typesv1.LabelPair{{Name: "__name__", Value: "process_cpu"}, {Name: "environment", Value: "secret"}, {Name: "service_name", Value: "a"}}
+	if err := d.Push(context.Background(), "t1", pushOne(labels, cp.Gzipped)); err != nil {
+		t.Fatalf("a profile dropped by relabel rules is acknowledged: %v", err)
+	}
+	reason := string(validation.DroppedByRelabelRules)
+	got := counters.Gather(t, reg, "pyroscope_usage_group_discarded_bytes_total", "pyroscope_discarded_bytes_total")
+	tenant := got[`pyroscope_discarded_bytes_total{reason=`+reason+`,tenant=t1}`]
+	group := got[`pyroscope_usage_group_discarded_bytes_total{reason=`+reason+`,tenant=t1,usage_group=team-a}`]
+	if tenant == 0 || group != tenant {
+		t.Fatalf("relabel-dropped bytes: tenant %v, usage group team-a %v; want equal and above 0 (%v)", tenant, group, got)
 	}
 }
