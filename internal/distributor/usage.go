@@ -116,8 +116,7 @@ func (d *Distributor) admitted(tenant, name string, size int, v *verdict) {
 func (d *Distributor) stripped(tenant string, p *profilev1.Profile, labels []*typesv1.LabelPair, size int, v *verdict) []*typesv1.LabelPair {
 	usagelimits.StripToTotals(p)
 	kept := p.SizeVT()
-	d.metrics.discardedProfiles.WithLabelValues(string(reasonDroppedBySampling), d.metrics.tenants.Value(tenant)).Inc()
-	d.metrics.discardedBytes.WithLabelValues(string(reasonDroppedBySampling), d.metrics.tenants.Value(tenant)).Add(float64(size - kept))
+	d.metrics.discard(reasonDroppedBySampling, tenant, size-kept)
 	d.usage.metrics.Discarded(string(reasonDroppedBySampling), tenant, v.groups, size-kept)
 	return withLabel(labels, labelSampled, "true")
 }

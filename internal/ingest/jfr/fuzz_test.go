@@ -30,7 +30,7 @@ func FuzzJFR(f *testing.F) {
 			labels = nil
 			snapshot = new(jfrpprof.LabelsSnapshot)
 		}
-		_, scanErr := scan(data, snapshot)
+		_, scanErr := scan(data, snapshot, nil)
 		var charged int64
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)

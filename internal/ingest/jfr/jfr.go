@@ -19,12 +19,14 @@ import (
 )
 
 // Memory charged per byte of recording: scanFactor before the scan runs,
-// parseFactor (and the scan's estimate of what grows faster than the input)
-// before the conversion runs. Measured with TestConvertChargeCoversAllocation
-// on jfr-parser's 27 test recordings (JFR_PARSER_TESTDATA): the scan
+// parseFactor (and the scan's estimate of what grows faster than the input:
+// samples, functions, the metadata's tables, a fixed cost per chunk) before
+// the conversion runs; the scan charges its own metadata tables as it
+// builds them. Measured with TestConvertChargeCoversAllocation on
+// jfr-parser's 27 test recordings (JFR_PARSER_TESTDATA): the scan
 // allocates up to 7.6 bytes per byte of recording, the conversion (encoding
-// included) up to 13.1, of which the estimate is 0.1-6.0; scan and
-// conversion together 0.2-19.8, charged 20-28.
+// included) up to 13.1; scan and conversion together 0.3-15.3, charged
+// 20-32. TestConvertChargesMetadata covers hostile metadata and chunks.
 const (
 	scanFactor  = 8
 	parseFactor = 12
@@ -82,7 +84,14 @@ func Convert(data, labels []byte, md legacy.Metadata, reserve Reserver) (series 
 	if err := charge(scanFactor * int64(len(data))); err != nil {
 		return nil, err
 	}
-	sr, err := scan(data, snapshot)
+	var budgetErr error
+	sr, err := scan(data, snapshot, func(n int64) error {
+		budgetErr = charge(n)
+		return budgetErr
+	})
+	if budgetErr != nil {
+		return nil, budgetErr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: jfr parser ParseEvent error: %w", ErrInvalid, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/grafana/jfr-parser/parser/types/def"
@@ -262,11 +263,19 @@ func (r *reader) fieldString(want bool) (string, int, error) {
 // element is one element of the metadata tree.
 type element struct {
 	name     string
-	attrs    map[string]string
+	attrs    int // attributes, as counted
 	children int
 }
 
-func (r *reader) element(strs []string, attrs bool) (element, error) {
+// attrs are the attributes the parser's def.NewClass and def.NewField
+// read; the parser keeps every attribute in a map sized by their count,
+// the scan only these (the last of a name wins, as in a map).
+type attrs struct {
+	id, name, class, dimension, constantPool string
+}
+
+// element reads one element; a, when not nil, gets its attributes.
+func (r *reader) element(strs []string, a *attrs) (element, error) {
 	var e element
 	i, err := r.u32()
 	if err != nil {
@@ -280,13 +289,8 @@ func (r *reader) element(strs []string, attrs bool) (element, error) {
 	if err != nil {
 		return e, err
 	}
-	if attrs {
-		// The parser sizes the map by the count: two varints an attribute.
-		n, err := r.count(na, 2)
-		if err != nil {
-			return e, err
-		}
-		e.attrs = make(map[string]string, n)
+	if a != nil {
+		*a = attrs{}
 	}
 	for range na {
 		k, err := r.u32()
@@ -303,16 +307,96 @@ func (r *reader) element(strs []string, attrs bool) (element, error) {
 		if int(v) >= len(strs) {
 			return e, def.ErrIntOverflow
 		}
-		if attrs {
-			e.attrs[strs[k]] = strs[v]
+		if a != nil {
+			switch strs[k] {
+			case "id":
+				a.id = strs[v]
+			case "name":
+				a.name = strs[v]
+			case "class":
+				a.class = strs[v]
+			case "dimension":
+				a.dimension = strs[v]
+			case "constantPool":
+				a.constantPool = strs[v]
+			}
 		}
 	}
+	e.attrs = int(na)
 	nc, err := r.u32()
 	if err != nil {
 		return e, err
 	}
 	e.children = int(nc)
 	return e, nil
+}
+
+// newClass is def.NewClass on the attributes a.
+func newClass(a *attrs, children int) (*def.Class, error) {
+	id, err := strconv.Atoi(a.id)
+	if err != nil {
+		return nil, err
+	}
+	if a.name == "" {
+		return nil, def.ErrNameEmpty
+	}
+	return &def.Class{Name: a.name, ID: def.TypeID(id), Fields: make([]def.Field, 0, children)}, nil
+}
+
+// newField is def.NewField on the attributes a.
+func newField(a *attrs) (def.Field, error) {
+	typ, err := strconv.Atoi(a.class)
+	if err != nil {
+		return def.Field{}, err
+	}
+	if a.name == "" {
+		return def.Field{}, def.ErrNameEmpty
+	}
+	array := false
+	switch a.dimension {
+	case "":
+	case "1":
+		array = true
+	default:
+		return def.Field{}, fmt.Errorf("unsupported dimension %s", a.dimension)
+	}
+	return def.Field{Name: a.name, Type: def.TypeID(typ), ConstantPool: a.constantPool == "true", Array: array}, nil
+}
+
+// Bytes the metadata's structures take, in the parser and (but the
+// attribute maps) in the scan: a string header per string, a map per
+// element read with attributes (sized by their count: 48 bytes empty,
+// 336 up to 8 entries, at most 84 an entry above), and per class the Class,
+// its field slice (sized by the child count) and its entries in the type
+// map's two maps (up to 190 bytes together as they grow). Measured with
+// go1.26 (make(map[string]string, n) and growing maps).
+const (
+	costString     = 16
+	costClass      = 240
+	costClassField = 32
+)
+
+// What a chunk costs whatever its size. The parser starts each chunk with
+// fresh constant-pool lists, each allocating room for at least 128 entries
+// on first use (26.6 KB for its eleven lists with jfr-parser v0.18.0's
+// types), fresh type maps sized for 48 classes and fresh field bindings;
+// the scan binds every chunk's classes afresh too (plans, nested kinds,
+// temps: about 6 KB a chunk measured). Real recordings hold a few chunks of
+// megabytes; a recording of many tiny chunks pays for each.
+const (
+	costChunkParse = 40 << 10
+	costChunkScan  = 8 << 10
+)
+
+func attrMapCost(n int) int64 {
+	switch {
+	case n == 0:
+		return 48
+	case n <= 8:
+		return 336
+	default:
+		return 48 + 84*int64(n)
+	}
 }
 
 // Roles: which generated parser reads a class, hence which of its fields
@@ -442,6 +526,10 @@ type scanner struct {
 	perSample int64 // sample, frame and label bytes
 	names     int64 // function name bytes, summed over chunks
 	functions int64 // methods, summed over chunks
+	metaCost  int64 // the metadata's structures in the parser, summed over chunks
+	chunks    int64
+
+	reserve func(int64) error // charges what the scan allocates beyond its linear cost; may be nil
 }
 
 // scanResult is what the scan learned: the bytes the conversion will hold
@@ -451,11 +539,14 @@ type scanResult struct {
 }
 
 // scan checks data as described at the top of this file. labels is the
-// snapshot the conversion will get (never nil).
-func scan(data []byte, labels *jfrpprof.LabelsSnapshot) (scanResult, error) {
+// snapshot the conversion will get (never nil). reserve, when not nil, is
+// charged before the scan allocates what grows faster than the bytes that
+// ask for it (the metadata's tables); its error ends the scan unchanged.
+func scan(data []byte, labels *jfrpprof.LabelsSnapshot, reserve func(int64) error) (scanResult, error) {
 	s := &scanner{
 		b:         data,
 		labels:    labels,
+		reserve:   reserve,
 		seed:      maphash.MakeSeed(),
 		samples:   newSet64(rand.Uint64()),
 		locations: newSet64(rand.Uint64()),
@@ -474,8 +565,15 @@ func scan(data []byte, labels *jfrpprof.LabelsSnapshot) (scanResult, error) {
 			used++
 		}
 	}
-	cost := s.perSample + used*(s.names+costFunction*s.functions+costLocation*int64(s.locations.len()))
+	cost := s.perSample + s.metaCost + costChunkParse*s.chunks + used*(s.names+costFunction*s.functions+costLocation*int64(s.locations.len()))
 	return scanResult{cost: cost}, nil
+}
+
+func (s *scanner) charge(n int64) error {
+	if s.reserve == nil {
+		return nil
+	}
+	return s.reserve(n)
 }
 
 // chunk reads the chunk at pos and returns where the next one starts.
@@ -501,6 +599,10 @@ func (s *scanner) chunk(pos int) (int, error) {
 		return 0, fmt.Errorf("error reading chunk header: chunk size %d at offset %d does not fit the %d bytes left", size, pos, len(b)-pos)
 	case offCP >= size || offMeta >= size:
 		return 0, fmt.Errorf("error reading chunk header: offsets cp %d meta %d outside the chunk of %d bytes", offCP, offMeta, size)
+	}
+	s.chunks++
+	if err := s.charge(costChunkScan); err != nil {
+		return 0, err
 	}
 	end := pos + size
 	s.methods, s.classes, s.symbols, s.stacks = nil, nil, nil, nil // sized by their lists
@@ -544,6 +646,11 @@ func (s *scanner) meta(pos, end int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The parser's string table, then the scan's.
+	s.metaCost += costString * int64(n)
+	if err := s.charge(costString * int64(n)); err != nil {
+		return 0, err
+	}
 	strs := make([]string, n)
 	for i := range strs {
 		if strs[i], err = r.metaString(); err != nil {
@@ -551,48 +658,56 @@ func (s *scanner) meta(pos, end int) (int, error) {
 		}
 	}
 	s.tm = def.TypeMap{IDMap: map[def.TypeID]*def.Class{}, NameMap: map[string]*def.Class{}}
-	root, err := r.element(strs, false)
+	root, err := r.element(strs, nil)
 	if err != nil {
 		return 0, err
 	}
 	if root.name != "root" {
 		return 0, fmt.Errorf("expected root element, got %s", root.name)
 	}
+	var a attrs
 	for range root.children {
-		e, err := r.element(strs, false)
+		e, err := r.element(strs, nil)
 		if err != nil {
 			return 0, err
 		}
 		switch e.name {
 		case "metadata":
 			for range e.children {
-				ce, err := r.element(strs, true)
+				ce, err := r.element(strs, &a)
 				if err != nil {
 					return 0, err
 				}
+				s.metaCost += attrMapCost(ce.attrs)
 				// NewClass sizes the field slice by the count: an element
 				// is at least 3 bytes.
 				if _, err := r.count(uint32(ce.children), 3); err != nil {
 					return 0, err
 				}
-				cls, err := def.NewClass(ce.attrs, ce.children)
+				cls, err := newClass(&a, ce.children)
 				if err != nil {
 					return 0, err
 				}
+				cost := costClass + costClassField*int64(ce.children)
+				s.metaCost += cost
+				if err := s.charge(cost); err != nil {
+					return 0, err
+				}
 				for range ce.children {
-					fe, err := r.element(strs, true)
+					fe, err := r.element(strs, &a)
 					if err != nil {
 						return 0, err
 					}
+					s.metaCost += attrMapCost(fe.attrs)
 					if fe.name == "field" {
-						f, err := def.NewField(fe.attrs)
+						f, err := newField(&a)
 						if err != nil {
 							return 0, err
 						}
 						cls.Fields = append(cls.Fields, f)
 					}
 					for range fe.children {
-						if _, err := r.element(strs, false); err != nil {
+						if _, err := r.element(strs, nil); err != nil {
 							return 0, err
 						}
 					}
