@@ -109,23 +109,39 @@ func (r *PyroscopeDistributorReconciler) planFrom(ctx context.Context, reader cl
 type rolloutMemory struct {
 	mu    sync.Mutex
 	m     map[types.NamespacedName]rememberedRollout
-	locks map[types.NamespacedName]*sync.Mutex
+	locks map[types.NamespacedName]*keyLock
+}
+
+// keyLock is one object's reconcile lock and how many reconciles hold or
+// wait for it: the last one out removes it, so a deleted object leaves
+// nothing behind and a lock is never dropped while held.
+type keyLock struct {
+	sync.Mutex
+	users int
 }
 
 // lock holds key's reconcile lock until the returned function is called.
 func (m *rolloutMemory) lock(key types.NamespacedName) func() {
 	m.mu.Lock()
 	if m.locks == nil {
-		m.locks = map[types.NamespacedName]*sync.Mutex{}
+		m.locks = map[types.NamespacedName]*keyLock{}
 	}
 	l := m.locks[key]
 	if l == nil {
-		l = &sync.Mutex{}
+		l = &keyLock{}
 		m.locks[key] = l
 	}
+	l.users++
 	m.mu.Unlock()
 	l.Lock()
-	return l.Unlock
+	return func() {
+		l.Unlock()
+		m.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(m.locks, key)
+		}
+		m.mu.Unlock()
+	}
 }
 
 type rememberedRollout struct {
@@ -161,7 +177,6 @@ func (m *rolloutMemory) forget(key types.NamespacedName) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.m, key)
-	delete(m.locks, key)
 }
 
 // rolloutEvents records what this step of the rollout did, once: each

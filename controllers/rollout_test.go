@@ -472,3 +472,31 @@ func expectRolloutMetrics(t *testing.T, ns, name string, phase v1alpha1.RolloutP
 		return nil
 	})
 }
+
+// TestReconcileLockOutlivesForget: forgetting a deleted object while its
+// reconcile still runs must not drop that reconcile's lock (a second
+// reconcile of the name would run beside it), and the lock is gone once
+// nobody holds it.
+func TestReconcileLockOutlivesForget(t *testing.T) {
+	var m rolloutMemory
+	key := types.NamespacedName{Namespace: "ns", Name: "pd"}
+	unlock := m.lock(key)
+	m.forget(key)
+	second := make(chan struct{})
+	go func() {
+		defer close(second)
+		m.lock(key)()
+	}()
+	select {
+	case <-second:
+		t.Fatal("a second reconcile of the name ran while the first held its lock")
+	case <-time.After(100 * time.Millisecond):
+	}
+	unlock()
+	<-second
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.locks) != 0 {
+		t.Errorf("%d locks left after every reconcile ended", len(m.locks))
+	}
+}
