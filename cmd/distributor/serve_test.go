@@ -130,14 +130,7 @@ func TestServeShutdownSequence(t *testing.T) {
 		t.Fatalf("/ready = %d; the writer never became known", code)
 	}
 
-	client := pushv1connect.NewPusherServiceClient(http.DefaultClient, base)
-	push := func() error {
-		_, err := client.Push(context.Background(), connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
-			Labels:  []*typesv1.LabelPair{{Name: "__name__", Value: "memory"}, {Name: "service_name", Value: "serve-test"}},
-			Samples: []*pushv1.RawSample{{RawProfile: heapPprof(t)}},
-		}}}))
-		return err
-	}
+	push := func() error { return pushHeap(t, base, "serve-test") }
 	if err := push(); err != nil {
 		t.Fatalf("push: %v", err)
 	}
@@ -196,4 +189,16 @@ func checkRingReport(t *testing.T, base string) {
 		len(rep.Zones) != 1 || rep.Zones[0].States["ACTIVE"] != 1 || len(rep.Zones[0].Writers) != 1 || rep.Zones[0].Writers[0].ID != "sw-serve-test" {
 		t.Errorf("%s: %+v", ringhealth.Path, rep)
 	}
+}
+
+// pushHeap pushes one heap profile of service to the distributor at base
+// over push.v1.
+func pushHeap(t *testing.T, base, service string) error {
+	t.Helper()
+	client := pushv1connect.NewPusherServiceClient(http.DefaultClient, base)
+	_, err := client.Push(context.Background(), connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
+		Labels:  []*typesv1.LabelPair{{Name: "__name__", Value: "memory"}, {Name: "service_name", Value: service}},
+		Samples: []*pushv1.RawSample{{RawProfile: heapPprof(t)}},
+	}}}))
+	return err
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,9 +9,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/go-kit/log"
-	pushv1 "github.com/grafana/pyroscope/api/gen/proto/go/push/v1"
-	"github.com/grafana/pyroscope/api/gen/proto/go/push/v1/pushv1connect"
-	typesv1 "github.com/grafana/pyroscope/api/gen/proto/go/types/v1"
 
 	"github.com/pyrodist/pyrodist/internal/config"
 )
@@ -58,14 +53,7 @@ func TestUsageLimitsLive(t *testing.T) {
 	base := "http://" + startServing(t, &cfg, log.NewNopLogger()).addr
 	awaitReady(base)
 
-	client := pushv1connect.NewPusherServiceClient(http.DefaultClient, base)
-	push := func() error {
-		_, err := client.Push(context.Background(), connect.NewRequest(&pushv1.PushRequest{Series: []*pushv1.RawProfileSeries{{
-			Labels:  []*typesv1.LabelPair{{Name: "__name__", Value: "memory"}, {Name: "service_name", Value: "usage-test"}},
-			Samples: []*pushv1.RawSample{{RawProfile: heapPprof(t)}},
-		}}}))
-		return err
-	}
+	push := func() error { return pushHeap(t, base, "usage-test") }
 	if err := push(); err != nil {
 		t.Fatalf("sampled out: %v, want success", err)
 	}
